@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Install everything shrinkd needs to run and to be tested, on Debian 12 (bookworm):
+# Debian packages (QEMU, Debian's 6.1 and backports' 6.12 kernels and headers, tools)
+# and a virtualenv in .venv with shrinkd and its Python dependencies.
+# Idempotent: a second run installs nothing new. Usage: scripts/setup.sh [--runtime-only]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runtime_only=0
+[ "${1:-}" = "--runtime-only" ] && runtime_only=1
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+# Packages the daemon needs at run time (systemd-python builds against libsystemd).
+runtime_pkgs=(libsystemd-dev pkg-config gcc python3-dev libudev1)
+# Packages the tests need: QEMU and Debian kernels to boot, headers to build the
+# module against, busybox for virtme-ng's guest init, checkpatch from linux-source,
+# systemd for journald and systemd-analyze in the guest.
+test_pkgs=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static kmod
+           util-linux systemd udev make linux-source-6.1 earlyoom nohang e2fsprogs)
+# bookworm-backports' 6.12 kernel: an IBT-enabled build the module must also handle.
+bpo_pkgs=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
+
+missing() {
+    local pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "$pkg"
+    done
+}
+
+pkgs=("${runtime_pkgs[@]}")
+[ "$runtime_only" -eq 1 ] || pkgs+=("${test_pkgs[@]}")
+need=$(missing "${pkgs[@]}")
+need_bpo=""
+[ "$runtime_only" -eq 1 ] || need_bpo=$(missing "${bpo_pkgs[@]}")
+
+if [ -n "$need_bpo" ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "setup: adding bookworm-backports to apt's sources"
+    $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+if [ -n "$need$need_bpo" ]; then
+    echo "setup: installing Debian packages:" $need $need_bpo
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    [ -z "$need" ] || $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null
+    # shellcheck disable=SC2086
+    [ -z "$need_bpo" ] || $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports $need_bpo >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+extra=".[test]"
+[ "$runtime_only" -eq 1 ] && extra="."
+stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$runtime_only"
+if [ ! -e "$stamp" ]; then
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e "$extra"
+    touch "$stamp"
+fi

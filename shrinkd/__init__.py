@@ -1,0 +1,3 @@
+"""shrinkd: keep Linux memory usable on small devices."""
+
+__version__ = "0.1.0"

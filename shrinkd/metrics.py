@@ -1,0 +1,120 @@
+"""Pure, integer-exact fragmentation metrics, as mm/vmstat.c and mm/compaction.c compute them.
+
+Every index is an integer in thousandths (the kernel's own unit): debugfs
+prints `index // 1000 . index % 1000`, so 744 is "0.744" and -1000 is "-1.000".
+`free` is a zone's /proc/buddyinfo row: the count of free blocks per order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .parse import BuddyInfo, ZoneInfo
+
+# Huge-page order proactive compaction scores at when nothing better is known
+# (HPAGE_PMD_ORDER on x86_64 and arm64 with 4K pages).
+DEFAULT_HPAGE_ORDER = 9
+
+
+@dataclass(frozen=True)
+class ContigInfo:
+    """mm/vmstat.c's struct contig_page_info for one zone and requested order."""
+
+    blocks_total: int
+    free_pages: int
+    blocks_suitable: int
+
+
+def contig_info(free: Sequence[int], order: int) -> ContigInfo:
+    """fill_contig_page_info(): totals over every order, suitable blocks counted in units of `order`."""
+    blocks_total = free_pages = blocks_suitable = 0
+    for o, count in enumerate(free):
+        blocks_total += count
+        free_pages += count << o
+        if o >= order:
+            blocks_suitable += count << (o - order)
+    return ContigInfo(blocks_total, free_pages, blocks_suitable)
+
+
+def unusable_index(free: Sequence[int], order: int) -> int:
+    """unusable_free_index(): share of free memory unusable for an allocation of `order`, 0..1000."""
+    info = contig_info(free, order)
+    if info.free_pages == 0:
+        return 1000
+    return (info.free_pages - (info.blocks_suitable << order)) * 1000 // info.free_pages
+
+
+def extfrag_index(free: Sequence[int], order: int) -> int:
+    """__fragmentation_index(): -1000 if an `order` allocation would succeed, else 0..1000.
+
+    Near 0 a failure would be for lack of memory, near 1000 for fragmentation.
+    """
+    info = contig_info(free, order)
+    if info.blocks_total == 0:
+        return 0
+    if info.blocks_suitable:
+        return -1000
+    return 1000 - (1000 + info.free_pages * 1000 // (1 << order)) // info.blocks_total
+
+
+def extfrag_for_order(free: Sequence[int], order: int) -> int:
+    """extfrag_for_order() in mm/vmstat.c: the unusable share scaled 0..100, 0 when nothing is free."""
+    info = contig_info(free, order)
+    if info.free_pages == 0:
+        return 0
+    return (info.free_pages - (info.blocks_suitable << order)) * 100 // info.free_pages
+
+
+def free_pages(free: Sequence[int]) -> int:
+    return sum(count << order for order, count in enumerate(free))
+
+
+def node_compaction_scores(
+    buddy: BuddyInfo, zoneinfo: Sequence[ZoneInfo], hpage_order: int = DEFAULT_HPAGE_ORDER
+) -> Dict[int, int]:
+    """fragmentation_score_node() for each node: zone scores at the huge-page order,
+    weighted by the zone's present pages over the node's present pages + 1, summed.
+
+    Zones with no present pages are skipped, as the kernel skips unpopulated zones.
+    """
+    present = {(z.node, z.zone): z.present for z in zoneinfo}
+    node_present: Dict[int, int] = {}
+    for z in zoneinfo:
+        node_present[z.node] = node_present.get(z.node, 0) + z.present
+    scores: Dict[int, int] = {}
+    for zone in buddy.zones:
+        zone_present = present.get((zone.node, zone.zone), 0)
+        if zone_present == 0:
+            continue
+        weighted = zone_present * extfrag_for_order(zone.free, hpage_order) // (node_present[zone.node] + 1)
+        scores[zone.node] = scores.get(zone.node, 0) + weighted
+    return scores
+
+
+def compaction_wmarks(proactiveness: int) -> Tuple[int, int]:
+    """fragmentation_score_wmark(): (low, high). kcompactd compacts a node whose score is above high."""
+    low = max(100 - proactiveness, 5)
+    return low, min(low + 10, 100)
+
+
+def hpage_order(hugepage_kb: Optional[int], page_size: int) -> int:
+    """Order of the huge page from meminfo's Hugepagesize (kB) and the base page size."""
+    if not hugepage_kb or page_size <= 0:
+        return DEFAULT_HPAGE_ORDER
+    pages = hugepage_kb * 1024 // page_size
+    if pages <= 0 or pages & (pages - 1):
+        return DEFAULT_HPAGE_ORDER
+    return pages.bit_length() - 1
+
+
+def format_index(index: int) -> str:
+    """Print an index as debugfs does ("%d.%03d" of index/1000 and index%1000, C semantics)."""
+    sign = "-" if index < 0 else ""
+    return f"{sign}{abs(index) // 1000}.{abs(index) % 1000:03d}"
+
+
+def indexes(free: Sequence[int]) -> Tuple[List[int], List[int]]:
+    """(unusable index per order, fragmentation index per order) for one zone."""
+    orders = range(len(free))
+    return [unusable_index(free, o) for o in orders], [extfrag_index(free, o) for o in orders]

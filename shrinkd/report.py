@@ -1,0 +1,106 @@
+"""Pure: a Snapshot in, the per-zone status report out (the `shrinkd status` data)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from . import metrics
+from .procfs import Snapshot
+
+# Orders the status table calls out: PAGE_ALLOC_COSTLY_ORDER, above which the
+# kernel's allocator gives up sooner, and the huge-page order.
+COSTLY_ORDER = 3
+
+
+def hpage_order_of(snapshot: Snapshot, page_size: int) -> int:
+    hugepage_kb = snapshot.meminfo.get("Hugepagesize") if snapshot.meminfo else None
+    return metrics.hpage_order(hugepage_kb, page_size)
+
+
+def build(snapshot: Snapshot, page_size: int) -> Dict[str, Any]:
+    """The `status --json` document: one entry per zone, plus node scores and PSI."""
+    hpage = hpage_order_of(snapshot, page_size)
+    zoneinfo = {(z.node, z.zone): z for z in snapshot.zoneinfo or ()}
+    zones: List[Dict[str, Any]] = []
+    for zone in snapshot.buddyinfo.zones:
+        unusable, extfrag = metrics.indexes(zone.free)
+        entry: Dict[str, Any] = {
+            "node": zone.node,
+            "zone": zone.zone,
+            "free_blocks": list(zone.free),
+            "free_pages": metrics.free_pages(zone.free),
+            "unusable_index": [i / 1000 for i in unusable],
+            "extfrag_index": [i / 1000 for i in extfrag],
+            "compaction_score": metrics.extfrag_for_order(zone.free, hpage) if hpage < len(zone.free) else None,
+        }
+        info = zoneinfo.get((zone.node, zone.zone))
+        if info is not None:
+            entry["watermarks"] = {"min": info.min, "low": info.low, "high": info.high}
+            entry["managed_pages"] = info.managed
+            entry["present_pages"] = info.present
+            entry["spanned_pages"] = info.spanned
+            entry["headroom_pages"] = {
+                mark: entry["free_pages"] - level for mark, level in entry["watermarks"].items()
+            }
+        zones.append(entry)
+    document: Dict[str, Any] = {
+        "page_size": page_size,
+        "orders": snapshot.buddyinfo.orders,
+        "hpage_order": hpage,
+        "zones": zones,
+    }
+    if snapshot.zoneinfo is not None and hpage < snapshot.buddyinfo.orders:
+        scores = metrics.node_compaction_scores(snapshot.buddyinfo, snapshot.zoneinfo, hpage)
+        document["nodes"] = [{"node": node, "compaction_score": score} for node, score in sorted(scores.items())]
+    if snapshot.pressure is not None:
+        psi: Dict[str, Optional[Dict[str, float]]] = {"some": None, "full": None}
+        for kind in ("some", "full"):
+            line = getattr(snapshot.pressure, kind)
+            if line is not None:
+                psi[kind] = {"avg10": line.avg10, "avg60": line.avg60, "avg300": line.avg300, "total": line.total}
+        document["psi"] = psi
+    return document
+
+
+def _mib(pages: int, page_size: int) -> str:
+    return f"{pages * page_size / 1048576:.1f} MiB"
+
+
+def render(document: Dict[str, Any]) -> str:
+    """The human table: one block per node and zone."""
+    page_size = document["page_size"]
+    hpage = document["hpage_order"]
+    lines: List[str] = []
+    psi = document.get("psi")
+    if psi is not None:
+        some, full = psi["some"], psi["full"]
+        full_text = f"{full['avg10']:.2f}%" if full else "n/a"
+        lines.append(f"PSI memory avg10: some {some['avg10']:.2f}%, full {full_text}")
+    else:
+        lines.append("PSI memory: not available")
+    for node in document.get("nodes", []):
+        lines.append(f"Node {node['node']}: compaction score {node['compaction_score']} (order {hpage})")
+    width = 7
+    for zone in document["zones"]:
+        lines.append("")
+        header = f"Node {zone['node']}, zone {zone['zone']}: free {zone['free_pages']} pages ({_mib(zone['free_pages'], page_size)})"
+        marks = zone.get("watermarks")
+        if marks is not None:
+            headroom = zone["headroom_pages"]["high"]
+            header += f", watermarks min/low/high {marks['min']}/{marks['low']}/{marks['high']}, headroom over high {headroom:+d}"
+        lines.append(header)
+        orders = range(len(zone["free_blocks"]))
+        lines.append("  order    " + "".join(f"{o:>{width}}" for o in orders))
+        lines.append("  free     " + "".join(f"{n:>{width}}" for n in zone["free_blocks"]))
+        lines.append("  unusable " + "".join(f"{v:>{width}.3f}" for v in zone["unusable_index"]))
+        lines.append("  extfrag  " + "".join(f"{v:>{width}.3f}" for v in zone["extfrag_index"]))
+        notable = [o for o in (COSTLY_ORDER, hpage) if o < len(zone["free_blocks"])]
+        if notable:
+            lines.append(
+                "  at "
+                + ", ".join(
+                    f"order {o}: unusable {zone['unusable_index'][o]:.3f}, extfrag {zone['extfrag_index'][o]:.3f}"
+                    for o in notable
+                )
+            )
+    return "\n".join(lines) + "\n"
