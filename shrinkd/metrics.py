@@ -46,9 +46,12 @@ def unusable_index(free: Sequence[int], order: int) -> int:
 
 
 def extfrag_index(free: Sequence[int], order: int) -> int:
-    """__fragmentation_index(): -1000 if an `order` allocation would succeed, else 0..1000.
+    """__fragmentation_index(): -1000 if an `order` allocation would succeed, else up to 1000.
 
-    Near 0 a failure would be for lack of memory, near 1000 for fragmentation.
+    Near 0 a failure would be for lack of memory, near 1000 for fragmentation. The
+    kernel's formula goes below 0 (never to -1000) when the free blocks, all smaller
+    than the request, average more than half of it: one free order-9 block and a
+    request of order 10 gives -500.
     """
     info = contig_info(free, order)
     if info.blocks_total == 0:
@@ -109,9 +112,12 @@ def hpage_order(hugepage_kb: Optional[int], page_size: int) -> int:
 
 
 def format_index(index: int) -> str:
-    """Print an index as debugfs does ("%d.%03d" of index/1000 and index%1000, C semantics)."""
-    sign = "-" if index < 0 else ""
-    return f"{sign}{abs(index) // 1000}.{abs(index) % 1000:03d}"
+    """Print an index as debugfs does: "%d.%03d" of index / 1000 and index % 1000 in C,
+    where both truncate toward zero. -1000 prints "-1.000"; a fragmentation index
+    between -1000 and 0 (possible when the few free blocks are all just below the
+    requested order) prints as the kernel prints it, e.g. -500 as "0.-500"."""
+    quotient = abs(index) // 1000 * (1 if index >= 0 else -1)
+    return f"{quotient}.{index - quotient * 1000:03d}"
 
 
 def indexes(free: Sequence[int]) -> Tuple[List[int], List[int]]:

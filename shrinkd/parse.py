@@ -89,7 +89,7 @@ def parse_buddyinfo(text: str, source: str = "/proc/buddyinfo") -> BuddyInfo:
             raise InputError(source, number, f"expected 'Node N, zone NAME counts...', got {line.strip()[:60]!r}")
         node, zone, rest = int(match.group(1)), match.group(2), match.group(3).split()
         if not rest:
-            raise InputError(source, number, f"zone {zone}: no free-block counts")
+            raise InputError(source, number, f"zone {zone}: no free-block counts (truncated line?)")
         free = tuple(_int(token, source, number, f"zone {zone}") for token in rest)
         if any(count < 0 for count in free):
             raise InputError(source, number, f"zone {zone}: negative free-block count")

@@ -62,7 +62,7 @@ class OpenFile:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "OpenFile":
+    def __enter__(self) -> OpenFile:
         return self
 
     def __exit__(self, *exc: object) -> None:

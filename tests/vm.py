@@ -76,7 +76,7 @@ class VMResult:
     out_dir: Path
     seconds: float
 
-    def check(self) -> "VMResult":
+    def check(self) -> VMResult:
         if self.returncode != 0:
             raise VMError(f"guest script failed with exit code {self.returncode}:\n{self.output[-6000:]}")
         return self
