@@ -1,0 +1,33 @@
+"""Kernel-exactness live: fragment memory in real kernels under QEMU, capture, compare.
+
+The same capture as the committed fixtures (tests/capture.py), made afresh in this
+run, so a kernel update that changed the formulas or the file formats shows here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import vm
+from tests.capture import PLANS, capture
+from tests.kernel_oracle import mismatches, parse_debugfs_index
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.mark.parametrize("plan", ["6.1-numa", "6.12"])
+def test_live_capture_matches_kernel(plan: str, tmp_path: Path) -> None:
+    reason = vm.available()
+    if reason is not None:
+        pytest.skip(reason)
+    states = capture(PLANS[plan], tmp_path)
+    assert [s.name for s in states] == sorted(
+        [f"{plan}-idle", f"{plan}-hog"] + [f"{plan}-frag{i + 1}" for i in range(len(PLANS[plan].fills_pct))]
+    )
+    for state in states:
+        assert mismatches(state) == [], state.name
+    # The hog state really is fragmented: some zone has no free block at the top order.
+    hog = parse_debugfs_index((tmp_path / f"{plan}-hog" / "debugfs/extfrag/extfrag_index").read_text())
+    assert any(row[-1] > 0 for row in hog.values())
