@@ -1,17 +1,29 @@
-"""Command line: argparse subcommands and the mapping from errors to exit codes."""
+"""Command line: argparse subcommands and the mapping from errors to exit codes.
+
+The long-running `shrinkd run` process carries as little as it can: modules
+only one subcommand needs are imported inside its handler, and a plain `run`
+command line is read without argparse (parse_run); help, errors and the other
+subcommands go through argparse.
+"""
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import traceback
-from typing import Callable, List, Optional
 
-from . import __version__, report
-from .errors import EXIT_INTERNAL, EXIT_OK, ShrinkdError
+from . import __version__
+from .errors import EXIT_ACTION, EXIT_INTERNAL, EXIT_OK, ShrinkdError, UsageError
 from .procfs import ProcFS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Callable, List, Optional, Union
+
+    from .policy import Observation
+
+    Args = Union[argparse.Namespace, "RunArgs"]
+    Handler = Callable[[Any], int]
 
 EXIT_CODES_HELP = """\
 exit codes:
@@ -23,24 +35,32 @@ exit codes:
   5  an action failed (the kernel refused a write)
 """
 
-Handler = Callable[[argparse.Namespace], int]
-
 
 def _common() -> argparse.ArgumentParser:
     """Options every subcommand takes."""
+    import argparse
+
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("common options")
-    group.add_argument("--proc-root", metavar="DIR", default="/proc", help="read /proc files under DIR (default: /proc)")
-    group.add_argument("--sys-root", metavar="DIR", default="/sys", help="read and write /sys files under DIR (default: /sys)")
+    group.add_argument(
+        "--proc-root", metavar="DIR", default="/proc", help="read /proc files under DIR (default: /proc)"
+    )
+    group.add_argument(
+        "--sys-root", metavar="DIR", default="/sys", help="read and write /sys files under DIR (default: /sys)"
+    )
     group.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return common
 
 
-def _procfs(args: argparse.Namespace) -> ProcFS:
+def _procfs(args: Args) -> ProcFS:
     return ProcFS(args.proc_root, args.sys_root)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from . import report
+
     snapshot = _procfs(args).snapshot()
     document = report.build(snapshot, os.sysconf("SC_PAGE_SIZE"))
     if args.json:
@@ -52,6 +72,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     common = _common()
     parser = argparse.ArgumentParser(
         prog="shrinkd",
@@ -79,18 +101,252 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     status.add_argument("--pretty", action="store_true", help="indent the JSON")
     status.set_defaults(handler=cmd_status)
+
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="run the daemon: watch the zones and act when the configured thresholds are crossed",
+        description=(
+            "Poll the per-zone fragmentation at an adaptive interval (woken early by PSI), and when a rule's "
+            "condition holds, compact, then reclaim what compaction could not reach; log every event to journald "
+            "(or stderr). Reads /etc/shrinkd/shrinkd.yaml and /etc/shrinkd/conf.d/*.yaml when present, else the "
+            "built-in defaults. SIGHUP reloads the configuration, SIGTERM stops."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--config", metavar="FILE", help="read only FILE (default: /etc/shrinkd/shrinkd.yaml and conf.d/*.yaml)"
+    )
+    run.add_argument("--dry-run", action="store_true", help="decide and log, but write nothing to the kernel")
+    run.add_argument("--once", action="store_true", help="poll once, act on every condition at its trigger level, exit")
+    run.set_defaults(handler=cmd_run)
+
+    reclaim = commands.add_parser(
+        "reclaim",
+        parents=[common],
+        help="reclaim memory once and show what it freed",
+        description=(
+            "Reclaim SIZE bytes (K, M, G suffixes) with the first available reclaim backend in the configuration's "
+            "order of preference, or the one named, and print the pages freed and each zone before and after."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reclaim.add_argument("size", metavar="SIZE", help="how much to reclaim, e.g. 64M")
+    reclaim.add_argument(
+        "--backend",
+        metavar="NAME",
+        help="shrinkmem, node_reclaim, memory_reclaim or drop_caches (default: the first available)",
+    )
+    reclaim.add_argument("--node", metavar="N", type=int, help="node to reclaim from (node_reclaim only aims at one)")
+    reclaim.add_argument("--config", metavar="FILE", help="configuration for the backends (default: as for run)")
+    reclaim.set_defaults(handler=cmd_reclaim)
+
+    compact = commands.add_parser(
+        "compact",
+        parents=[common],
+        help="compact memory once and show the effect",
+        description="Compact one node (nodeN/compact) or all of them (compact_memory) and print each zone before and after.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compact.add_argument("--node", metavar="N", type=int, help="compact only node N")
+    compact.set_defaults(handler=cmd_compact)
+
+    check = commands.add_parser(
+        "check-config",
+        parents=[common],
+        help="validate a configuration file",
+        description=(
+            "Validate FILE, or without it the files `shrinkd run` would read (/etc/shrinkd/shrinkd.yaml and "
+            "/etc/shrinkd/conf.d/*.yaml, merged). Errors are FILE:LINE: key.path: what is wrong; exit code 2."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("file", metavar="FILE", nargs="?", help="the file to check")
+    check.set_defaults(handler=cmd_check_config)
     return parser
 
 
+class RunArgs:
+    """The options of `shrinkd run`, as argparse would set them."""
+
+    def __init__(self) -> None:
+        self.command = "run"
+        self.config: Optional[str] = None
+        self.dry_run = False
+        self.once = False
+        self.debug = False
+        self.proc_root = "/proc"
+        self.sys_root = "/sys"
+        self.handler: Handler = cmd_run
+
+
+_RUN_FLAGS = {"--dry-run": "dry_run", "--once": "once", "--debug": "debug"}
+_RUN_VALUES = {"--config": "config", "--proc-root": "proc_root", "--sys-root": "sys_root"}
+
+
+def parse_run(argv: List[str]) -> Optional[RunArgs]:
+    """Read a `run` command line without argparse; None for anything else (argparse then reads it)."""
+    args = RunArgs()
+    found = False
+    words = iter(argv)
+    for word in words:
+        name, equals, inline = word.partition("=")
+        if word == "run" and not found:
+            found = True
+        elif word in _RUN_FLAGS:
+            setattr(args, _RUN_FLAGS[word], True)
+        elif name in _RUN_VALUES:
+            value = inline if equals else next(words, None)
+            if value is None or (not equals and value.startswith("-")):
+                return None
+            setattr(args, _RUN_VALUES[name], value)
+        else:
+            return None
+    return args if found else None
+
+
+def cmd_run(args: Args) -> int:
+    from . import config as configuration
+    from .daemon import Daemon
+    from .journal import Journal
+    from .notify import Notifier
+
+    def load() -> configuration.Config:
+        # Files are found again on every reload: a drop-in may have been added.
+        return configuration.load_isolated(configuration.resolve(args.config))
+
+    config = load()
+    daemon = Daemon(
+        _procfs(args),
+        config,
+        Journal(config.log_target, config.debug or args.debug),
+        reload=load,
+        notifier=Notifier(),
+        once=args.once,
+        dry_run=args.dry_run,
+    )
+    code = daemon.run()
+    if args.once and "action_failed" in daemon.events:
+        return EXIT_ACTION
+    return code
+
+
+def _observe(procfs: ProcFS) -> Observation:
+    from .policy import observe
+
+    return observe(procfs.snapshot())
+
+
+def _zone_changes(before: Observation, after: Observation, page_size: int) -> str:
+    """Each zone's free pages and free blocks per order, before and after."""
+    lines = []
+    for key, zone in before.zones.items():
+        later = after.zones.get(key)
+        if later is None:
+            continue
+        delta = later.free_pages - zone.free_pages
+        lines.append(
+            f"Node {zone.node}, zone {zone.zone}: free {zone.free_pages} -> {later.free_pages} pages "
+            f"({delta:+d}, {delta * page_size / 1048576:+.1f} MiB)"
+        )
+        width = max(len(str(n)) for n in zone.free + later.free) + 1
+        lines.append("  order  " + "".join(f"{o:>{width}}" for o in range(len(zone.free))))
+        lines.append("  before " + "".join(f"{n:>{width}}" for n in zone.free))
+        lines.append("  after  " + "".join(f"{n:>{width}}" for n in later.free))
+    return "\n".join(lines) + "\n"
+
+
+def cmd_reclaim(args: argparse.Namespace) -> int:
+    from . import config as configuration
+    from .actions import Backends
+    from .daemon import pages_reclaimed
+
+    size = configuration.parse_size(args.size)
+    if size is None or size <= 0:
+        raise UsageError(f"SIZE: expected bytes or a number with K, M or G (e.g. 64M), got {args.size!r}")
+    config = configuration.load(configuration.resolve(args.config))
+    if args.backend is not None:
+        if args.backend not in configuration.RECLAIM_BACKENDS:
+            raise UsageError(
+                f"--backend: expected one of {', '.join(configuration.RECLAIM_BACKENDS)}, got {args.backend!r}"
+            )
+        # Naming a backend is asking for it: enable it even where the configuration does not.
+        config = config.replace(
+            enabled=(*config.enabled, args.backend), reclaim=config.reclaim.replace(prefer=(args.backend,))
+        )
+    procfs = _procfs(args)
+    page_size = os.sysconf("SC_PAGE_SIZE")
+    backends = Backends(procfs, config, page_size=page_size)
+    before = _observe(procfs)
+    result = backends.reclaim(size, args.node, args.backend)
+    after = _observe(procfs)
+    pages, origin = pages_reclaimed(result, before, after)
+    counted = (
+        f"{pages} pages ({pages * page_size / 1048576:.1f} MiB)" if pages is not None else "an unknown number of pages"
+    )
+    note = (
+        " (counted by the backend)"
+        if origin == "backend"
+        else " (counted from /proc/vmstat pgsteal_*)"
+        if origin
+        else ""
+    )
+    for failure in result.failures:
+        print(f"tried {failure}", file=sys.stderr)
+    print(
+        f"reclaimed {counted}{note} of {size} bytes asked, via {result.backend} in {result.duration_ns / 1e6:.1f} ms"
+        + (" (the kernel could not reclaim all of it)" if result.partial else "")
+    )
+    sys.stdout.write(_zone_changes(before, after, page_size))
+    return EXIT_OK
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from .actions.compact import Compact
+    from .actions.tunables import Tunables
+
+    procfs = _procfs(args)
+    compactor = Compact(procfs, Tunables())
+    if args.node is not None and args.node not in compactor.nodes:
+        have = ", ".join(map(str, sorted(compactor.nodes))) or "none"
+        raise UsageError(
+            f"--node: no {procfs.sys(f'devices/system/node/node{args.node}/compact')} (nodes with one: {have})"
+        )
+    before = _observe(procfs)
+    result = compactor.run(args.node)
+    after = _observe(procfs)
+    print(f"compacted via {result.backend} in {result.duration_ns / 1e6:.1f} ms")
+    sys.stdout.write(_zone_changes(before, after, os.sysconf("SC_PAGE_SIZE")))
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from . import config as configuration
+
+    paths = configuration.resolve(args.file)
+    config = configuration.load(paths)
+    names = ", ".join(rule.name for rule in config.rules) or "none"
+    print(
+        f"{', '.join(config.sources)}: OK ({len(config.rules)} rules: {names}; backends enabled: {', '.join(config.enabled)})"
+    )
+    return EXIT_OK
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args: Args
+    fast = parse_run(words)
+    args = fast if fast is not None else build_parser().parse_args(words)
     handler: Handler = args.handler
     try:
         return handler(args)
     except ShrinkdError as error:
         if args.debug:
-            traceback.print_exc()
+            _traceback()
         print(f"shrinkd: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
@@ -99,9 +355,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_OK
     except Exception as error:  # a bug: one line unless --debug
         if args.debug:
-            traceback.print_exc()
+            _traceback()
         print(f"shrinkd: internal error: {type(error).__name__}: {error} (rerun with --debug)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _traceback() -> None:
+    import traceback
+
+    traceback.print_exc()
 
 
 def run() -> None:

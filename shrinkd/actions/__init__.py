@@ -1,0 +1,121 @@
+"""Backends: the ways shrinkd acts on the kernel, one module each.
+
+- compact: per-node compaction (nodeN/compact) or /proc/sys/vm/compact_memory
+- shrinkmem: the shrinkmem module's ioctl (shrink_all_memory())
+- memory_reclaim: cgroup v2 memory.reclaim on the root cgroup
+- node_reclaim: /sys/devices/system/node/nodeN/reclaim
+- drop_caches: /proc/sys/vm/drop_caches (off unless enabled)
+
+Backends is the set detected now; detect() runs again when devices change.
+Every write goes through tunables.Tunables.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import ActionError, MissingInputError
+from ..procfs import ProcFS
+from .compact import Compact
+from .drop_caches import DropCaches
+from .memory_reclaim import MemoryReclaim
+from .node_reclaim import NodeReclaim
+from .result import Result
+from .shrinkmem import ShrinkMemBackend
+from .tunables import Tunables
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import FrozenSet, List, Optional, Protocol
+
+    from ..config import Config
+
+    class ReclaimBackend(Protocol):
+        name: str
+
+        def available(self, node: Optional[int] = None) -> bool: ...
+
+        def describe(self) -> str: ...
+
+        def run(self, size: int, node: Optional[int]) -> Result: ...
+
+
+__all__ = ["Backends", "Result", "Tunables"]
+
+
+class Backends:
+    def __init__(
+        self, procfs: ProcFS, config: Config, tunables: Optional[Tunables] = None, page_size: int = 4096
+    ) -> None:
+        self.procfs = procfs
+        self.config = config
+        self.tunables = tunables or Tunables()
+        self.page_size = page_size
+        self.compactor: Optional[Compact] = None
+        self.reclaimers: List[ReclaimBackend] = []
+        self.detect()
+
+    def detect(self) -> None:
+        """Find what works on this kernel now, honouring the configuration's enabled list and preference."""
+        config = self.config
+        compactor = Compact(self.procfs, self.tunables) if config.backend_enabled("compact") else None
+        self.compactor = compactor if compactor is not None and compactor.available() else None
+        candidates: List[ReclaimBackend] = []
+        for name in config.reclaim.prefer:
+            if not config.backend_enabled(name):
+                continue
+            backend: ReclaimBackend
+            if name == "shrinkmem":
+                backend = ShrinkMemBackend(config.shrinkmem_device, self.page_size)
+            elif name == "node_reclaim":
+                backend = NodeReclaim(self.procfs, self.tunables)
+            elif name == "memory_reclaim":
+                backend = MemoryReclaim(self.procfs, self.tunables)
+            else:
+                backend = DropCaches(self.procfs, self.tunables, config.drop_caches_what)
+            if backend.available():
+                candidates.append(backend)
+        self.reclaimers = candidates
+
+    def names(self) -> List[str]:
+        return (["compact"] if self.compactor else []) + [backend.name for backend in self.reclaimers]
+
+    def describe(self) -> str:
+        parts = ([self.compactor.describe()] if self.compactor else []) + [b.describe() for b in self.reclaimers]
+        return ", ".join(parts) if parts else "none"
+
+    def kinds(self) -> FrozenSet[str]:
+        """The kinds of action possible now: "compact" and/or "reclaim"."""
+        kinds = set()
+        if self.compactor is not None:
+            kinds.add("compact")
+        if self.reclaimers:
+            kinds.add("reclaim")
+        return frozenset(kinds)
+
+    def compact(self, node: Optional[int]) -> Result:
+        if self.compactor is None:
+            raise ActionError("compaction is not available")
+        return self.compactor.run(node)
+
+    def reclaim(self, size: int, node: Optional[int], backend: Optional[str] = None) -> Result:
+        """Reclaim `size` bytes with the first backend that works (or the one named), for `node` where it can aim."""
+        candidates = [b for b in self.reclaimers if backend is None or b.name == backend]
+        if backend is not None and not candidates:
+            raise ActionError(
+                f"reclaim backend {backend} is not available (available: {', '.join(b.name for b in self.reclaimers) or 'none'})"
+            )
+        if self.config.reclaim.sync:
+            os.sync()
+        failures: List[str] = []
+        for candidate in candidates:
+            if node is not None and not candidate.available(node):
+                failures.append(f"{candidate.name}: not available for node {node}")
+                continue
+            try:
+                result = candidate.run(size, node)
+            except (ActionError, MissingInputError) as error:
+                failures.append(f"{candidate.name}: {error}")
+                continue
+            return result.replace(failures=tuple(failures)) if failures else result
+        raise ActionError("reclaim failed: " + ("; ".join(failures) if failures else "no reclaim backend available"))

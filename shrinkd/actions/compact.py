@@ -1,0 +1,72 @@
+"""Compaction: per node through /sys/devices/system/node/nodeN/compact, or
+all nodes at once through /proc/sys/vm/compact_memory."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ..errors import ActionError
+from ..procfs import ProcFS
+from .result import Result
+from .tunables import Tunables
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional
+
+
+def node_files(procfs: ProcFS, name: str) -> Dict[int, Path]:
+    """/sys/devices/system/node/nodeN/<name> for every node that has it."""
+    base = procfs.sys("devices/system/node")
+    found: Dict[int, Path] = {}
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.name.startswith("node") and entry.name[4:].isdigit():
+            path = Path(entry.path) / name
+            if path.exists():
+                found[int(entry.name[4:])] = path
+    return found
+
+
+class Compact:
+    name = "compact"
+
+    def __init__(self, procfs: ProcFS, tunables: Tunables) -> None:
+        self.procfs = procfs
+        self.tunables = tunables
+        # The node files exist on kernels built with CONFIG_NUMA (Debian's are),
+        # compact_memory with CONFIG_COMPACTION.
+        self.nodes = node_files(procfs, "compact")
+        self.all_nodes: Optional[Path] = procfs.proc("sys/vm/compact_memory")
+        if not self.all_nodes.exists():
+            self.all_nodes = None
+
+    def available(self) -> bool:
+        return bool(self.nodes) or self.all_nodes is not None
+
+    def describe(self) -> str:
+        if self.nodes:
+            return f"compact (nodes {','.join(map(str, sorted(self.nodes)))})"
+        return "compact (compact_memory)"
+
+    def run(self, node: Optional[int]) -> Result:
+        """Compact one node (its own file, else all nodes) or, for node None, all nodes."""
+        started = time.monotonic_ns()
+        if node is not None and node in self.nodes:
+            self.tunables.write(self.nodes[node], "1")
+            backend = f"node{node}/compact"
+        elif self.all_nodes is not None:
+            self.tunables.write(self.all_nodes, "1")
+            backend = "compact_memory"
+        elif self.nodes:
+            for path in self.nodes.values():
+                self.tunables.write(path, "1")
+            backend = "node*/compact"
+        else:
+            raise ActionError("no compaction control file (neither node*/compact nor /proc/sys/vm/compact_memory)")
+        return Result(backend=backend, duration_ns=time.monotonic_ns() - started)

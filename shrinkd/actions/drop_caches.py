@@ -1,0 +1,38 @@
+"""/proc/sys/vm/drop_caches: drops clean caches wholesale. A debugging tool: off unless enabled."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..procfs import ProcFS
+from .result import Result
+from .tunables import Tunables
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+MODES = {"pagecache": "1", "slab": "2", "both": "3"}
+
+
+class DropCaches:
+    name = "drop_caches"
+
+    def __init__(self, procfs: ProcFS, tunables: Tunables, what: str) -> None:
+        self.tunables = tunables
+        self.path = procfs.proc("sys/vm/drop_caches")
+        self.mode = MODES[what]
+
+    def available(self, node: Optional[int] = None) -> bool:
+        return self.path.exists()
+
+    def describe(self) -> str:
+        return f"drop_caches ({self.mode})"
+
+    def run(self, size: int, node: Optional[int]) -> Result:
+        """Drop every clean cache of the configured kind (the size cannot be chosen); sync first."""
+        started = time.monotonic_ns()
+        os.sync()  # only clean pages are dropped
+        self.tunables.write(self.path, self.mode)
+        return Result(backend=self.name, duration_ns=time.monotonic_ns() - started, requested=size)

@@ -1,0 +1,53 @@
+"""Reclaim through cgroup v2 memory.reclaim on the root cgroup (Linux 5.19 or later)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..procfs import ProcFS
+from .result import Result
+from .tunables import Partial, Tunables
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+# Where the cgroup v2 root is mounted: alone (the unified layout) or beside
+# v1 hierarchies (the hybrid layout).
+_ROOTS = ("fs/cgroup", "fs/cgroup/unified")
+
+
+def find(procfs: ProcFS) -> Optional[Path]:
+    """The root cgroup's memory.reclaim, or None (no cgroup v2, a kernel before 5.19, or memory on v1)."""
+    for root in _ROOTS:
+        path = procfs.sys(root) / "memory.reclaim"
+        if path.exists():
+            return path
+    return None
+
+
+class MemoryReclaim:
+    name = "memory_reclaim"
+
+    def __init__(self, procfs: ProcFS, tunables: Tunables) -> None:
+        self.procfs = procfs
+        self.tunables = tunables
+        self.path = find(procfs)
+
+    def available(self, node: Optional[int] = None) -> bool:
+        return self.path is not None
+
+    def describe(self) -> str:
+        return f"memory_reclaim ({self.path})"
+
+    def run(self, size: int, node: Optional[int]) -> Result:
+        """Reclaim `size` bytes system-wide (memory.reclaim has no node argument)."""
+        assert self.path is not None
+        started = time.monotonic_ns()
+        partial = False
+        try:
+            self.tunables.write(self.path, str(size))
+        except Partial:
+            partial = True
+        return Result(backend=self.name, duration_ns=time.monotonic_ns() - started, requested=size, partial=partial)

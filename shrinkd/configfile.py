@@ -1,0 +1,561 @@
+"""Reading configuration files: YAML -> node trees with file and line -> validated plain values.
+
+Strict: an unknown key, a wrong type or an out-of-range value is a
+ConfigError naming the file, the line, the key path and what is wrong.
+Drop-ins merge into the main file before validation (mappings key by key; a
+scalar or a list replaces the earlier one), and every value keeps the file
+and line it came from, so errors point at the file that set the value.
+
+Plain values hold only dicts, lists, str, int, float, bool and None: they
+pass through marshal from the reader process (config.load_isolated) and
+become the runtime Config in config.from_plain().
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from .config import BUILTIN, RECLAIM_BACKENDS, VMSTAT_COUNTERS, WATERMARKS, parse_size
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+MAX_ORDER_LIMIT = 15
+
+# The default rules. Every other default is in SCHEMA below; DEFAULTS (all of
+# them, filled in) is what shrinkd runs with when no file exists.
+# config/shrinkd.yaml documents every key and must load to exactly DEFAULTS
+# (tests/test_config.py checks it).
+DEFAULT_RULES: List[Dict[str, Any]] = [
+    {
+        "name": "costly-order",
+        "zones": ["*"],
+        "node": None,
+        "orders": [4],
+        "min_zone_size": 64 << 20,
+        "unusable_index": None,
+        "extfrag_index": {"trigger": 0.5, "clear": 0.3},
+        "watermark": None,
+        "sustain": 2,
+        "reclaim": True,
+    },
+    {
+        "name": "huge-page",
+        "zones": ["*"],
+        "node": None,
+        "orders": [9],
+        "min_zone_size": 64 << 20,
+        "unusable_index": {"trigger": 0.95, "clear": 0.85},
+        "extfrag_index": None,
+        "watermark": None,
+        "sustain": 3,
+        "reclaim": False,
+    },
+]
+
+
+# ---------------------------------------------------------------------------
+# Source trees: YAML nodes turned into plain values that remember file and line.
+
+
+class Node:
+    """A value read from a file, with where it was read (line is 1-based)."""
+
+    __slots__ = ("line", "source", "value")
+
+    def __init__(self, value: Any, source: str, line: Optional[int]) -> None:
+        # value: Dict[str, Tuple[Node, Node]] (key node, value node), List[Node], or a scalar.
+        self.value = value
+        self.source = source
+        self.line = line
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, self.line, key, problem)
+
+
+def _from_yaml(node: Any, source: str, constructor: Any, path: str = "") -> Node:
+    import yaml
+
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        items: Dict[str, Tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            key = _from_yaml(key_node, source, constructor, path)
+            if not isinstance(key.value, str):
+                raise key.error(path, f"keys must be strings, got {_describe(key.value)}")
+            if key.value in items:
+                raise key.error(_join(path, key.value), "duplicate key")
+            items[key.value] = (key, _from_yaml(value_node, source, constructor, _join(path, key.value)))
+        return Node(items, source, line)
+    if isinstance(node, yaml.SequenceNode):
+        return Node(
+            [_from_yaml(item, source, constructor, f"{path}[{index}]") for index, item in enumerate(node.value)],
+            source,
+            line,
+        )
+    try:
+        value = constructor.construct_object(node, deep=True)
+    except yaml.YAMLError as error:
+        raise ConfigError(source, line, path, f"bad value: {error}") from None
+    return Node(value, source, line)
+
+
+def parse_text(text: str, source: str) -> Optional[Node]:
+    """Parse one YAML document into a Node tree (None for an empty file)."""
+    import yaml
+
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        root = yaml.compose(text, Loader=loader_class)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = error.problem or error.context or "not valid YAML"
+        raise ConfigError(source, line, "", f"YAML syntax: {problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(source, None, "", f"YAML syntax: {error}") from None
+    if root is None:
+        return None
+    constructor = yaml.SafeLoader("")
+    return _from_yaml(root, source, constructor)
+
+
+def read_file(path: Path) -> Optional[Node]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(str(path), None, "", f"cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), None, "", "not UTF-8 text") from None
+    return parse_text(text, str(path))
+
+
+def merge(base: Optional[Node], top: Optional[Node]) -> Optional[Node]:
+    """Overlay `top` on `base`: mappings merge key by key, anything else is replaced."""
+    if top is None:
+        return base
+    if base is None or not isinstance(base.value, dict) or not isinstance(top.value, dict):
+        return top
+    items = dict(base.value)
+    for key, (key_node, value_node) in top.value.items():
+        if key in items:
+            items[key] = (key_node, merge(items[key][1], value_node) or value_node)
+        else:
+            items[key] = (key_node, value_node)
+    return Node(items, top.source, top.line)
+
+
+# ---------------------------------------------------------------------------
+# Validation: a Node tree (or None) against the schema, to a plain tree with
+# every default filled in. Plain trees hold only dicts, lists, str, int,
+# float, bool and None, so they pass through marshal.
+
+Check = Callable[[Node, str], Any]
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _number(low: float, high: float, integer: bool = False) -> Check:
+    kind = "an integer" if integer else "a number"
+
+    def check(node: Node, path: str) -> Any:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+            raise node.error(path, f"must be {kind}, got {_describe(value)}")
+        if not low <= value <= high:
+            raise node.error(path, f"must be between {_fmt(low)} and {_fmt(high)}, got {_fmt(value)}")
+        return value if integer else float(value)
+
+    return check
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _bool(node: Node, path: str) -> Any:
+    if not isinstance(node.value, bool):
+        raise node.error(path, f"must be true or false, got {_describe(node.value)}")
+    return node.value
+
+
+def _choice(*choices: str) -> Check:
+    def check(node: Node, path: str) -> Any:
+        if node.value not in choices:
+            raise node.error(path, f"must be one of {', '.join(choices)}, got {_describe(node.value)}")
+        return node.value
+
+    return check
+
+
+def _text(node: Node, path: str) -> Any:
+    if not isinstance(node.value, str) or not node.value.strip():
+        raise node.error(path, f"must be a non-empty string, got {_describe(node.value)}")
+    return node.value
+
+
+def _size(node: Node, path: str) -> Any:
+    value = node.value
+    size: Optional[int]
+    if isinstance(value, bool):
+        size = None
+    elif isinstance(value, int):
+        size = value
+    elif isinstance(value, str):
+        size = parse_size(value)
+    else:
+        size = None
+    if size is None:
+        raise node.error(path, f"must be a size in bytes or with K, M, G (e.g. 64M), got {_describe(value)}")
+    if size <= 0:
+        raise node.error(path, f"must be more than 0, got {value}")
+    return size
+
+
+def _optional(check: Check) -> Check:
+    def optional(node: Node, path: str) -> Any:
+        return None if node.value is None else check(node, path)
+
+    return optional
+
+
+def _list_of(check: Check, unique: bool = False, nonempty: bool = True) -> Check:
+    def check_list(node: Node, path: str) -> Any:
+        if not isinstance(node.value, list):
+            raise node.error(path, f"must be a list, got {_describe(node.value)}")
+        if nonempty and not node.value:
+            raise node.error(path, "must not be empty")
+        values = [check(item, f"{path}[{index}]") for index, item in enumerate(node.value)]
+        if unique:
+            for index, (item, value) in enumerate(zip(node.value, values)):
+                if value in values[:index]:
+                    raise item.error(f"{path}[{index}]", f"{value!r} is listed twice")
+        return values
+
+    return check_list
+
+
+class Section:
+    """A mapping with known keys, each with a check and a default.
+
+    The default REQUIRED means the key must be given; NESTED (for a key whose
+    check is itself a Section) means the nested section's own defaults.
+    """
+
+    REQUIRED = object()
+    NESTED = object()
+
+    def __init__(
+        self, fields: Dict[str, Tuple[Check, Any]], after: Optional[Callable[[Node, str, Dict[str, Any]], None]] = None
+    ) -> None:
+        self.fields = fields
+        self.after = after
+
+    def __call__(self, node: Node, path: str) -> Any:
+        if not isinstance(node.value, dict):
+            raise node.error(path, f"must be a mapping, got {_describe(node.value)}")
+        for key, (key_node, _) in node.value.items():
+            if key not in self.fields:
+                known = ", ".join(self.fields)
+                raise key_node.error(_join(path, key), f"unknown key (known: {known})")
+        values: Dict[str, Any] = {}
+        for key, (check, default) in self.fields.items():
+            if key in node.value:
+                values[key] = check(node.value[key][1], _join(path, key))
+            elif default is Section.REQUIRED:
+                raise node.error(_join(path, key), "missing (required)")
+            elif default is Section.NESTED:
+                values[key] = check(Node({}, node.source, node.line), _join(path, key))
+            else:
+                values[key] = _copy(default)
+        if self.after is not None:
+            self.after(node, path, values)
+        return values
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _at(node: Node, key: str) -> Node:
+    """The node of `key` in a mapping node (for errors about a given value), else the mapping itself."""
+    entry = node.value.get(key) if isinstance(node.value, dict) else None
+    return entry[1] if entry is not None else node
+
+
+def _check_level(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["clear"] >= values["trigger"]:
+        raise _at(node, "clear").error(
+            _join(path, "clear"), f"must be below trigger ({_fmt(values['trigger'])}), got {_fmt(values['clear'])}"
+        )
+
+
+def _index_level(low: float) -> Check:
+    return Section(
+        {"trigger": (_number(low, 1.0), Section.REQUIRED), "clear": (_number(low, 1.0), Section.REQUIRED)},
+        after=_check_level,
+    )
+
+
+def _check_watermark(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if WATERMARKS.index(values["clear"]) < WATERMARKS.index(values["below"]):
+        raise _at(node, "clear").error(
+            _join(path, "clear"), f"must be at or above below ({values['below']}), got {values['clear']}"
+        )
+
+
+def _check_rule(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["unusable_index"] is None and values["extfrag_index"] is None and values["watermark"] is None:
+        raise node.error(path, "needs at least one of unusable_index, extfrag_index, watermark")
+    if values["watermark"] is not None and not values["reclaim"]:
+        raise _at(node, "reclaim").error(
+            _join(path, "reclaim"), "must be true with a watermark condition (compaction adds no free pages)"
+        )
+
+
+def _check_rules(node: Node, path: str) -> Any:
+    rules = _list_of(_RULE, nonempty=False)(node, path)
+    seen: Dict[str, int] = {}
+    for index, rule in enumerate(rules):
+        if rule["name"] is None:
+            rule["name"] = f"rule{index}"
+        if rule["name"] in seen:
+            raise node.value[index].error(
+                f"{path}[{index}].name", f"{rule['name']!r} is used by rules[{seen[rule['name']]}] too"
+            )
+        seen[rule["name"]] = index
+    return rules
+
+
+def _check_rate(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["clear"] >= values["rate"]:
+        raise _at(node, "clear").error(
+            _join(path, "clear"), f"must be below rate ({_fmt(values['rate'])}), got {_fmt(values['clear'])}"
+        )
+
+
+def _check_psi_trigger(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["clear"] >= values["avg10"]:
+        raise _at(node, "clear").error(
+            _join(path, "clear"), f"must be below avg10 ({_fmt(values['avg10'])}), got {_fmt(values['clear'])}"
+        )
+
+
+def _check_poll(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["min_interval"] > values["max_interval"]:
+        raise _at(node, "min_interval").error(
+            _join(path, "min_interval"),
+            f"must not be above max_interval ({_fmt(values['max_interval'])}), got {_fmt(values['min_interval'])}",
+        )
+
+
+def _check_psi(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["stall_ms"] > values["window_ms"]:
+        raise _at(node, "stall_ms").error(
+            _join(path, "stall_ms"), f"must not be above window_ms ({values['window_ms']}), got {values['stall_ms']}"
+        )
+
+
+def _check_reclaim(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["min"] > values["max_per_event"]:
+        raise _at(node, "min").error(_join(path, "min"), "must not be above max_per_event")
+    if values["max_per_event"] > values["max_per_hour"]:
+        raise _at(node, "max_per_event").error(_join(path, "max_per_event"), "must not be above max_per_hour")
+
+
+def _check_thrash(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["backoff"] > values["backoff_max"]:
+        raise _at(node, "backoff").error(_join(path, "backoff"), "must not be above backoff_max")
+
+
+_ZONE_NAME = _text
+_RULE = Section(
+    {
+        "name": (_optional(_text), None),
+        "zones": (_list_of(_ZONE_NAME, unique=True), ["*"]),
+        "node": (_optional(_number(0, 1023, integer=True)), None),
+        "orders": (_list_of(_number(0, MAX_ORDER_LIMIT, integer=True), unique=True), Section.REQUIRED),
+        "min_zone_size": (_size, 64 << 20),
+        "unusable_index": (_optional(_index_level(0.0)), None),
+        "extfrag_index": (_optional(_index_level(0.0)), None),
+        "watermark": (
+            _optional(
+                Section(
+                    {"below": (_choice(*WATERMARKS), Section.REQUIRED), "clear": (_choice(*WATERMARKS), "high")},
+                    after=_check_watermark,
+                )
+            ),
+            None,
+        ),
+        "sustain": (_number(1, 1000, integer=True), 1),
+        "reclaim": (_bool, True),
+    },
+    after=_check_rule,
+)
+
+
+def _backend(extra: Optional[Dict[str, Tuple[Check, Any]]] = None, enabled: bool = True) -> Tuple[Check, Any]:
+    fields: Dict[str, Tuple[Check, Any]] = {"enabled": (_bool, enabled)}
+    fields.update(extra or {})
+    return Section(fields), Section.NESTED
+
+
+SCHEMA = Section(
+    {
+        "poll": (
+            Section(
+                {
+                    "min_interval": (_number(0.1, 3600.0), 1.0),
+                    "max_interval": (_number(0.1, 3600.0), 10.0),
+                    "approach": (_number(0.0, 0.99), 0.75),
+                },
+                after=_check_poll,
+            ),
+            Section.NESTED,
+        ),
+        "psi": (
+            Section(
+                {
+                    "wakeup": (_bool, True),
+                    "kind": (_choice("some", "full"), "some"),
+                    "stall_ms": (_number(1, 10000, integer=True), 100),
+                    # 6.1 needs a window of at least 500 ms; 10 s is the kernel's maximum.
+                    "window_ms": (_number(500, 10000, integer=True), 2000),
+                },
+                after=_check_psi,
+            ),
+            Section.NESTED,
+        ),
+        "rules": (_check_rules, DEFAULT_RULES),
+        "triggers": (
+            Section(
+                {
+                    "psi": (
+                        _optional(
+                            Section(
+                                {
+                                    "kind": (_choice("some", "full"), "some"),
+                                    "avg10": (_number(0.01, 100.0), Section.REQUIRED),
+                                    "clear": (_number(0.0, 100.0), Section.REQUIRED),
+                                    "sustain": (_number(1, 1000, integer=True), 1),
+                                },
+                                after=_check_psi_trigger,
+                            )
+                        ),
+                        None,
+                    ),
+                    "vmstat": (
+                        _list_of(
+                            Section(
+                                {
+                                    "counter": (_choice(*VMSTAT_COUNTERS), Section.REQUIRED),
+                                    "rate": (_number(0.001, 1e9), Section.REQUIRED),
+                                    "clear": (_number(0.0, 1e9), Section.REQUIRED),
+                                    "sustain": (_number(1, 1000, integer=True), 1),
+                                },
+                                after=_check_rate,
+                            ),
+                            nonempty=False,
+                        ),
+                        [],
+                    ),
+                }
+            ),
+            Section.NESTED,
+        ),
+        "backends": (
+            Section(
+                {
+                    "compact": _backend(),
+                    "shrinkmem": _backend({"device": (_text, "/dev/shrinkmem")}),
+                    "memory_reclaim": _backend(),
+                    "node_reclaim": _backend(),
+                    "drop_caches": _backend(
+                        {"what": (_choice("pagecache", "slab", "both"), "pagecache")}, enabled=False
+                    ),
+                }
+            ),
+            Section.NESTED,
+        ),
+        "reclaim": (
+            Section(
+                {
+                    "prefer": (_list_of(_choice(*RECLAIM_BACKENDS), unique=True), list(RECLAIM_BACKENDS)),
+                    "min": (_size, 4 << 20),
+                    "max_per_event": (_size, 64 << 20),
+                    "max_per_hour": (_size, 256 << 20),
+                    "sync": (_bool, False),
+                },
+                after=_check_reclaim,
+            ),
+            Section.NESTED,
+        ),
+        "guards": (
+            Section(
+                {
+                    "cooldown": (_number(0.0, 86400.0), 60.0),
+                    "thrash": (
+                        Section(
+                            {
+                                "watch": (_number(0.0, 86400.0), 60.0),
+                                "refault_factor": (_number(1.0, 1000.0), 2.0),
+                                "refault_min": (_number(0.0, 1e9), 100.0),
+                                "psi_some_avg10": (_number(0.0, 100.0), 10.0),
+                                "backoff": (_number(0.0, 86400.0), 300.0),
+                                "backoff_max": (_number(0.0, 86400.0), 3600.0),
+                            },
+                            after=_check_thrash,
+                        ),
+                        Section.NESTED,
+                    ),
+                }
+            ),
+            Section.NESTED,
+        ),
+        "log": (
+            Section({"target": (_choice("auto", "journal", "stderr"), "auto"), "debug": (_bool, False)}),
+            Section.NESTED,
+        ),
+        "dry_run": (_bool, False),
+    }
+)
+
+
+def validate(tree: Optional[Node]) -> Dict[str, Any]:
+    """Check a merged tree against the schema; None (no files) gives the built-in defaults."""
+    if tree is None:
+        tree = Node({}, BUILTIN, None)
+    result: Dict[str, Any] = SCHEMA(tree, "")
+    return result
+
+
+DEFAULTS: Dict[str, Any] = validate(None)
+
+
+def load_plain(paths: Sequence[Path]) -> Dict[str, Any]:
+    """Read, merge and validate files; no files gives the built-in defaults."""
+    tree: Optional[Node] = None
+    for path in paths:
+        tree = merge(tree, read_file(path))
+    return validate(tree)
