@@ -28,6 +28,7 @@ def test_live_capture_matches_kernel(plan: str, tmp_path: Path) -> None:
     )
     for state in states:
         assert mismatches(state) == [], state.name
-    # The hog state really is fragmented: some zone has no free block at the top order.
-    hog = parse_debugfs_index((tmp_path / f"{plan}-hog" / "debugfs/extfrag/extfrag_index").read_text())
-    assert any(row[-1] > 0 for row in hog.values())
+    # The last state really is fragmented: in some zone, most free memory is in blocks
+    # below the huge-page order (9) by the kernel's own unusable index.
+    hog = parse_debugfs_index((tmp_path / f"{plan}-hog" / "debugfs/extfrag/unusable_index").read_text())
+    assert any(row[9] >= 0.5 for row in hog.values()), hog
