@@ -14,7 +14,7 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 
 # Packages the daemon needs at run time (systemd-python builds against libsystemd).
-runtime_pkgs=(libsystemd-dev pkg-config gcc python3-dev libudev1)
+runtime_pkgs=(libsystemd-dev pkg-config gcc python3-dev python3-venv libudev1)
 # Packages the tests need: QEMU and Debian kernels to boot, headers to build the
 # module against, busybox for virtme-ng's guest init, checkpatch from linux-source,
 # systemd for journald and systemd-analyze in the guest.

@@ -14,7 +14,7 @@ echo "== mypy --strict"
 mypy
 echo "== pytest"
 status=0
-pytest "$@" || status=$?
+pytest --durations=15 "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "test.sh: pytest collected no tests: failing" >&2
     exit 1
