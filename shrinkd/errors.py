@@ -1,6 +1,6 @@
 """The project's exceptions, each mapped to a documented exit code.
 
-Exit codes (also in docs/exit-codes.md and `shrinkd --help`):
+Exit codes (also in README.md and `shrinkd --help`):
 
   0  success
   1  internal error (a bug: rerun with --debug and report it)
