@@ -36,19 +36,26 @@ exit codes:
 """
 
 
-def _common() -> argparse.ArgumentParser:
-    """Options every subcommand takes."""
+def _common(defaults: bool = True) -> argparse.ArgumentParser:
+    """Options every subcommand takes, before or after its name.
+
+    Only the top-level parser sets defaults: a subcommand's parser leaves an
+    option it did not see alone, so `shrinkd --debug run` keeps --debug.
+    """
     import argparse
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
 
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("common options")
     group.add_argument(
-        "--proc-root", metavar="DIR", default="/proc", help="read /proc files under DIR (default: /proc)"
+        "--proc-root", metavar="DIR", default=default("/proc"), help="read /proc files under DIR (default: /proc)"
     )
     group.add_argument(
-        "--sys-root", metavar="DIR", default="/sys", help="read and write /sys files under DIR (default: /sys)"
+        "--sys-root", metavar="DIR", default=default("/sys"), help="read and write /sys files under DIR (default: /sys)"
     )
-    group.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    group.add_argument("--debug", action="store_true", default=default(False), help="show a traceback on errors")
     return common
 
 
@@ -74,14 +81,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    common = _common()
     parser = argparse.ArgumentParser(
         prog="shrinkd",
         description="Watch per-zone memory fragmentation and act (compaction, reclaim) before allocations fail.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common],
+        parents=[_common()],
     )
+    common = _common(defaults=False)
     parser.add_argument("--version", action="version", version=f"shrinkd {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -275,9 +282,10 @@ def cmd_reclaim(args: argparse.Namespace) -> int:
                 f"--backend: expected one of {', '.join(configuration.RECLAIM_BACKENDS)}, got {args.backend!r}"
             )
         # Naming a backend is asking for it: enable it even where the configuration does not.
-        config = config.replace(
-            enabled=(*config.enabled, args.backend), reclaim=config.reclaim.replace(prefer=(args.backend,))
+        prefer = (
+            config.reclaim.prefer if args.backend in config.reclaim.prefer else (*config.reclaim.prefer, args.backend)
         )
+        config = config.replace(enabled=(*config.enabled, args.backend), reclaim=config.reclaim.replace(prefer=prefer))
     procfs = _procfs(args)
     page_size = os.sysconf("SC_PAGE_SIZE")
     backends = Backends(procfs, config, page_size=page_size)

@@ -175,13 +175,13 @@ class Daemon:
             self._start_udev()
         if not self.once:
             self._install_signals()
-        psi = f"PSI trigger '{self.trigger.spec}'" if self.trigger else "plain polling"
+        psi = "one poll" if self.once else f"PSI trigger '{self.trigger.spec}'" if self.trigger else "plain polling"
         self.event(
             "started",
             f"started: backends {self.backends.describe()}; {psi}; config {', '.join(self.config.sources)}"
             + ("; dry run" if self.dry_run else ""),
             backends=",".join(self.backends.names()),
-            psi="trigger" if self.trigger else "polling",
+            psi="once" if self.once else "trigger" if self.trigger else "polling",
             config=",".join(self.config.sources),
             dry_run=self.dry_run,
         )
@@ -252,6 +252,10 @@ class Daemon:
         """Start, poll until SIGTERM (or once), stop. Returns the exit code."""
         try:
             self.start()
+        except BaseException:
+            self.close()
+            raise
+        try:
             while True:
                 interval = self.tick()
                 if self.once or self.stop_requested:
@@ -294,6 +298,8 @@ class Daemon:
         if not self.ready:
             self.ready = True
             self.notifier.ready(self.status_line())
+        else:
+            self.notifier.status(self.status_line())
         return plan.interval
 
     def wait(self, timeout: float) -> None:
@@ -491,7 +497,6 @@ class Daemon:
                     f"{source.where()} {source.kind} {text} ({source.rule.name}, {near * 100:.0f}% of trigger)",
                 )
         self.worst = worst[1] if worst else ""
-        self.notifier.status(self.status_line())
 
     # -- acting -------------------------------------------------------------------
 

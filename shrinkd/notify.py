@@ -44,12 +44,14 @@ class Notifier:
         try:
             if self._socket is None:
                 self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._socket.sendto(message, target)
+            # Never wait: a full queue (systemd busy) costs a message, not the daemon's loop.
+            self._socket.sendto(message, socket.MSG_DONTWAIT, target)
         except OSError:
             return False
         return True
 
     def ready(self, status: str) -> bool:
+        self._last["status"] = status
         return self.send(ready="1", status=status)
 
     def status(self, status: str) -> bool:

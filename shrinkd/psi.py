@@ -43,7 +43,8 @@ def open_trigger(path: Path, kind: str, stall_ms: int, window_ms: int) -> Tuple[
     try:
         if os.fstat(fd).st_size != 0:
             # Kernel files report size 0; anything else is a copy (a test tree), which cannot trigger.
-            raise OSError(errno.ENOTSUP, "not a kernel pressure file")
+            os.close(fd)
+            return None, f"{path}: not a kernel pressure file"
         os.write(fd, spec.encode("ascii") + b"\0")
     except OSError as error:
         os.close(fd)

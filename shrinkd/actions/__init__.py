@@ -118,4 +118,4 @@ class Backends:
                 failures.append(f"{candidate.name}: {error}")
                 continue
             return result.replace(failures=tuple(failures)) if failures else result
-        raise ActionError("reclaim failed: " + ("; ".join(failures) if failures else "no reclaim backend available"))
+        raise ActionError("; ".join(failures) if failures else "no reclaim backend available")

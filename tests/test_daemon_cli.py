@@ -1,0 +1,191 @@
+"""`shrinkd run`, `reclaim`, `compact` as a user runs them, on fake /proc and /sys trees."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from shrinkd import cli
+
+from .test_daemon import STATES, Tree
+
+REPO = Path(__file__).resolve().parent.parent
+
+ONCE = """
+rules:
+  - name: huge
+    zones: [DMA32]
+    orders: [9]
+    unusable_index: {trigger: 0.9, clear: 0.5}
+    sustain: 3
+log:
+  target: stderr
+"""
+
+
+def shrinkd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shrinkd", *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def roots(tree: Tree) -> List[str]:
+    return ["--proc-root", str(tree.proc), "--sys-root", str(tree.sys)]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Tree:
+    return Tree(tmp_path / "kernel")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run"],
+        ["run", "--once", "--dry-run"],
+        ["run", "--config", "/etc/x.yaml", "--debug"],
+        ["run", "--config=/etc/x.yaml", "--proc-root=/p", "--sys-root", "/s"],
+        ["--debug", "run", "--once"],
+    ],
+)
+def test_the_fast_run_parser_agrees_with_argparse(argv: List[str]) -> None:
+    fast = cli.parse_run(argv)
+    assert fast is not None
+    full = cli.build_parser().parse_args(argv)
+    for name in ("config", "dry_run", "once", "debug", "proc_root", "sys_root"):
+        assert getattr(fast, name) == getattr(full, name), name
+    assert fast.handler is full.handler is cli.cmd_run
+
+
+@pytest.mark.parametrize(
+    "argv", [["status"], ["run", "--help"], ["run", "--config"], ["run", "--config", "--once"], ["run", "x"], []]
+)
+def test_anything_else_goes_to_argparse(argv: List[str]) -> None:
+    assert cli.parse_run(argv) is None
+
+
+def test_run_once_acts_without_sustain_and_exits(tree: Tree, tmp_path: Path) -> None:
+    config = tmp_path / "once.yaml"
+    config.write_text(ONCE)
+    result = shrinkd("run", "--once", "--config", str(config), *roots(tree))
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[1] == "shrinkd: huge:unusable_index triggered: node 0 zone DMA32 order 9 at 1.000"
+    assert lines[2].startswith("shrinkd: compacted node 0 for huge:unusable_index (node 0 zone DMA32 order 9): ")
+    assert lines[-1] == "shrinkd: stopped after 1 polls"
+    assert (tree.sys / "devices/system/node/node0/compact").read_text() == "1"
+    # The fake kernel does not change: still over the clear level, so reclaim followed.
+    assert int((tree.sys / "fs/cgroup/memory.reclaim").read_text()) > 0
+
+
+def test_run_once_exits_5_when_an_action_failed(tree: Tree, tmp_path: Path) -> None:
+    config = tmp_path / "once.yaml"
+    config.write_text(ONCE + "reclaim:\n  prefer: [memory_reclaim]\n")
+    (tree.sys / "fs/cgroup/memory.reclaim").unlink()
+    (tree.sys / "fs/cgroup/memory.reclaim").mkdir()
+    result = shrinkd("run", "--once", "--config", str(config), *roots(tree))
+    assert result.returncode == 5
+    assert "reclaim failed: memory_reclaim: " in result.stderr
+
+
+def test_run_without_buddyinfo_exits_4(tree: Tree) -> None:
+    (tree.proc / "buddyinfo").unlink()
+    result = shrinkd("run", "--once", *roots(tree))
+    assert result.returncode == 4
+    assert result.stderr == f"shrinkd: {tree.proc / 'buddyinfo'}: cannot read: No such file or directory\n"
+
+
+def test_run_in_the_foreground_stops_on_sigterm(tree: Tree, tmp_path: Path) -> None:
+    config = tmp_path / "calm.yaml"
+    config.write_text("log:\n  target: stderr\npoll:\n  min_interval: 30\n  max_interval: 30\npsi:\n  wakeup: false\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shrinkd", "run", "--config", str(config), *roots(tree)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()  # started: the loop is up
+    assert first.startswith("shrinkd: started: backends compact (nodes 0), memory_reclaim (")
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert process.stderr.read().splitlines()[-1] == "shrinkd: stopped after 1 polls"
+
+
+def test_run_carries_no_parser_it_does_not_need(tree: Tree, tmp_path: Path) -> None:
+    config = tmp_path / "once.yaml"
+    config.write_text(ONCE)
+    code = (
+        "import sys; from shrinkd import cli; "
+        f"code = cli.main(['run', '--once', '--config', {str(config)!r}, '--proc-root', {str(tree.proc)!r}, "
+        f"'--sys-root', {str(tree.sys)!r}]); "
+        "import json; print(json.dumps(sorted(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    loaded = set(json.loads(result.stdout.splitlines()[-1]))
+    unwanted = {"argparse", "yaml", "shrinkd.configfile", "shrinkd.report", "psutil", "pyudev", "systemd", "ctypes"}
+    # (json is imported by this test's own print, after the run.)
+    assert loaded & unwanted == set()
+
+
+def test_compact_command(tree: Tree) -> None:
+    result = shrinkd("compact", "--node", "0", *roots(tree))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("compacted via node0/compact in ")
+    assert lines[1].startswith("Node 0, zone DMA: free ")
+    assert lines[5].startswith("Node 0, zone DMA32: free ")
+    hog = (STATES / "6.1-hog" / "proc" / "buddyinfo").read_text().splitlines()[1].split()[4:]
+    assert lines[7].split()[1:] == hog  # "before" row: the free blocks per order
+    assert (tree.sys / "devices/system/node/node0/compact").read_text() == "1"
+    missing = shrinkd("compact", "--node", "3", *roots(tree))
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        f"shrinkd: --node: no {tree.sys / 'devices/system/node/node3/compact'} (nodes with one: 0)\n"
+    )
+
+
+def test_reclaim_command(tree: Tree) -> None:
+    result = shrinkd("reclaim", "8M", "--backend", "memory_reclaim", *roots(tree))
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    # The fake tree's vmstat does not move: the count is 0 pages, from pgsteal.
+    assert first.startswith(
+        "reclaimed 0 pages (0.0 MiB) (counted from /proc/vmstat pgsteal_*) of 8388608 bytes asked, via memory_reclaim in "
+    )
+    assert (tree.sys / "fs/cgroup/memory.reclaim").read_text() == "8388608"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["reclaim", "8X"], "shrinkd: SIZE: expected bytes or a number with K, M or G (e.g. 64M), got '8X'\n"),
+        (
+            ["reclaim", "8M", "--backend", "swap"],
+            "shrinkd: --backend: expected one of shrinkmem, node_reclaim, memory_reclaim, drop_caches, got 'swap'\n",
+        ),
+        (
+            ["reclaim", "8M", "--backend", "node_reclaim"],
+            "shrinkd: reclaim backend node_reclaim is not available (available: memory_reclaim)\n",
+        ),
+    ],
+)
+def test_reclaim_command_errors(tree: Tree, args: List[str], message: str) -> None:
+    result = shrinkd(*args, *roots(tree))
+    assert result.stderr == message
+    assert result.returncode == (5 if "not available" in message else 2)
+
+
+def test_help_lists_the_subcommands() -> None:
+    parser = cli.build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(actions[0].choices) == {"status", "run", "reclaim", "compact", "check-config"}

@@ -1,0 +1,130 @@
+"""Events: journald's native protocol against a real datagram socket, and the stderr form."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from pathlib import Path
+from typing import Dict, Iterator, Tuple
+
+import pytest
+
+from shrinkd import journal
+from shrinkd.journal import Journal
+
+
+def decode(data: bytes) -> Dict[str, str]:
+    """Parse one native-protocol datagram (both the KEY=value and the length-prefixed forms)."""
+    fields: Dict[str, str] = {}
+    while data:
+        newline = data.index(b"\n")
+        line = data[:newline]
+        if b"=" in line:
+            key, value = line.split(b"=", 1)
+            data = data[newline + 1 :]
+        else:
+            key = line
+            size = int.from_bytes(data[newline + 1 : newline + 9], "little")
+            value = data[newline + 9 : newline + 9 + size]
+            assert data[newline + 9 + size : newline + 10 + size] == b"\n"
+            data = data[newline + 10 + size :]
+        fields[key.decode()] = value.decode()
+    return fields
+
+
+@pytest.fixture
+def journald(tmp_path: Path) -> Iterator[Tuple[socket.socket, str]]:
+    path = str(tmp_path / "socket")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    yield sock, path
+    sock.close()
+
+
+def test_event_to_journald_with_message_id_and_fields(journald: Tuple[socket.socket, str]) -> None:
+    sock, path = journald
+    stream = io.StringIO()
+    log = Journal("auto", stream=stream, socket_path=path)
+    assert log.target == "journal"
+    log.event(
+        "reclaimed",
+        "reclaimed 100 pages",
+        journal.NOTICE,
+        {"node": 0, "zone": "Normal", "before": "0.962", "partial": False, "tried": None},
+    )
+    fields = decode(sock.recv(65536))
+    assert fields == {
+        "MESSAGE": "reclaimed 100 pages",
+        "PRIORITY": "5",
+        "SYSLOG_IDENTIFIER": "shrinkd",
+        "MESSAGE_ID": journal.MESSAGE_IDS["reclaimed"],
+        "SHRINKD_EVENT": "reclaimed",
+        "SHRINKD_NODE": "0",
+        "SHRINKD_ZONE": "Normal",
+        "SHRINKD_BEFORE": "0.962",
+        "SHRINKD_PARTIAL": "0",
+    }
+    assert stream.getvalue() == ""  # not a terminal: nothing on stderr
+
+
+def test_values_with_newlines_use_the_length_prefixed_form(journald: Tuple[socket.socket, str]) -> None:
+    sock, path = journald
+    Journal("journal", socket_path=path, stream=io.StringIO()).event(
+        "poll_failed", "two\nlines", journal.ERR, {"error": "a\nb"}
+    )
+    fields = decode(sock.recv(65536))
+    assert fields["MESSAGE"] == "two\nlines" and fields["SHRINKD_ERROR"] == "a\nb"
+
+
+def test_encode_is_the_documented_wire_format() -> None:
+    assert journal.encode([("A", "1"), ("B", "x\ny")]) == b"A=1\nB\n" + (3).to_bytes(8, "little") + b"x\ny\n"
+
+
+def test_message_ids_are_distinct_128_bit_ids() -> None:
+    ids = list(journal.MESSAGE_IDS.values())
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_without_journald_one_line_on_stderr(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    log = Journal("auto", stream=stream, socket_path=str(tmp_path / "absent"))
+    assert log.target == "stderr" and log.fallback_reason == f"no journald socket at {tmp_path / 'absent'}"
+    log.event("compacted", "compacted node 0", journal.NOTICE, {"node": 0})
+    log.debug("not shown")
+    log.log("plain line", journal.WARNING)
+    assert stream.getvalue() == "shrinkd: compacted node 0\nshrinkd: plain line\n"
+
+
+def test_journald_going_away_falls_back_to_stderr(tmp_path: Path) -> None:
+    path = tmp_path / "socket"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    stream = io.StringIO()
+    log = Journal("auto", stream=stream, socket_path=str(path))
+    sock.close()
+    os.unlink(path)
+    log.event("stopped", "stopped after 3 polls")
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("shrinkd: journald unreachable (")
+    assert lines[1] == "shrinkd: stopped after 3 polls"
+    assert log.target == "stderr"
+
+
+def test_stderr_owned_by_journald_keeps_priorities(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under systemd with StandardError=journal, JOURNAL_STREAM names stderr's device and inode.
+    target = tmp_path / "stream"
+    with open(target, "w") as stream:
+        status = os.fstat(stream.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{status.st_dev}:{status.st_ino}")
+        log = Journal("stderr", stream=stream)
+        log.log("careful", journal.WARNING)
+    assert target.read_text() == "<4>careful\n"
+
+
+def test_debug_lines_only_with_debug() -> None:
+    stream = io.StringIO()
+    Journal("stderr", debug=True, stream=stream).debug("PSI trigger fired")
+    assert stream.getvalue() == "shrinkd: PSI trigger fired\n"

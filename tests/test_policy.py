@@ -1,0 +1,485 @@
+"""The policy, pure: tables of observations stepped through an injected clock.
+
+Observations are built from /proc text with the project's own parsers; every
+expected number here is worked out by hand in a comment beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import pytest
+
+from shrinkd import config, configfile, parse
+from shrinkd.policy import (
+    COMPACT,
+    RECLAIM,
+    SKIP,
+    Decision,
+    Global,
+    Observation,
+    Plan,
+    Policy,
+    Step,
+    Watch,
+    counter,
+    observe,
+    reclaim_deficit_pages,
+)
+from shrinkd.procfs import Snapshot
+
+PAGE = 4096
+ORDERS = 11
+
+# Free blocks per order (0..10) in one zone, and the unusable index at order 9 of each,
+# worked out with (free - suitable * 512) * 1000 // free:
+FRAGMENTED = [1000] + [0] * 10  # free 1000, nothing of order >= 9: 1000 (1.000)
+BETWEEN = [1000] + [0] * 8 + [1, 0]  # free 1512, suitable 512: 1000 * 1000 // 1512 = 661
+BELOW_CLEAR = [1000] + [0] * 8 + [2, 0]  # free 2024, suitable 1024: 1000 * 1000 // 2024 = 494
+HEALTHY = [0] * 10 + [10]  # all free memory in order-10 blocks: 0
+
+
+def buddy_line(node: int, zone: str, free: Sequence[int]) -> str:
+    return f"Node {node}, zone {zone:>8} " + " ".join(f"{n:6d}" for n in free)
+
+
+def zoneinfo_block(node: int, zone: str, free: int, marks: Tuple[int, int, int], managed: int) -> str:
+    low, mid, high = marks
+    return (
+        f"Node {node}, zone {zone:>8}\n  pages free     {free}\n        min      {low}\n        low      {mid}\n"
+        f"        high     {high}\n        spanned  {managed}\n        present  {managed}\n        managed  {managed}\n"
+    )
+
+
+def observation(
+    zones: Mapping[Tuple[int, str], Sequence[int]],
+    *,
+    marks: Tuple[int, int, int] = (100, 125, 150),
+    managed: int = 262144,
+    vmstat: Optional[Dict[str, int]] = None,
+    psi_some: float = 0.0,
+    free_override: Optional[Dict[Tuple[int, str], int]] = None,
+) -> Observation:
+    buddy = "\n".join(buddy_line(node, zone, free) for (node, zone), free in zones.items())
+    info = "".join(
+        zoneinfo_block(
+            node, zone, (free_override or {}).get((node, zone), sum(n << o for o, n in enumerate(free))), marks, managed
+        )
+        for (node, zone), free in zones.items()
+    )
+    pressure = (
+        f"some avg10={psi_some:.2f} avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+    )
+    vm = "".join(f"{k} {v}\n" for k, v in (vmstat or {"nr_free_pages": 1}).items())
+    return observe(
+        Snapshot(
+            buddyinfo=parse.parse_buddyinfo(buddy),
+            zoneinfo=parse.parse_zoneinfo(info),
+            vmstat=parse.parse_vmstat(vm),
+            meminfo=None,
+            pressure=parse.parse_pressure(pressure),
+        )
+    )
+
+
+def normal(free: Sequence[int], **kwargs: object) -> Observation:
+    return observation({(0, "Normal"): free}, **kwargs)  # type: ignore[arg-type]
+
+
+def make(text: str) -> config.Config:
+    return config.from_plain(configfile.validate(configfile.parse_text(text, "test.yaml")))
+
+
+RULE = """
+rules:
+  - name: huge
+    zones: [Normal]
+    orders: [9]
+    unusable_index: {{trigger: 0.9, clear: 0.6}}
+    sustain: {sustain}
+    reclaim: {reclaim}
+guards:
+  cooldown: 60
+reclaim:
+  min: {min}
+  max_per_event: {max_event}
+  max_per_hour: {max_hour}
+"""
+
+
+def policy(
+    sustain: int = 1, reclaim: bool = True, min: str = "4M", max_event: str = "64M", max_hour: str = "256M", **kw: bool
+) -> Policy:
+    text = RULE.format(sustain=sustain, reclaim=str(reclaim).lower(), min=min, max_event=max_event, max_hour=max_hour)
+    return Policy(make(text), PAGE, **kw)
+
+
+def kinds(plan: Plan) -> List[str]:
+    return [notice.kind for notice in plan.notices]
+
+
+BOTH = frozenset({COMPACT, RECLAIM})
+
+
+# -- sustain and hysteresis -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sequence", "expected"),
+    [
+        # sustain 3: two polls over, one under (the count restarts), then three over.
+        (
+            [FRAGMENTED, FRAGMENTED, HEALTHY, FRAGMENTED, FRAGMENTED, FRAGMENTED],
+            [[], [], [], [], [], ["triggered"]],
+        ),
+        # Holding between the levels keeps it; only the clear level ends it.
+        (
+            [FRAGMENTED, FRAGMENTED, FRAGMENTED, BETWEEN, BETWEEN, BELOW_CLEAR, BETWEEN],
+            [[], [], ["triggered"], [], [], ["cleared"], []],
+        ),
+    ],
+    ids=["sustain", "hysteresis"],
+)
+def test_sustain_and_hysteresis(sequence: List[List[int]], expected: List[List[str]]) -> None:
+    p = policy(sustain=3)
+    got = [kinds(p.evaluate(normal(free), now=10.0 * step)) for step, free in enumerate(sequence)]
+    assert got == expected
+
+
+def test_a_holding_condition_is_a_decision_until_it_clears() -> None:
+    p = policy(sustain=1)
+    plan = p.evaluate(normal(FRAGMENTED), 0.0)
+    assert [(d.source.name, d.value) for d in plan.decisions] == [("huge:unusable_index", 1000)]
+    source = plan.decisions[0].source
+    assert isinstance(source, Watch) and (source.node, source.zone, source.order) == (0, "Normal", 9)
+    # Between trigger and clear: still holds (no action taken, so no cooldown).
+    assert [d.value for d in p.evaluate(normal(BETWEEN), 1.0).decisions] == [661]
+    assert p.evaluate(normal(BELOW_CLEAR), 2.0).decisions == ()
+
+
+def test_once_needs_no_sustain() -> None:
+    p = policy(sustain=5, once=True)
+    plan = p.evaluate(normal(FRAGMENTED), 0.0)
+    assert kinds(plan) == ["triggered"] and len(plan.decisions) == 1
+
+
+# -- cooldown ------------------------------------------------------------------------
+
+
+def test_cooldown_per_zone() -> None:
+    p = policy()
+    two = {(0, "Normal"): FRAGMENTED, (1, "Normal"): FRAGMENTED}
+    plan = p.evaluate(observation(two), 0.0)
+    assert len(plan.decisions) == 2
+    p.acted(plan.decisions[0], 0.0)  # node 0 acted on; node 1 not
+    at = [
+        (now, sorted(d.source.node for d in p.evaluate(observation(two), now).decisions if isinstance(d.source, Watch)))
+        for now in (1.0, 59.9, 60.0)
+    ]
+    assert at == [(1.0, [1]), (59.9, [1]), (60.0, [0, 1])]
+
+
+# -- the ladder -------------------------------------------------------------------------
+
+
+def ladder(p: Policy, decision: Decision, states: List[Observation], available: frozenset[str] = BOTH) -> List[Step]:
+    """Walk next_step with a new observation after each step, as the daemon does."""
+    done: List[Step] = []
+    for obs in states:
+        step = p.next_step(decision, obs, done, available, 100.0)
+        if step is None:
+            break
+        done.append(step)
+    return done
+
+
+def first_decision(p: Policy, obs: Observation) -> Decision:
+    plan = p.evaluate(obs, 0.0)
+    assert len(plan.decisions) == 1
+    return plan.decisions[0]
+
+
+def test_ladder_compacts_first_and_reclaims_only_what_compaction_left() -> None:
+    p = policy(min="64K")
+    decision = first_decision(p, normal(FRAGMENTED))
+    # Compaction does not help: reclaim follows, sized from the state measured after compaction.
+    # BETWEEN: F = 1512, S = 512, clear 0.6: R = ceil(1000 * 1000 / 600) - 1512 = 1667 - 1512 = 155 pages.
+    steps = ladder(p, decision, [normal(FRAGMENTED), normal(BETWEEN), normal(BELOW_CLEAR)])
+    assert steps == [Step(COMPACT, node=0), Step(RECLAIM, node=0, size=155 * PAGE)]
+
+
+def test_ladder_stops_when_compaction_reached_the_clear_level() -> None:
+    p = policy()
+    decision = first_decision(p, normal(FRAGMENTED))
+    assert ladder(p, decision, [normal(FRAGMENTED), normal(BELOW_CLEAR)]) == [Step(COMPACT, node=0)]
+
+
+def test_a_rule_without_reclaim_stops_after_compaction() -> None:
+    p = policy(reclaim=False)
+    decision = first_decision(p, normal(FRAGMENTED))
+    assert ladder(p, decision, [normal(FRAGMENTED), normal(FRAGMENTED)]) == [Step(COMPACT, node=0)]
+
+
+def test_measured_again_before_acting_a_recovered_zone_is_skipped() -> None:
+    p = policy()
+    decision = first_decision(p, normal(FRAGMENTED))
+    steps = ladder(p, decision, [normal(BELOW_CLEAR)])
+    assert [s.action for s in steps] == [SKIP]
+    assert steps[0].reason == "recovered before acting (0.494)"
+
+
+def test_without_compaction_the_ladder_starts_at_reclaim() -> None:
+    p = policy(min="4M")
+    decision = first_decision(p, normal(FRAGMENTED))
+    # FRAGMENTED: F = 1000, S = 0: R = ceil(1000 * 1000 / 600) - 1000 = 667 pages, under the 4M minimum.
+    steps = ladder(p, decision, [normal(FRAGMENTED), normal(BELOW_CLEAR)], frozenset({RECLAIM}))
+    assert steps == [Step(RECLAIM, node=0, size=4 << 20)]
+
+
+def test_no_backend_at_all_is_a_skip_with_the_reason() -> None:
+    p = policy()
+    decision = first_decision(p, normal(FRAGMENTED))
+    steps = ladder(p, decision, [normal(FRAGMENTED), normal(FRAGMENTED)], frozenset({COMPACT}))
+    assert [(s.action, s.reason) for s in steps] == [(COMPACT, ""), (SKIP, "no reclaim backend available")]
+
+
+def test_reclaim_size_is_bounded_per_event() -> None:
+    p = policy(min="4K", max_event="128K")
+    decision = first_decision(p, normal(FRAGMENTED))
+    steps = ladder(p, decision, [normal(FRAGMENTED), normal(FRAGMENTED)])
+    # 667 pages wanted (2.6 MiB), 128K allowed.
+    assert steps[-1] == Step(RECLAIM, node=0, size=128 << 10)
+
+
+def test_deficit_for_each_condition_kind() -> None:
+    text = """
+rules:
+  - name: u
+    zones: [Normal]
+    orders: [9]
+    unusable_index: {trigger: 0.9, clear: 0.5}
+  - name: e
+    zones: [Normal]
+    orders: [4]
+    extfrag_index: {trigger: 0.5, clear: 0.3}
+  - name: w
+    zones: [Normal]
+    orders: [0]
+    watermark: {below: low, clear: high}
+"""
+    p = Policy(make(text), PAGE)
+    obs = normal(BETWEEN, free_override={(0, "Normal"): 100}, marks=(80, 120, 160))
+    rules = {rule.name: rule for rule in p.config.rules}
+    deficits = {
+        name: reclaim_deficit_pages(Watch(rules[name], 0, "Normal", order, kind), obs)
+        for name, order, kind in (("u", 9, "unusable_index"), ("e", 4, "extfrag_index"), ("w", 0, "watermark"))
+    }
+    # u: F = 1512, S = 512, clear 0.5: 1000 * 1000 / 500 - 1512 = 488; e: one order-4 block, 16 pages;
+    # w: high mark 160 - free 100 = 60.
+    assert deficits == {"u": 488, "e": 16, "w": 60}
+
+
+def test_a_watermark_condition_goes_straight_to_reclaim() -> None:
+    text = "rules:\n  - {name: w, zones: [Normal], orders: [0], watermark: {below: low, clear: high}}\nreclaim: {min: 4K}\n"
+    p = Policy(make(text), PAGE)
+    low = normal(HEALTHY, free_override={(0, "Normal"): 100}, marks=(80, 120, 160))
+    plan = p.evaluate(low, 0.0)
+    assert kinds(plan) == ["triggered"]
+    steps = ladder(
+        p, plan.decisions[0], [low, normal(HEALTHY, free_override={(0, "Normal"): 170}, marks=(80, 120, 160))]
+    )
+    assert steps == [Step(RECLAIM, node=0, size=60 * PAGE)]
+
+
+# -- per-hour cap -------------------------------------------------------------------------
+
+
+def test_hourly_cap() -> None:
+    p = policy(min="4M", max_event="8M", max_hour="12M")
+    decision = first_decision(p, normal(FRAGMENTED))
+    frag = normal(FRAGMENTED)
+
+    def reclaim_step(now: float) -> Step:
+        step = p.next_step(decision, frag, [Step(COMPACT, node=0)], BOTH, now)
+        assert step is not None
+        return step
+
+    first = reclaim_step(0.0)
+    assert first == Step(RECLAIM, node=0, size=4 << 20)  # 667 pages wanted: the 4M minimum
+    p.reclaimed(8 << 20, frag, 0.0)
+    assert reclaim_step(10.0) == Step(RECLAIM, node=0, size=4 << 20)  # 4M of 12M left
+    p.reclaimed(4 << 20, frag, 10.0)
+    capped = reclaim_step(20.0)
+    assert (capped.action, capped.reason) == (SKIP, f"hourly reclaim cap reached ({12 << 20} of {12 << 20} bytes)")
+    # An hour after the first reclaim, its 8M no longer count.
+    assert reclaim_step(3600.5) == Step(RECLAIM, node=0, size=4 << 20)
+
+
+def test_dry_run_reclaims_count_toward_the_cap_but_not_the_thrash_guard() -> None:
+    p = policy()
+    p.reclaimed(4 << 20, normal(FRAGMENTED), 0.0, watch=False)
+    assert p.reclaimed_last_hour(1.0) == 4 << 20
+    assert p.thrash.watch_until is None
+
+
+# -- thrash guard -------------------------------------------------------------------------
+
+
+def refaults(total: int, psi: float = 0.0) -> Observation:
+    return normal(
+        FRAGMENTED,
+        vmstat={"workingset_refault_anon": total // 2, "workingset_refault_file": total - total // 2},
+        psi_some=psi,
+    )
+
+
+def test_thrash_guard_suspends_reclaim_when_refaults_climb_and_backs_off_longer_each_time() -> None:
+    p = policy()  # thrash: watch 60, factor 2, min 100/s, backoff 300 doubling up to 3600
+    after_compaction = [Step(COMPACT, node=0)]
+    p.evaluate(refaults(0), 0.0)
+    (decision,) = p.evaluate(refaults(500), 10.0).decisions  # 500 refaults in 10 s: 50/s
+    p.reclaimed(4 << 20, refaults(500), 10.0)
+    assert p.thrash.refault_rate == 50.0
+    plan = p.evaluate(refaults(3000), 20.0)  # 2500 in 10 s: 250/s, over 100/s and over 2 x 50/s
+    assert kinds(plan) == ["thrash"]
+    assert plan.notices[0].message == "thrash guard: refaults 250/s (before reclaim 50/s); reclaim suspended for 300 s"
+    assert dict(plan.notices[0].fields)["BACKOFF_S"] == "300"
+    step = p.next_step(decision, refaults(3000), after_compaction, BOTH, 21.0)
+    assert step is not None and (step.action, step.reason) == (
+        SKIP,
+        "reclaim suspended by the thrash guard for 299 s more",
+    )
+    # After the back-off, reclaim again; thrashing again suspends it twice as long.
+    step = p.next_step(decision, refaults(3000), after_compaction, BOTH, 320.5)
+    assert step is not None and step.action == RECLAIM
+    p.evaluate(refaults(3000), 321.0)  # no refaults since the last poll: 0/s
+    p.reclaimed(4 << 20, refaults(3000), 321.0)
+    again = p.evaluate(refaults(6000), 331.0)  # 300/s
+    assert kinds(again) == ["thrash"] and dict(again.notices[0].fields)["BACKOFF_S"] == "600"
+
+
+def test_a_clean_watch_resets_the_back_off() -> None:
+    p = policy()
+    p.thrash.backoff = 1200.0  # after earlier back-offs
+    p.evaluate(refaults(0), 0.0)
+    p.reclaimed(4 << 20, refaults(0), 0.0)
+    assert kinds(p.evaluate(refaults(10), 30.0)) == []  # a trickle: no climb
+    assert kinds(p.evaluate(refaults(20), 61.0)) == []  # the watch is over
+    assert p.thrash.backoff == 300.0 and p.thrash.watch_until is None
+
+
+def test_thrash_guard_on_pressure() -> None:
+    p = policy()
+    p.evaluate(refaults(0, psi=2.0), 0.0)
+    p.reclaimed(4 << 20, refaults(0, psi=2.0), 0.0)
+    assert kinds(p.evaluate(refaults(0, psi=9.0), 10.0)) == []  # under psi_some_avg10 (10)
+    plan = p.evaluate(refaults(0, psi=12.5), 20.0)
+    assert kinds(plan) == ["thrash"]
+    assert "PSI some avg10 12.50% (before reclaim 2.00%)" in plan.notices[0].message
+
+
+# -- adaptive polling ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("free", "expected"),
+    [
+        # unusable 0: closeness 0 <= approach 0.75: max_interval.
+        (HEALTHY, 10.0),
+        # unusable 0.494 of trigger 0.9: closeness 0.549 <= 0.75: max.
+        (BELOW_CLEAR, 10.0),
+        # unusable 0.661 of 0.9: closeness 0.734, still under 0.75: max.
+        (BETWEEN, 10.0),
+        # free 1500 at order 0 and one order-9 block: 1500 * 1000 // 2012 = 745; 0.745 / 0.9 = 0.8278;
+        # share (0.8278 - 0.75) / 0.25 = 0.3111; 10 - 9 * 0.3111 = 7.2.
+        ([1500] + [0] * 8 + [1, 0], 7.2),
+    ],
+)
+def test_interval_shrinks_as_a_value_approaches_its_trigger(free: List[int], expected: float) -> None:
+    p = policy(sustain=5)
+    assert p.evaluate(normal(free), 0.0).interval == pytest.approx(expected, abs=0.01)
+
+
+def test_interval_is_minimal_while_a_condition_is_pending_or_holds() -> None:
+    p = policy(sustain=3)
+    assert p.evaluate(normal(FRAGMENTED), 0.0).interval == 1.0  # pending: 1 of 3 polls
+    p.evaluate(normal(FRAGMENTED), 1.0)
+    p.evaluate(normal(FRAGMENTED), 2.0)
+    assert p.evaluate(normal(BETWEEN), 3.0).interval == 1.0  # holds between the levels
+    assert p.evaluate(normal(BELOW_CLEAR), 4.0).interval == 10.0
+
+
+# -- zones, orders and global triggers -------------------------------------------------------
+
+
+def test_small_zones_and_unknown_orders() -> None:
+    text = "rules:\n  - {name: r, zones: ['*'], orders: [9, 12], unusable_index: {trigger: 0.9, clear: 0.5}, min_zone_size: 64M}\n"
+    p = Policy(make(text), PAGE)
+    small = observation({(0, "DMA"): FRAGMENTED}, managed=4096)  # 16 MiB
+    assert p.evaluate(small, 0.0).decisions == ()
+    big = observation({(0, "DMA32"): FRAGMENTED})
+    first = p.evaluate(big, 1.0)
+    assert [n.message for n in first.notices if n.kind == "warning"] == [
+        "rule r: order 12 is beyond this kernel's 11 orders; skipped"
+    ]
+    assert [d.source.where() for d in first.decisions] == ["node 0 zone DMA32 order 9"]
+    assert [n.kind for n in p.evaluate(big, 2.0).notices if n.kind == "warning"] == []  # said once
+
+
+def test_one_decision_per_zone_the_nearest_to_its_trigger() -> None:
+    text = """
+rules:
+  - {name: a, zones: [Normal], orders: [9], unusable_index: {trigger: 0.5, clear: 0.2}}
+  - {name: b, zones: [Normal], orders: [9], unusable_index: {trigger: 0.9, clear: 0.2}}
+"""
+    p = Policy(make(text), PAGE)
+    plan = p.evaluate(normal(FRAGMENTED), 0.0)
+    # Both hold; a is at twice its trigger level (1.0 / 0.5), b at 1.11 times.
+    assert [d.source.name for d in plan.decisions] == ["a:unusable_index"]
+    assert kinds(plan) == ["triggered", "triggered"]
+
+
+def test_rate_trigger_compacts_all_nodes_and_never_reclaims() -> None:
+    text = "triggers:\n  vmstat:\n    - {counter: compact_stall, rate: 5, clear: 1, sustain: 1}\nrules: []\n"
+    p = Policy(make(text), PAGE)
+    assert p.evaluate(normal(HEALTHY, vmstat={"compact_stall": 1000}), 0.0).decisions == ()
+    plan = p.evaluate(normal(HEALTHY, vmstat={"compact_stall": 1100}), 10.0)  # 100 in 10 s: 10/s
+    assert kinds(plan) == ["triggered"]
+    (decision,) = plan.decisions
+    assert isinstance(decision.source, Global) and decision.value == 10.0
+    obs = normal(HEALTHY, vmstat={"compact_stall": 1100})
+    assert ladder(p, decision, [obs, obs, obs]) == [Step(COMPACT, node=None)]
+    # shrinkd's own work is not counted: after rebase the rate starts again.
+    p.acted(decision, 10.0)
+    p.rebase(normal(HEALTHY, vmstat={"compact_stall": 1500}), 11.0)
+    plan = p.evaluate(normal(HEALTHY, vmstat={"compact_stall": 1505}), 21.0)  # 0.5/s
+    assert kinds(plan) == ["cleared"]
+
+
+def test_allocstall_is_the_sum_of_the_kernel_split_counters() -> None:
+    assert (
+        counter(
+            {"allocstall_dma": 1, "allocstall_dma32": 2, "allocstall_normal": 4, "allocstall_movable": 8}, "allocstall"
+        )
+        == 15
+    )
+    assert counter({"allocstall": 7}, "allocstall") == 7  # kernels before 4.8
+    assert counter({"workingset_refault_anon": 3, "workingset_refault_file": 4}, "workingset_refault") == 7
+    assert counter({"pgfault": 1}, "allocstall") is None
+
+
+def test_psi_trigger() -> None:
+    text = "triggers:\n  psi: {kind: some, avg10: 20, clear: 5, sustain: 2}\nrules: []\n"
+    p = Policy(make(text), PAGE)
+    seq = [(25.0, []), (30.0, ["triggered"]), (10.0, []), (4.0, ["cleared"])]
+    got = [(psi, kinds(p.evaluate(normal(HEALTHY, psi_some=psi), float(i)))) for i, (psi, _) in enumerate(seq)]
+    assert got == seq
+
+
+def test_reconfigure_keeps_the_state_of_unchanged_rules() -> None:
+    p = policy(sustain=2)
+    p.evaluate(normal(FRAGMENTED), 0.0)
+    p.reconfigure(make(RULE.format(sustain=2, reclaim="true", min="4M", max_event="64M", max_hour="256M")))
+    assert kinds(p.evaluate(normal(FRAGMENTED), 1.0)) == ["triggered"]  # the count went on
+    p.reconfigure(make(RULE.format(sustain=3, reclaim="true", min="4M", max_event="64M", max_hour="256M")))
+    assert p.watches == {}  # a changed rule starts afresh
