@@ -15,7 +15,7 @@ import pytest
 
 from shrinkd import cli
 
-from .test_daemon import STATES, Tree
+from .fakekernel import STATES, Tree
 
 REPO = Path(__file__).resolve().parent.parent
 
