@@ -28,6 +28,26 @@ files_under() {
     fi
 }
 
+# Debian packages for pyproject.toml's run-time dependencies: the package depends on
+# exactly what the Python package declares.
+debian_depends() {
+    /usr/bin/python3 - "$repo/pyproject.toml" <<'PY'
+import re, sys, tomllib
+debian = {"psutil": "python3-psutil", "pyudev": "python3-pyudev", "systemd-python": "python3-systemd",
+          "pyyaml": "python3-yaml"}
+with open(sys.argv[1], "rb") as handle:
+    project = tomllib.load(handle)["project"]
+names = []
+for requirement in project.get("dependencies", []):
+    name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0).lower()
+    if name not in debian:
+        sys.exit(f"build-debs: pyproject.toml: no Debian package known for '{name}' (add it to build-debs.sh)")
+    names.append(debian[name])
+low = project.get("requires-python", ">=3").lstrip(">=")
+print(", ".join([f"python3 (>= {low})"] + names))
+PY
+}
+
 version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' shrinkd/__init__.py)
 [ -n "$version" ] || die "shrinkd/__init__.py: no __version__ = \"...\" line"
 maintainer="shrinkd maintainers <shrinkd@localhost>"
@@ -84,6 +104,7 @@ docs() {  # $1 = staged root, $2 = package name
 }
 
 build_shrinkd() {
+depends=$(debian_depends) || exit 1
 root="$stage/shrinkd"
 pydir="$root/usr/lib/python3/dist-packages"
 mkdir -p "$root/DEBIAN" "$pydir" "$root/usr/bin" "$root/lib/systemd/system" "$root/lib/udev/rules.d" \
@@ -118,7 +139,7 @@ Version: $version
 Architecture: all
 Maintainer: $maintainer
 Installed-Size: $(installed_size "$root")
-Depends: python3 (>= 3.9), python3-psutil, python3-pyudev, python3-systemd, python3-yaml
+Depends: $depends
 Suggests: shrinkmem-dkms
 Section: admin
 Priority: optional

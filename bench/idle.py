@@ -1,0 +1,253 @@
+"""The idle daemon side by side with earlyoom, nohang and a bare interpreter: CPU per minute and RSS.
+
+All four run at once, in the same run, on an idle machine:
+  shrinkd   `PYTHON -m shrinkd run` with the built-in defaults (--dry-run by default, so
+            nothing is compacted or reclaimed while measuring), with NOTIFY_SOCKET and
+            WATCHDOG_USEC set as systemd would (it sends READY=1 and watchdog pings);
+  earlyoom  Debian's /usr/bin/earlyoom with its defaults;
+  nohang    Debian's /usr/sbin/nohang --monitor with /etc/nohang/nohang.conf;
+  bare      `PYTHON -c 'import time; time.sleep(...)'`, the same interpreter as shrinkd.
+After a settling time, CPU time (utime + stime from /proc/PID/stat) is taken over the
+window and scaled to one minute; RSS is VmRSS from /proc/PID/status at the end.
+Prints a table and the ratios to the targets: shrinkd CPU <= earlyoom's, shrinkd RSS
+<= 1.25x bare. With --imports, also what each of shrinkd's imports costs (RSS and
+`-X importtime`), to find what to trim.
+
+    python bench/idle.py [--window SECONDS] [--settle SECONDS] [--python PATH] [--imports] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+REPO = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+@dataclass
+class Candidate:
+    name: str
+    command: List[str]
+    env: Dict[str, str]
+    process: Optional[subprocess.Popen[bytes]] = None
+    cpu_start: float = 0.0
+    cpu_end: float = 0.0
+    rss_kb: int = 0
+    exit_code: Optional[int] = None
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as handle:
+        text = handle.read()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def status_kb(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def default_python() -> str:
+    """Debian's python3 when it has shrinkd's dependencies (as the package runs it), else this one."""
+    if os.path.exists(DEBIAN_PYTHON):
+        check = subprocess.run(
+            [DEBIAN_PYTHON, "-c", "import yaml, psutil, pyudev, systemd._journal"], capture_output=True, check=False
+        )
+        if check.returncode == 0:
+            return DEBIAN_PYTHON
+    return sys.executable
+
+
+def candidates(python: str, notify_socket: str, dry_run: bool) -> List[Candidate]:
+    base = {key: value for key, value in os.environ.items() if key not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    shrinkd_env = dict(base, PYTHONPATH=str(REPO), NOTIFY_SOCKET=notify_socket, WATCHDOG_USEC="30000000")
+    run = [python, "-m", "shrinkd", "run"] + (["--dry-run"] if dry_run else [])
+    found = [Candidate("shrinkd", run, shrinkd_env)]
+    if shutil.which("earlyoom"):
+        found.append(Candidate("earlyoom", [shutil.which("earlyoom") or "earlyoom"], base))
+    nohang = shutil.which("nohang") or ("/usr/sbin/nohang" if os.path.exists("/usr/sbin/nohang") else None)
+    if nohang:
+        found.append(Candidate("nohang", [nohang, "--monitor", "--config", "/etc/nohang/nohang.conf"], base))
+    found.append(Candidate("bare", [python, "-c", "import time; time.sleep(1e6)"], base))
+    return found
+
+
+def measure(items: Sequence[Candidate], settle: float, window: float) -> float:
+    for item in items:
+        item.process = subprocess.Popen(
+            item.command, env=item.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    try:
+        time.sleep(settle)
+        for item in items:
+            assert item.process is not None
+            item.exit_code = item.process.poll()
+            if item.exit_code is None:
+                item.cpu_start = cpu_seconds(item.process.pid)
+        started = time.monotonic()
+        time.sleep(window)
+        elapsed = time.monotonic() - started
+        for item in items:
+            assert item.process is not None
+            item.exit_code = item.process.poll()
+            if item.exit_code is None:
+                item.cpu_end = cpu_seconds(item.process.pid)
+                item.rss_kb = status_kb(item.process.pid, "VmRSS")
+        return elapsed
+    finally:
+        for item in items:
+            if item.process is not None and item.process.poll() is None:
+                item.process.send_signal(signal.SIGTERM)
+        for item in items:
+            if item.process is not None:
+                try:
+                    item.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    item.process.kill()
+                    item.process.wait()
+
+
+def python_version(python: str) -> str:
+    result = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                            capture_output=True, text=True, check=False)
+    return result.stdout.strip()
+
+
+# Runs `shrinkd run --dry-run` in this interpreter for a few seconds, then prints the
+# top-level modules it has loaded and stops it (SIGTERM, as systemd would).
+RUN_AND_LIST = (
+    "import os, runpy, signal, sys, threading\n"
+    "def done():\n"
+    "    print(' '.join(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stdout, flush=True)\n"
+    "    os.kill(os.getpid(), signal.SIGTERM)\n"
+    "threading.Timer(float(sys.argv[1]), done).start()\n"
+    "sys.argv = ['shrinkd', 'run', '--dry-run']\n"
+    "runpy.run_module('shrinkd', run_name='__main__')\n"
+)
+RSS_OF_IMPORT = (
+    "import sys\n"
+    "def rss():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmRSS:'):\n"
+    "            return int(line.split()[1])\n"
+    "before = rss()\n"
+    "__import__(sys.argv[1])\n"
+    "print(rss() - before)\n"
+)
+
+
+def import_costs(python: str) -> Tuple[List[str], List[Tuple[str, int]], List[Tuple[str, int]]]:
+    """What the running daemon imports: (its non-standard-library top-level packages,
+    RSS in kB that each of those, and shrinkd.daemon, adds alone to a bare interpreter,
+    the slowest top-level imports by `-X importtime`, cumulative microseconds)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONWARNINGS="ignore")
+    env.pop("NOTIFY_SOCKET", None)
+    result = subprocess.run(
+        [python, "-X", "importtime", "-c", RUN_AND_LIST, "3"], capture_output=True, text=True, env=env, check=False
+    )
+    loaded = set(result.stdout.split())
+    stdlib = set(getattr(sys, "stdlib_module_names", ()))
+    extra = sorted(name for name in loaded if name not in stdlib and not name.startswith("_") and name != "shrinkd")
+    times: Dict[str, int] = {}
+    for line in result.stderr.splitlines():
+        fields = line.split("|")
+        if not line.startswith("import time:") or len(fields) != 3 or not fields[1].strip().isdigit():
+            continue
+        raw = fields[2]
+        if raw.startswith(" ") and not raw.startswith("  "):  # imported at top level, not nested
+            times[raw.strip()] = int(fields[1])
+    ranked = sorted(times.items(), key=lambda item: -item[1])[:12]
+    rss: List[Tuple[str, int]] = []
+    for module in (*extra, "shrinkd.daemon", "shrinkd.udevwatch"):
+        probe = subprocess.run([python, "-c", RSS_OF_IMPORT, module], capture_output=True, text=True, env=env, check=False)
+        if probe.returncode == 0:
+            rss.append((module, int(probe.stdout.strip())))
+    return extra, rss, ranked
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--window", type=float, default=180.0, help="measured window in seconds (default 180)")
+    parser.add_argument("--settle", type=float, default=15.0, help="seconds after start before measuring (default 15)")
+    parser.add_argument("--python", default=None, help="interpreter for shrinkd and the bare one (default: Debian's python3)")
+    parser.add_argument("--act", action="store_true", help="run shrinkd without --dry-run")
+    parser.add_argument("--imports", action="store_true", help="also show what each import costs")
+    parser.add_argument("--quick", action="store_true", help="3 s window, 2 s settling (checks the script only)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.window, args.settle = 3.0, 2.0
+    python = args.python or default_python()
+
+    with tempfile.TemporaryDirectory(prefix="shrinkd-idle-") as scratch:
+        notify_path = os.path.join(scratch, "notify")
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(notify_path)
+        notify.setblocking(False)
+        items = candidates(python, notify_path, dry_run=not args.act)
+        elapsed = measure(items, args.settle, args.window)
+        messages: List[bytes] = []
+        while True:
+            try:
+                messages.append(notify.recv(4096))
+            except BlockingIOError:
+                break
+        notify.close()
+
+    print(f"idle: kernel {platform.release()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}")
+    print(f"python for shrinkd and bare: {python} ({python_version(python)})")
+    print(f"window {elapsed:.1f} s after {args.settle:.0f} s settling; CPU = utime+stime scaled to one minute")
+    print(f"{'process':10s} {'CPU ms/min':>11s} {'RSS MB':>8s}")
+    figures: Dict[str, Tuple[float, float]] = {}
+    for item in items:
+        if item.exit_code is not None:
+            print(f"{item.name:10s} exited early with code {item.exit_code}: {' '.join(item.command)}")
+            continue
+        cpu = (item.cpu_end - item.cpu_start) * 1000 * 60 / elapsed
+        rss = item.rss_kb / 1024
+        figures[item.name] = (cpu, rss)
+        print(f"{item.name:10s} {cpu:11.2f} {rss:8.1f}")
+    ready = sum(1 for message in messages if b"READY=1" in message)
+    pings = sum(1 for message in messages if b"WATCHDOG=1" in message)
+    print(f"shrinkd sd_notify: READY=1 x{ready}, WATCHDOG=1 x{pings}")
+    if "shrinkd" in figures:
+        cpu, rss = figures["shrinkd"]
+        if "earlyoom" in figures:
+            base = figures["earlyoom"][0]
+            ratio = f"{cpu / base:.2f}x" if base > 0 else "n/a (earlyoom used no measurable CPU)"
+            print(f"CPU shrinkd/earlyoom: {ratio} (target <= 1x)")
+        if "bare" in figures:
+            print(f"RSS shrinkd/bare: {rss / figures['bare'][1]:.2f}x (target <= 1.25x)")
+        if "nohang" in figures:
+            print(f"RSS shrinkd/nohang: {rss / figures['nohang'][1]:.2f}x")
+    if args.imports:
+        extra, rss_costs, times = import_costs(python)
+        print(f"packages outside the standard library loaded by the running daemon: {' '.join(extra) or 'none'}")
+        print("RSS added by each import alone (kB over a bare interpreter):")
+        for module, added in rss_costs:
+            print(f"  {module:20s} {added:8d}")
+        print("slowest top-level imports of `shrinkd run` (cumulative us, -X importtime):")
+        for module, micros in times:
+            print(f"  {module:20s} {micros:8d}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The benchmark scripts run and print well-formed figures (quick mode; no time is asserted)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from typing import Dict
+
+import pytest
+
+from tests.vm import REPO
+
+NUMBER = r"(\d+(?:\.\d+)?)"
+
+
+def run_bench(*args: str) -> str:
+    result = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_poll_cost_prints_both_costs_and_their_ratio() -> None:
+    out = run_bench("bench/poll_cost.py", "--quick")
+    figures: Dict[str, float] = {}
+    for label in ("bare read", "shrinkd poll cycle", "read+parse", "metrics", "decide"):
+        match = re.search(rf"^\s*{re.escape(label)}:\s+{NUMBER} us", out, re.M)
+        assert match, f"no '{label}' figure in:\n{out}"
+        figures[label] = float(match.group(1))
+    ratio = re.search(rf"^ratio shrinkd/bare:\s+{NUMBER}x", out, re.M)
+    assert ratio, out
+    assert figures["bare read"] > 0 and figures["shrinkd poll cycle"] > 0
+    # The printed ratio is the quotient of the two printed figures (to their rounding).
+    assert float(ratio.group(1)) == pytest.approx(figures["shrinkd poll cycle"] / figures["bare read"], rel=0.02, abs=0.01)
+    for name in ("buddyinfo", "zoneinfo", "vmstat"):
+        assert re.search(rf"{name} \(\d+ B\)", out), out
+
+
+def test_poll_cost_reads_the_given_proc_root() -> None:
+    """--proc-root is honoured: the sizes printed are the fixture's files', and a missing root is an error."""
+    fixture = REPO / "tests" / "fixtures" / "kernels" / "6.1-numa-frag2" / "proc"
+    out = run_bench("bench/poll_cost.py", "--quick", "--proc-root", str(fixture))
+    size = (fixture / "zoneinfo").stat().st_size
+    assert f"zoneinfo ({size} B)" in out, out
+    missing = subprocess.run(
+        [sys.executable, "bench/poll_cost.py", "--quick", "--proc-root", "/nonexistent"],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )
+    assert missing.returncode != 0
+
+
+@pytest.mark.skipif(shutil.which("earlyoom") is None, reason="earlyoom is not installed: run scripts/setup.sh")
+def test_idle_prints_cpu_and_rss_for_each_process() -> None:
+    out = run_bench("bench/idle.py", "--quick")
+    rows: Dict[str, tuple[float, float]] = {}
+    for name in ("shrinkd", "earlyoom", "nohang", "bare"):
+        match = re.search(rf"^{name}\s+{NUMBER}\s+{NUMBER}$", out, re.M)
+        assert match, f"no row for {name} in:\n{out}"
+        rows[name] = (float(match.group(1)), float(match.group(2)))
+    for name, (_, rss) in rows.items():
+        assert rss > 1.0, (name, out)  # every process holds at least a megabyte: the figure is real
+    assert re.search(rf"^RSS shrinkd/bare: {NUMBER}x", out, re.M), out
+    assert re.search(r"^CPU shrinkd/earlyoom: ", out, re.M), out
+    ready = re.search(r"READY=1 x(\d+)", out)
+    assert ready and int(ready.group(1)) == 1, out
