@@ -15,7 +15,7 @@ from tests.kernel_oracle import mismatches, parse_debugfs_index, status_json
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kernels"
 STATES = sorted(p for p in FIXTURES.iterdir() if (p / "debugfs").is_dir())
-SEED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "seed-3.3"
+SEED = Path(__file__).parent / "fixtures" / "seed-3.3"
 
 
 def test_fixtures_cover_the_planned_variety() -> None:
