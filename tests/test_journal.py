@@ -128,3 +128,14 @@ def test_debug_lines_only_with_debug() -> None:
     stream = io.StringIO()
     Journal("stderr", debug=True, stream=stream).debug("PSI trigger fired")
     assert stream.getvalue() == "shrinkd: PSI trigger fired\n"
+
+
+def test_docs_events_md_lists_every_event_with_its_message_id() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "events.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[2].strip()
+        for line in text.splitlines()
+        if line.startswith("| `")
+    }
+    documented = {name: mid for name, mid in rows.items() if name in journal.MESSAGE_IDS or len(mid) == 32}
+    assert documented == journal.MESSAGE_IDS
