@@ -1,0 +1,169 @@
+"""Backends against fake /proc and /sys trees: what is detected, what is written where, fallbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, List, Optional, Tuple
+
+import pytest
+
+from shrinkd import config, configfile
+from shrinkd.actions import Backends, Tunables
+from shrinkd.actions.compact import Compact
+from shrinkd.actions.tunables import Partial
+from shrinkd.errors import ActionError, MissingInputError
+from shrinkd.procfs import ProcFS
+
+
+def fake_tree(
+    root: Path,
+    *,
+    node_files: Iterable[Tuple[int, str]] = ((0, "compact"),),
+    compact_memory: bool = True,
+    drop_caches: bool = True,
+    cgroup: Optional[str] = "fs/cgroup",
+) -> ProcFS:
+    """An empty-ish kernel: the control files shrinkd writes, each holding "" until written."""
+    proc, sys = root / "proc", root / "sys"
+    (proc / "sys" / "vm").mkdir(parents=True)
+    if compact_memory:
+        (proc / "sys" / "vm" / "compact_memory").write_text("")
+    if drop_caches:
+        (proc / "sys" / "vm" / "drop_caches").write_text("")
+    for node, name in node_files:
+        directory = sys / "devices" / "system" / "node" / f"node{node}"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text("")
+    if cgroup is not None:
+        (sys / cgroup).mkdir(parents=True)
+        (sys / cgroup / "memory.reclaim").write_text("")
+    return ProcFS(proc, sys)
+
+
+def make(text: str = "") -> config.Config:
+    return config.from_plain(configfile.validate(configfile.parse_text(text, "test.yaml") if text else None))
+
+
+def written(procfs: ProcFS) -> List[Tuple[str, str]]:
+    """Every control file that holds something, relative to the tree, with what it holds."""
+    root = procfs.proc_root.parent
+    return sorted(
+        (str(path.relative_to(root)), path.read_text())
+        for path in root.rglob("*")
+        if path.is_file() and path.read_text() and path.name != "shrinkmem"
+    )
+
+
+def test_compaction_per_node_where_the_node_file_exists(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path, node_files=[(0, "compact"), (1, "compact")])
+    compactor = Compact(procfs, Tunables())
+    assert compactor.run(1).backend == "node1/compact"
+    assert written(procfs) == [("sys/devices/system/node/node1/compact", "1")]
+    assert compactor.run(None).backend == "compact_memory"
+    assert ("proc/sys/vm/compact_memory", "1") in written(procfs)
+
+
+def test_compaction_without_node_files_uses_compact_memory(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path, node_files=[])
+    assert Compact(procfs, Tunables()).run(0).backend == "compact_memory"
+    assert written(procfs) == [("proc/sys/vm/compact_memory", "1")]
+
+
+def test_compaction_with_node_files_only(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path, node_files=[(0, "compact"), (1, "compact")], compact_memory=False)
+    assert Compact(procfs, Tunables()).run(None).backend == "node*/compact"
+    assert written(procfs) == [
+        ("sys/devices/system/node/node0/compact", "1"),
+        ("sys/devices/system/node/node1/compact", "1"),
+    ]
+
+
+def test_detection_follows_the_configuration(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path, node_files=[(0, "compact"), (0, "reclaim")])
+    backends = Backends(procfs, make())
+    # shrinkmem: no device; drop_caches: present but disabled by default.
+    assert backends.names() == ["compact", "node_reclaim", "memory_reclaim"]
+    assert backends.kinds() == frozenset({"compact", "reclaim"})
+    text = "backends:\n  node_reclaim: {enabled: false}\n  drop_caches: {enabled: true}\nreclaim:\n  prefer: [drop_caches, memory_reclaim]\n"
+    assert Backends(procfs, make(text)).names() == ["compact", "drop_caches", "memory_reclaim"]
+    assert (
+        Backends(fake_tree(tmp_path / "bare", node_files=[], compact_memory=False, cgroup=None), make()).kinds()
+        == frozenset()
+    )
+
+
+def test_memory_reclaim_on_the_hybrid_layout(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path, cgroup="fs/cgroup/unified")
+    result = Backends(procfs, make()).reclaim(8 << 20, 0)
+    assert result.backend == "memory_reclaim" and result.requested == 8 << 20 and result.pages_reclaimed is None
+    assert ("sys/fs/cgroup/unified/memory.reclaim", str(8 << 20)) in written(procfs)
+
+
+def test_node_reclaim_aims_at_the_zone_node(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path, node_files=[(0, "reclaim"), (1, "reclaim")], cgroup=None)
+    result = Backends(procfs, make()).reclaim(1 << 20, 1)
+    assert result.backend == "node1/reclaim"
+    assert [w for w in written(procfs) if "reclaim" in w[0]] == [("sys/devices/system/node/node1/reclaim", "1048576")]
+
+
+def test_a_failing_backend_falls_through_to_the_next(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path, node_files=[(0, "reclaim")])
+    device = tmp_path / "shrinkmem"
+    device.write_text("")  # a regular file where the device should be: the ioctl fails (ENOTTY)
+    backends = Backends(procfs, make(f"backends:\n  shrinkmem: {{device: {device}}}\n"))
+    assert backends.names() == ["compact", "shrinkmem", "node_reclaim", "memory_reclaim"]
+    # Node 1 has no reclaim file: node_reclaim cannot aim there, memory_reclaim can (system-wide).
+    result = backends.reclaim(4 << 20, 1)
+    assert result.backend == "memory_reclaim"
+    assert len(result.failures) == 2
+    assert result.failures[0].startswith(f"shrinkmem: {device}: SHRINKMEM_IOC_RECLAIM of 1024 pages failed: ENOTTY")
+    assert result.failures[1] == "node_reclaim: not available for node 1"
+
+
+def test_every_backend_failing_is_an_action_error(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path, cgroup="fs/cgroup")
+    backends = Backends(procfs, make())
+    (procfs.sys("fs/cgroup") / "memory.reclaim").unlink()  # gone after detection
+    with pytest.raises(ActionError) as caught:
+        backends.reclaim(4 << 20, 0)
+    assert (
+        str(caught.value) == f"memory_reclaim: {procfs.sys('fs/cgroup/memory.reclaim')}: does not exist"
+    )
+
+
+def test_naming_an_unavailable_backend(tmp_path: Path) -> None:
+    backends = Backends(fake_tree(tmp_path), make())
+    with pytest.raises(ActionError) as caught:
+        backends.reclaim(4 << 20, 0, "node_reclaim")
+    assert str(caught.value) == "reclaim backend node_reclaim is not available (available: memory_reclaim)"
+
+
+def test_drop_caches_writes_its_mode(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path, cgroup=None)
+    text = "backends:\n  drop_caches: {enabled: true, what: both}\nreclaim:\n  prefer: [drop_caches]\n"
+    result = Backends(procfs, make(text)).reclaim(4 << 20, None)
+    assert result.backend == "drop_caches"
+    assert ("proc/sys/vm/drop_caches", "3") in written(procfs)
+
+
+class EagainTunables(Tunables):
+    """Answers like memory.reclaim does when the kernel could not reclaim all it was asked: EAGAIN."""
+
+    def write(self, path: Path, value: str) -> None:
+        super().write(path, value)
+        raise Partial(str(path))
+
+
+def test_partial_reclaim_is_reported_not_failed(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path)
+    result = Backends(procfs, make(), EagainTunables()).reclaim(4 << 20, 0)
+    assert (result.backend, result.partial) == ("memory_reclaim", True)
+
+
+def test_tunables_errors(tmp_path: Path) -> None:
+    with pytest.raises(MissingInputError) as missing:
+        Tunables().write(tmp_path / "absent", "1")
+    assert str(missing.value) == f"{tmp_path / 'absent'}: does not exist"
+    with pytest.raises(ActionError) as refused:
+        Tunables().write(tmp_path, "1")
+    assert str(refused.value) == f"{tmp_path}: cannot open for writing: Is a directory"

@@ -1,0 +1,443 @@
+"""The daemon loop on fake /proc and /sys trees.
+
+/proc holds states captured from a Debian 6.1 kernel (tests/fixtures/kernels);
+a scripted kernel (ScriptedKernel) swaps in the next captured state when
+shrinkd writes a control file, as compaction and reclaim would change the
+free lists. Events go to a real datagram socket in journald's format, and
+sd_notify messages to another.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+from shrinkd import config, configfile, metrics
+from shrinkd.actions import Tunables
+from shrinkd.daemon import Daemon
+from shrinkd.journal import MESSAGE_IDS, Journal
+from shrinkd.notify import Notifier
+from shrinkd.udevwatch import classify, parse_uevent
+
+from .fakekernel import STATES, Clock, ScriptedKernel, Tree, install, zoneinfo_free
+from .test_journal import decode
+
+# DMA32's unusable index at order 9 in each captured state (debugfs extfrag/unusable_index, captured with it):
+# 6.1-hog 1.000, 6.1-frag3 0.671, 6.1-frag1 0.129, 6.1-idle 0.002.
+
+RULES = """
+rules:
+  - name: huge
+    zones: [DMA32]
+    orders: [9]
+    unusable_index: {trigger: 0.9, clear: 0.5}
+    sustain: 2
+    min_zone_size: 64M
+guards:
+  cooldown: 60
+reclaim:
+  min: 1M
+  max_per_event: 512M
+  max_per_hour: 1G
+psi:
+  wakeup: false
+log:
+  target: stderr
+"""
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Tree:
+    return Tree(tmp_path / "kernel")
+
+
+@pytest.fixture
+def journald(tmp_path: Path) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "journal"))
+    sock.settimeout(5)
+    yield sock
+    sock.close()
+
+
+def entries(sock: socket.socket) -> List[Dict[str, str]]:
+    found = []
+    sock.settimeout(0)
+    try:
+        while True:
+            found.append(decode(sock.recv(65536)))
+    except BlockingIOError:
+        pass
+    sock.settimeout(5)
+    return found
+
+
+def make(text: str) -> config.Config:
+    return config.from_plain(configfile.validate(configfile.parse_text(text, "test.yaml")))
+
+
+def daemon(
+    tree: Tree, kernel: Optional[Tunables] = None, text: str = RULES, **kwargs: object
+) -> Tuple[Daemon, io.StringIO, Clock]:
+    stream = io.StringIO()
+    clock = Clock()
+    d = Daemon(
+        tree.procfs,
+        make(text),
+        Journal("stderr", stream=stream),
+        tunables=kernel,
+        clock=clock,
+        page_size=4096,
+        udev=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return d, stream, clock
+
+
+def unusable_at_9(state: str) -> Tuple[int, int, int]:
+    """(free pages, pages in order-9-or-larger blocks, unusable index) of DMA32 in a captured state."""
+    line = (STATES / state / "proc" / "buddyinfo").read_text().splitlines()[1].split()
+    free = [int(n) for n in line[4:]]
+    total = sum(n << o for o, n in enumerate(free))
+    suitable = sum(n << o for o, n in enumerate(free) if o >= 9)
+    return total, suitable, (total - suitable) * 1000 // total
+
+
+# -- the main sequence ---------------------------------------------------------------------
+
+
+def test_compaction_then_reclaim_then_cleared(tree: Tree, journald: socket.socket, tmp_path: Path) -> None:
+    kernel = ScriptedKernel(
+        tree.proc, {"compact": ["6.1-frag3"], "memory.reclaim": ["6.1-frag1"]}, {"memory.reclaim": 23456}
+    )
+    d, stream, clock = daemon(tree, kernel)
+    d.journal = Journal("journal", socket_path=str(tmp_path / "journal"), stream=stream)
+    d.start()
+    try:
+        assert d.tick() == 1.0  # hog: over the trigger, 1 of 2 polls
+        assert kernel.writes == []
+        clock.now += 1
+        d.tick()  # 2 of 2: triggered; compaction, measured again; reclaim; measured again
+        clock.now += 1
+        d.tick()  # frag1 is below the clear level
+    finally:
+        d.close()
+    assert d.events == ["started", "triggered", "compacted", "reclaimed", "cleared"]
+
+    # Reclaim sized from the state after compaction (frag3), for the clear level 0.5:
+    # R = ceil((F - S) * 1000 / 500) - F pages.
+    free, suitable, index = unusable_at_9("6.1-frag3")
+    assert index == 671  # as debugfs printed it when the state was captured
+    wanted = -(-(free - suitable) * 1000 // 500) - free
+    assert kernel.writes == [("compact", "1"), ("memory.reclaim", str(wanted * 4096))]
+    assert tree.control("sys/devices/system/node/node0/compact") == "1"
+    assert tree.control("sys/fs/cgroup/memory.reclaim") == str(wanted * 4096)
+
+    logged = {e["SHRINKD_EVENT"]: e for e in entries(journald)}
+    compacted, reclaimed = logged["compacted"], logged["reclaimed"]
+    assert compacted["MESSAGE_ID"] == MESSAGE_IDS["compacted"]
+    for event in (compacted, reclaimed):
+        assert event["SHRINKD_TRIGGER"] == "huge:unusable_index"
+        assert (event["SHRINKD_NODE"], event["SHRINKD_ZONE"], event["SHRINKD_ORDER"]) == ("0", "DMA32", "9")
+        assert (event["SHRINKD_THRESHOLD"], event["SHRINKD_CLEAR"]) == ("0.900", "0.500")
+        assert float(event["SHRINKD_DURATION_MS"]) >= 0
+    assert (compacted["SHRINKD_BEFORE"], compacted["SHRINKD_AFTER"]) == ("1.000", "0.671")
+    assert compacted["SHRINKD_BACKEND"] == "node0/compact"
+    assert (reclaimed["SHRINKD_BEFORE"], reclaimed["SHRINKD_AFTER"]) == ("0.671", "0.129")
+    assert reclaimed["SHRINKD_BACKEND"] == "memory_reclaim"
+    assert reclaimed["SHRINKD_REQUESTED_BYTES"] == str(wanted * 4096)
+    assert (reclaimed["SHRINKD_FREE_PAGES_BEFORE"], reclaimed["SHRINKD_FREE_PAGES_AFTER"]) == (
+        str(zoneinfo_free("6.1-frag3")),
+        str(zoneinfo_free("6.1-frag1")),
+    )
+    assert (reclaimed["SHRINKD_PAGES_RECLAIMED"], reclaimed["SHRINKD_PAGES_RECLAIMED_SOURCE"]) == ("23456", "vmstat")
+    assert reclaimed["MESSAGE"].startswith(f"reclaimed 23456 pages (91.6 MiB) of {wanted * 4096 / 1048576:.1f} MiB")
+    assert " asked for huge:unusable_index (node 0 zone DMA32 order 9): 0.671 -> 0.129 in " in reclaimed["MESSAGE"]
+    assert logged["cleared"]["SHRINKD_VALUE"] == "0.129"
+
+
+def test_cooldown_keeps_a_stubborn_zone_from_being_hammered(tree: Tree) -> None:
+    # Nothing helps: the state stays hog. One event, then quiet until the cooldown is over.
+    d, _, clock = daemon(tree, ScriptedKernel(tree.proc, {}))
+    d.start()
+    try:
+        for _ in range(5):
+            d.tick()
+            clock.now += 10
+        assert d.events.count("compacted") == 1 and d.events.count("reclaimed") == 1
+        clock.now += 30  # 60 s after the event
+        d.tick()
+    finally:
+        d.close()
+    assert d.events.count("compacted") == 2
+
+
+def test_dry_run_decides_and_logs_but_writes_nothing(tree: Tree) -> None:
+    kernel = ScriptedKernel(tree.proc, {"compact": ["6.1-idle"]})
+    d, stream, clock = daemon(tree, kernel, dry_run=True)
+    d.start()
+    try:
+        d.tick()
+        clock.now += 1
+        d.tick()
+    finally:
+        d.close()
+    assert kernel.writes == []
+    assert tree.control("sys/devices/system/node/node0/compact") == ""
+    assert d.events == ["started", "triggered", "compacted", "reclaimed"]
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith("; dry run")
+    assert "shrinkd: would compact node 0 for huge:unusable_index (node 0 zone DMA32 order 9 at 1.000)" in lines
+    assert any(line.startswith("shrinkd: would reclaim ") for line in lines)
+
+
+def test_a_failed_action_is_an_event_and_the_loop_goes_on(tree: Tree) -> None:
+    # No compaction here, and memory.reclaim refuses every write (a directory: EISDIR).
+    (tree.sys / "devices" / "system" / "node" / "node0" / "compact").unlink()
+    (tree.proc / "sys" / "vm" / "compact_memory").unlink()
+    (tree.sys / "fs" / "cgroup" / "memory.reclaim").unlink()
+    (tree.sys / "fs" / "cgroup" / "memory.reclaim").mkdir()
+    d, stream, clock = daemon(tree, ScriptedKernel(tree.proc, {}))
+    d.start()
+    try:
+        d.tick()
+        clock.now += 1
+        d.tick()
+        clock.now += 60  # the cooldown also follows a failed event
+        d.tick()
+    finally:
+        d.close()
+    assert d.events == ["started", "triggered", "action_failed", "action_failed"]
+    line = next(line for line in stream.getvalue().splitlines() if "reclaim failed" in line)
+    assert line == (
+        "shrinkd: huge:unusable_index: node 0 zone DMA32 order 9: reclaim failed: memory_reclaim: "
+        f"{tree.sys / 'fs' / 'cgroup' / 'memory.reclaim'}: cannot open for writing: Is a directory"
+    )
+
+
+def test_a_malformed_poll_is_logged_and_the_next_one_works(tree: Tree) -> None:
+    d, stream, clock = daemon(tree, ScriptedKernel(tree.proc, {}))
+    notify_socket = tree.root / "notify"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify_socket))
+    listener.settimeout(0)
+    d.notifier = Notifier({"NOTIFY_SOCKET": str(notify_socket)})
+    d.start()
+    try:
+        (tree.proc / "buddyinfo").write_text("Node 0, zone DMA32 1 2 3\nNode 0, zone Normal 1 2\n")
+        assert d.tick() == 10.0  # max_interval after a failure
+        with pytest.raises(BlockingIOError):
+            listener.recv(100)  # not READY before a good poll
+        install(tree.proc, "6.1-idle")
+        clock.now += 10
+        d.tick()
+        ready = listener.recv(4096).decode()
+    finally:
+        d.close()
+        listener.close()
+    assert d.events == ["started", "poll_failed"]
+    assert (
+        f"shrinkd: poll failed: {tree.proc / 'buddyinfo'}:2: zone Normal: 2 orders, earlier lines have 3"
+        in stream.getvalue()
+    )
+    assert ready.startswith(
+        "READY=1\nSTATUS=worst: node 0 zone DMA32 order 9 unusable_index 0.002 (huge, 0% of trigger)"
+    )
+
+
+def test_psi_trigger_falls_back_to_polling_and_says_so_once(tree: Tree) -> None:
+    d, stream, _ = daemon(tree, text=RULES.replace("wakeup: false", "wakeup: true"))
+    d.start()
+    d.tick()
+    d.close()
+    messages = [line for line in stream.getvalue().splitlines() if "PSI" in line or "polling" in line]
+    assert messages == [
+        f"shrinkd: no PSI trigger ({tree.proc / 'pressure' / 'memory'}: not a kernel pressure file): plain polling",
+        "shrinkd: started: backends compact (nodes 0), memory_reclaim ("
+        f"{tree.sys / 'fs' / 'cgroup' / 'memory.reclaim'}); plain polling; config <built-in defaults>",
+    ]
+
+
+# -- devices -----------------------------------------------------------------------------
+
+
+def test_the_module_appearing_and_vanishing(tree: Tree) -> None:
+    device = tree.root / "shrinkmem"
+    d, stream, clock = daemon(
+        tree, ScriptedKernel(tree.proc, {}), text=RULES + f"backends:\n  shrinkmem: {{device: {device}}}\n"
+    )
+    d.start()
+    try:
+        install(tree.proc, "6.1-idle")
+        d.tick()
+        assert d.backends.names() == ["compact", "memory_reclaim"]
+        device.write_text("")  # the module loaded: the node appears
+        clock.now += 10
+        d.tick()
+        assert d.backends.names() == ["compact", "shrinkmem", "memory_reclaim"]
+        device.unlink()  # removed
+        clock.now += 10
+        d.tick()
+    finally:
+        d.close()
+    assert d.events == ["started", "backends_changed", "backends_changed"]
+    changes = [line for line in stream.getvalue().splitlines() if "backends changed" in line]
+    assert changes[0].startswith(
+        "shrinkd: backends changed (periodic check): added shrinkmem; now compact (nodes 0), shrinkmem ("
+    )
+    assert changes[1].startswith(
+        "shrinkd: backends changed (periodic check): removed shrinkmem; now compact (nodes 0), memory_reclaim"
+    )
+
+
+def test_kernel_uevents_are_read_for_the_device_and_memory_blocks() -> None:
+    add = b"add@/devices/virtual/misc/shrinkmem\0ACTION=add\0DEVPATH=/devices/virtual/misc/shrinkmem\0SUBSYSTEM=misc\0DEVNAME=shrinkmem\0MAJOR=10\0MINOR=122\0SEQNUM=2301\0"
+    offline = b"offline@/devices/system/memory/memory32\0ACTION=offline\0DEVPATH=/devices/system/memory/memory32\0SUBSYSTEM=memory\0SEQNUM=2302\0"
+    other = b"add@/devices/virtual/misc/fuse\0ACTION=add\0SUBSYSTEM=misc\0DEVNAME=fuse\0"
+    udev = b"libudev\0\xfe\xed\xca\xfe..."
+    fields = parse_uevent(add)
+    assert fields is not None and fields["SUBSYSTEM"] == "misc"
+    assert classify(fields, "shrinkmem") == ("device", "shrinkmem", "add")
+    memory = parse_uevent(offline)
+    assert memory is not None and classify(memory, "shrinkmem") == ("memory", "memory32", "offline")
+    fuse = parse_uevent(other)
+    assert fuse is not None and classify(fuse, "shrinkmem") is None
+    assert parse_uevent(udev) is None
+
+
+# -- signals, reload, sd_notify -------------------------------------------------------------
+
+
+def write_config(path: Path, text: str) -> Callable[[], config.Config]:
+    path.write_text(text)
+    return lambda: config.load_isolated([path])
+
+
+def test_reload_keeps_the_old_configuration_when_the_new_one_is_invalid(tree: Tree, tmp_path: Path) -> None:
+    path = tmp_path / "shrinkd.yaml"
+    d, stream, _ = daemon(tree, reload=write_config(path, RULES))
+    d.start()
+    try:
+        path.write_text(RULES.replace("cooldown: 60", "cooldown: -5"))
+        d.reload()
+        assert d.config.cooldown == 60.0
+        path.write_text(RULES.replace("cooldown: 60", "cooldown: 5"))
+        d.reload()
+        assert d.config.cooldown == 5.0 and d.policy.config.cooldown == 5.0
+    finally:
+        d.close()
+    assert d.events == ["started", "reload_failed", "reloaded"]
+    assert (
+        f"shrinkd: reload failed, keeping the running configuration: {path}:10: guards.cooldown: "
+        "must be between 0 and 86400, got -5" in stream.getvalue()
+    )
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[Tuple[socket.socket, str]]:
+    address = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(10)
+    yield sock, address
+    sock.close()
+
+
+def notifications(sock: socket.socket) -> List[str]:
+    found = []
+    sock.settimeout(0)
+    try:
+        while True:
+            found.append(sock.recv(4096).decode())
+    except BlockingIOError:
+        pass
+    return found
+
+
+def send_later(seconds: float, *signals: signal.Signals) -> threading.Thread:
+    def sender() -> None:
+        for number in signals:
+            threading.Event().wait(seconds)
+            os.kill(os.getpid(), number)
+
+    thread = threading.Thread(target=sender, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_sighup_reloads_and_sigterm_stops_a_running_loop(
+    tree: Tree, tmp_path: Path, notify: Tuple[socket.socket, str]
+) -> None:
+    sock, address = notify
+    install(tree.proc, "6.1-idle")
+    path = tmp_path / "shrinkd.yaml"
+    slow = RULES.replace("wakeup: false", "wakeup: false\npoll:\n  min_interval: 30\n  max_interval: 30")
+    stream = io.StringIO()
+    d = Daemon(
+        tree.procfs,
+        make(slow),
+        Journal("stderr", stream=stream),
+        reload=write_config(path, slow),
+        notifier=Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}),
+        udev=False,
+    )
+    messages: List[str] = []
+
+    def collect() -> None:  # as systemd does: read every message as it comes
+        while not messages or not messages[-1].startswith("STOPPING"):
+            messages.append(sock.recv(4096).decode())
+
+    collector = threading.Thread(target=collect, daemon=True)
+    collector.start()
+    sender = send_later(0.5, signal.SIGHUP, signal.SIGTERM)
+    assert d.run() == 0  # returns long before the 30 s poll interval: the signals wake it
+    sender.join()
+    collector.join(10)
+    assert d.events == ["started", "reloaded", "stopped"]
+    kinds = [m.split("=", 1)[0] for m in messages]
+    assert kinds[0] == "READY" and kinds[-1] == "STOPPING"
+    assert "RELOADING" in kinds and kinds[kinds.index("RELOADING") + 1] == "READY"
+    assert kinds.count("WATCHDOG") >= 2  # every 0.1 s (half of WATCHDOG_USEC) while waiting
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+def test_sigterm_during_an_action_stops_after_it(tree: Tree, notify: Tuple[socket.socket, str]) -> None:
+    sock, address = notify
+    kernel = ScriptedKernel(tree.proc, {"compact": ["6.1-frag3"]})
+    kernel.hook = lambda name: os.kill(os.getpid(), signal.SIGTERM) if name == "compact" else None
+    d, stream, _ = daemon(tree, kernel, text=RULES.replace("sustain: 2", "sustain: 1"))
+    d.notifier = Notifier({"NOTIFY_SOCKET": address})
+    assert d.run() == 0
+    # The compaction ran to its end and was reported; the reclaim the ladder would have done next did not start.
+    assert kernel.writes == [("compact", "1")]
+    assert d.events == ["started", "triggered", "compacted", "stopped"]
+    assert "shrinkd: huge:unusable_index: stopping: the rest of the ladder is abandoned" in stream.getvalue()
+    assert [m.split("=", 1)[0] for m in notifications(sock)] == ["READY", "STOPPING"]
+
+
+def test_status_line_names_the_worst_zone_and_the_last_action(tree: Tree) -> None:
+    kernel = ScriptedKernel(tree.proc, {"compact": ["6.1-idle"]})
+    d, _, _ = daemon(tree, kernel, text=RULES.replace("sustain: 2", "sustain: 1"))
+    d.start()
+    try:
+        d.tick()
+    finally:
+        d.close()
+    status = d.status_line()
+    assert status.startswith(
+        "worst: node 0 zone DMA32 order 9 unusable_index 1.000 (huge, 111% of trigger); last action: compaction of node 0 at "
+    )
+
+
+def test_page_size_of_the_sized_reclaim_matches_metrics() -> None:
+    # The test above sizes reclaim by hand; this keeps its arithmetic honest against metrics.
+    free, suitable, index = unusable_at_9("6.1-hog")
+    line = (STATES / "6.1-hog" / "proc" / "buddyinfo").read_text().splitlines()[1].split()
+    assert metrics.unusable_index([int(n) for n in line[4:]], 9) == index == 1000 and suitable == 0 and free > 0
