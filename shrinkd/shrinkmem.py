@@ -34,9 +34,11 @@ METHOD_NAMES = {METHOD_EXPORT: "export", METHOD_KPROBE: "kprobe"}
 
 IOC_MAGIC = ord("Y")
 
-# struct shrinkmem_reclaim: u64 pages_requested, pages_reclaimed, duration_ns; u32 flags, reserved.
+# struct shrinkmem_reclaim and struct shrinkmem_info, field by field ("=": no implicit padding;
+# the header pads explicitly).
+RECLAIM_FIELDS = ("pages_requested", "pages_reclaimed", "duration_ns", "flags", "reserved")
 RECLAIM_STRUCT = struct.Struct("=QQQII")
-# struct shrinkmem_info: u32 abi_version, method; u64 max_pages; u32 page_size, reserved.
+INFO_FIELDS = ("abi_version", "method", "max_pages", "page_size", "reserved")
 INFO_STRUCT = struct.Struct("=IIQII")
 
 _U64_MAX = (1 << 64) - 1
