@@ -171,12 +171,13 @@ def test_cooldown_keeps_a_stubborn_zone_from_being_hammered(tree: Tree) -> None:
         for _ in range(5):
             d.tick()
             clock.now += 10
-        assert d.events.count("compacted") == 1 and d.events.count("reclaimed") == 1
+        # One event: compaction, reclaim, compaction again (reclaim left small blocks).
+        assert d.events[1:] == ["triggered", "compacted", "reclaimed", "compacted"]
         clock.now += 30  # 60 s after the event
         d.tick()
     finally:
         d.close()
-    assert d.events.count("compacted") == 2
+    assert d.events[5:] == ["compacted", "reclaimed", "compacted"]
 
 
 def test_dry_run_decides_and_logs_but_writes_nothing(tree: Tree) -> None:
@@ -191,7 +192,7 @@ def test_dry_run_decides_and_logs_but_writes_nothing(tree: Tree) -> None:
         d.close()
     assert kernel.writes == []
     assert tree.control("sys/devices/system/node/node0/compact") == ""
-    assert d.events == ["started", "triggered", "compacted", "reclaimed"]
+    assert d.events == ["started", "triggered", "compacted", "reclaimed", "compacted"]
     lines = stream.getvalue().splitlines()
     assert lines[0].endswith("; dry run")
     assert "shrinkd: would compact node 0 for huge:unusable_index (node 0 zone DMA32 order 9 at 1.000)" in lines

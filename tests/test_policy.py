@@ -208,6 +208,15 @@ def test_ladder_compacts_first_and_reclaims_only_what_compaction_left() -> None:
     assert steps == [Step(COMPACT, node=0), Step(RECLAIM, node=0, size=155 * PAGE)]
 
 
+def test_after_reclaim_a_second_compaction_and_no_more() -> None:
+    p = policy(min="64K")
+    decision = first_decision(p, normal(FRAGMENTED))
+    # Nothing helps: compact, reclaim (FRAGMENTED: F = 1000, S = 0, clear 0.6:
+    # ceil(1000 * 1000 / 600) - 1000 = 667 pages), compact again, then stop.
+    steps = ladder(p, decision, [normal(FRAGMENTED)] * 5)
+    assert steps == [Step(COMPACT, node=0), Step(RECLAIM, node=0, size=667 * PAGE), Step(COMPACT, node=0)]
+
+
 def test_ladder_stops_when_compaction_reached_the_clear_level() -> None:
     p = policy()
     decision = first_decision(p, normal(FRAGMENTED))
