@@ -1,0 +1,286 @@
+"""shrinkd run in a real kernel: Debian 6.1 under QEMU, with journald started in the guest.
+
+One boot. The guest fills the page cache from an ext4 disk, fragments memory
+(tests/capture.py's fragmenter and huge-page hog: every free block of order 9
+or more taken, the rest in order-0 holes), and runs `shrinkd run --once` with
+a rule that this state crosses, first without the shrinkmem module (reclaim
+goes to the root cgroup's memory.reclaim) and then with it loaded. The
+kernel's own index (debugfs extfrag/unusable_index) is read before and after
+each run, as the oracle. Then the daemon runs in the background while the
+module is removed and loaded again and a memory block goes offline and
+online, and SIGTERM stops it. The host test reads the journal entries back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from shrinkd.journal import MESSAGE_IDS
+from tests import vm
+from tests.kernel_oracle import parse_debugfs_index
+
+pytestmark = pytest.mark.vm
+
+KERNEL = "6.1"
+
+ONCE = """\
+rules:
+  - name: vm-huge
+    zones: [DMA32]
+    orders: [9]
+    unusable_index: {trigger: 0.5, clear: 0.01}
+    sustain: 1
+reclaim: {min: 16M, max_per_event: 64M, max_per_hour: 1G}
+psi: {wakeup: false}
+log: {target: journal}
+"""
+
+# Nothing to act on: the daemon only watches devices, memory blocks and PSI.
+QUIET = """\
+rules: []
+psi: {wakeup: true}
+log: {target: journal}
+"""
+
+SCRIPT = r"""
+exec > >(tee "$OUT/log.txt") 2>&1
+set -u
+export PYTHONDONTWRITEBYTECODE=1
+fail() { echo "FAIL: $*"; exit 1; }
+step() { echo "== $(date +%s.%N | cut -c1-14) $*"; }
+wait_for() {  # wait_for TRIES COMMAND...: retry every half second
+    local tries=$1; shift
+    for _ in $(seq "$tries"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+    return 1
+}
+logged() { journalctl --no-pager -o cat _PID="$DPID" | grep -q "$1"; }  # by the background daemon
+
+step journald
+mkdir -p /run/systemd/journal /var/log/journal
+/lib/systemd/systemd-journald &
+wait_for 60 test -S /run/systemd/journal/socket || fail "journald did not start"
+
+step cgroup2
+mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
+test -e /sys/fs/cgroup/memory.reclaim || fail "no /sys/fs/cgroup/memory.reclaim"
+ls /sys/devices/system/node/node0/ > "$OUT/node0.txt"
+
+step page cache
+DISK=""
+for d in vda sda; do [ -b "/dev/$d" ] && DISK=/dev/$d && break; done
+[ -n "$DISK" ] || fail "no disk"
+mount "$DISK" /mnt || fail "mount $DISK"
+dd if=/dev/zero of=/mnt/cache bs=1M count=250 status=none && sync
+cat /mnt/cache > /dev/null
+
+fragment() {
+    rm -f /tmp/ready-f /tmp/ready-h
+    $PY -c 'import sys; from pathlib import Path; from tests.capture import fragment; fragment(300, Path("/tmp/ready-f"))' &
+    FPID=$!
+    wait_for 600 test -e /tmp/ready-f || fail "fragmenter"
+    $PY -c 'from pathlib import Path; from tests.capture import hog; hog(Path("/tmp/ready-h"))' &
+    HPID=$!
+    wait_for 600 test -e /tmp/ready-h || fail "hog"
+}
+
+once() {  # once NAME: fragment, read the kernel's index, run shrinkd once, read it again
+    fragment
+    cat /proc/buddyinfo
+    grep -E '^(MemFree|Cached|AnonHugePages):' /proc/meminfo
+    cp /sys/kernel/debug/extfrag/unusable_index "$OUT/$1-before.txt"
+    step "shrinkd run --once ($1)"
+    $PY -m shrinkd run --once --config "$OUT/once.yaml"
+    echo $? > "$OUT/$1-rc.txt"
+    cp /sys/kernel/debug/extfrag/unusable_index "$OUT/$1-after.txt"
+    cat /proc/buddyinfo
+    kill "$FPID" "$HPID"; wait "$FPID" "$HPID" 2>/dev/null
+    cat /mnt/cache > /dev/null  # fill the cache again
+}
+
+once nomodule
+step insmod
+insmod "$OUT/kmod/shrinkmem.ko" || fail "insmod"
+once module
+
+step daemon
+$PY -m shrinkd run --config "$OUT/quiet.yaml" &
+DPID=$!
+wait_for 120 logged "started: " || fail "daemon did not start"
+rmmod shrinkmem || fail rmmod
+wait_for 60 logged "removed shrinkmem" || echo "no event for the removal"
+insmod "$OUT/kmod/shrinkmem.ko" || fail "insmod again"
+wait_for 60 logged "added shrinkmem" || echo "no event for the load"
+for block in $(ls -d /sys/devices/system/memory/memory* | sort -V -r); do
+    if echo offline > "$block/state" 2>/dev/null; then
+        basename "$block" > "$OUT/offlined.txt"
+        wait_for 60 logged "$(basename "$block") offline"
+        echo online > "$block/state"
+        wait_for 60 logged "$(basename "$block") online"
+        break
+    fi
+done
+kill -0 "$DPID" || fail "daemon died"
+start=$(date +%s%N)
+kill -TERM "$DPID"
+wait "$DPID"
+echo $? > "$OUT/daemon-rc.txt"
+echo $(( ($(date +%s%N) - start) / 1000000 )) > "$OUT/stop-ms.txt"
+
+step journal
+journalctl --no-pager -o json SYSLOG_IDENTIFIER=shrinkd > "$OUT/journal.json"
+journalctl --no-pager -o json MESSAGE_ID=__RECLAIMED__ > "$OUT/reclaimed.json"
+journalctl --no-pager -o cat SYSLOG_IDENTIFIER=shrinkd
+"""
+
+
+def build_module(out: Path) -> Path:
+    """The shrinkmem module built from this tree against the guest kernel's headers."""
+    source = out / "kmod"
+    shutil.copytree(
+        vm.REPO / "kmod",
+        source,
+        ignore=shutil.ignore_patterns("*.ko", "*.o", ".*.cmd", "*.mod*", "Module.symvers", "modules.order"),
+    )
+    built = subprocess.run(
+        ["make", "-C", str(source), f"KDIR={vm.headers_dir(KERNEL)}"], capture_output=True, text=True, check=False
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    return source / "shrinkmem.ko"
+
+
+@pytest.fixture(scope="module")
+def guest() -> Iterator[Path]:
+    reason = vm.available()
+    if reason is not None:
+        pytest.skip(reason)
+    out = vm.new_run_dir("daemon-")
+    build_module(out)
+    (out / "once.yaml").write_text(ONCE)
+    (out / "quiet.yaml").write_text(QUIET)
+    disk = out / "cache.img"
+    with open(disk, "wb") as image:
+        image.truncate(512 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(disk)], check=True)
+    result = vm.run_in_vm(
+        SCRIPT.replace("__RECLAIMED__", MESSAGE_IDS["reclaimed"]), kernel=KERNEL, memory="1G", disks=[disk], out_dir=out
+    )
+    disk.unlink()
+    print(f"guest ran {result.seconds:.0f} s; files in {out}")
+    result.check()
+    yield out
+
+
+def entries(path: Path) -> List[Dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def runs(out: Path) -> List[List[Dict[str, Any]]]:
+    """The events of each shrinkd process, in order: the two `--once` runs, then the background daemon."""
+    journal = entries(out / "journal.json")
+    result: List[List[Dict[str, Any]]] = []
+    current: List[Dict[str, Any]] = []
+    for entry in journal:
+        event = entry.get("SHRINKD_EVENT")
+        if event == "started":
+            current = [entry]
+        elif current:
+            current.append(entry)
+            if event == "stopped":
+                result.append(current)
+                current = []
+    return result
+
+
+def kinds(run: List[Dict[str, Any]]) -> List[str]:
+    return [entry["SHRINKD_EVENT"] for entry in run]
+
+
+def first(run: List[Dict[str, Any]], event: str) -> Dict[str, Any]:
+    return next(entry for entry in run if entry["SHRINKD_EVENT"] == event)
+
+
+def actions(run: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [entry for entry in run if entry["SHRINKD_EVENT"] in ("compacted", "reclaimed")]
+
+
+def dma32_order9(path: Path) -> float:
+    return parse_debugfs_index(path.read_text())[(0, "DMA32")][9]
+
+
+@pytest.mark.parametrize(("name", "index"), [("nomodule", 0), ("module", 1)])
+def test_the_ladder_ran_and_the_watched_index_improved(guest: Path, name: str, index: int) -> None:
+    assert (guest / f"{name}-rc.txt").read_text().strip() == "0"
+    run = runs(guest)[index]
+    # Compaction, reclaim for what it left, and (still above the clear level) compaction once more.
+    assert kinds(run) == ["started", "triggered", "compacted", "reclaimed", "compacted", "stopped"]
+    steps = actions(run)
+    for earlier, later in zip(steps, steps[1:]):
+        assert later["SHRINKD_BEFORE"] == earlier["SHRINKD_AFTER"]  # measured again between the rungs
+    measured = [float(steps[0]["SHRINKD_BEFORE"])] + [float(step["SHRINKD_AFTER"]) for step in steps]
+    before, after = dma32_order9(guest / f"{name}-before.txt"), dma32_order9(guest / f"{name}-after.txt")
+    print(f"{name}: DMA32 unusable index at order 9: debugfs {before:.3f} -> {after:.3f}; shrinkd's rungs {measured}")
+    for step in steps:
+        print(f"  {step['MESSAGE']}")
+    assert before >= 0.5  # the state crossed the trigger level
+    assert after < before  # the kernel's own index, read before and after
+    assert measured[-1] < measured[0]
+
+
+def test_events_are_in_the_journal_with_their_fields(guest: Path) -> None:
+    run = runs(guest)[0]
+    for entry in run:
+        assert entry["MESSAGE_ID"] == MESSAGE_IDS[entry["SHRINKD_EVENT"]]
+        assert entry["SYSLOG_IDENTIFIER"] == "shrinkd"
+        assert entry["_TRANSPORT"] == "journal"  # the native protocol, not stderr
+    for entry in run[1:-1]:
+        assert entry["SHRINKD_TRIGGER"] == "vm-huge:unusable_index"
+        assert (entry["SHRINKD_NODE"], entry["SHRINKD_ZONE"], entry["SHRINKD_ORDER"]) == ("0", "DMA32", "9")
+        assert (entry["SHRINKD_THRESHOLD"], entry["SHRINKD_CLEAR"]) == ("0.500", "0.010")
+    compacted, reclaimed = first(run, "compacted"), first(run, "reclaimed")
+    # Debian's 6.1 kernel is built with NUMA: node0/compact exists and is the one used.
+    assert "compact" in (guest / "node0.txt").read_text().split()
+    assert compacted["SHRINKD_BACKEND"] == "node0/compact"
+    assert reclaimed["SHRINKD_BACKEND"] == "memory_reclaim"
+    assert reclaimed["SHRINKD_PAGES_RECLAIMED_SOURCE"] == "vmstat" and int(reclaimed["SHRINKD_PAGES_RECLAIMED"]) > 0
+    assert 16 << 20 <= int(reclaimed["SHRINKD_REQUESTED_BYTES"]) <= 64 << 20
+    for entry in actions(run):
+        assert float(entry["SHRINKD_DURATION_MS"]) > 0
+        assert int(entry["SHRINKD_FREE_PAGES_BEFORE"]) > 0 and int(entry["SHRINKD_FREE_PAGES_AFTER"]) > 0
+
+
+def test_the_module_backend_is_used_when_the_module_is_loaded(guest: Path) -> None:
+    run = runs(guest)[1]
+    assert "shrinkmem" in first(run, "started")["SHRINKD_BACKENDS"].split(",")
+    reclaimed = first(run, "reclaimed")
+    assert reclaimed["SHRINKD_BACKEND"] == "shrinkmem"
+    assert reclaimed["SHRINKD_PAGES_RECLAIMED_SOURCE"] == "backend"
+    assert int(reclaimed["SHRINKD_PAGES_RECLAIMED"]) > 0
+
+
+def test_journalctl_filters_by_message_id(guest: Path) -> None:
+    reclaimed = entries(guest / "reclaimed.json")
+    assert [e["SHRINKD_BACKEND"] for e in reclaimed] == ["memory_reclaim", "shrinkmem"]
+
+
+def test_the_daemon_follows_the_module_and_memory_blocks_and_stops_on_sigterm(guest: Path) -> None:
+    run = runs(guest)[2]
+    started = run[0]
+    assert started["SHRINKD_PSI"] == "trigger"  # a real PSI trigger on /proc/pressure/memory
+    changes = [
+        (e.get("SHRINKD_REMOVED"), e.get("SHRINKD_ADDED"), e["SHRINKD_REASON"])
+        for e in run
+        if e["SHRINKD_EVENT"] == "backends_changed"
+    ]
+    assert changes == [("shrinkmem", None, "shrinkmem remove"), (None, "shrinkmem", "shrinkmem add")]
+    block = (guest / "offlined.txt").read_text().strip()
+    memory = [e["SHRINKD_BLOCKS"] for e in run if e["SHRINKD_EVENT"] == "memory_changed"]
+    assert memory == [f"{block} offline", f"{block} online"]
+    assert run[-1]["SHRINKD_EVENT"] == "stopped"
+    assert (guest / "daemon-rc.txt").read_text().strip() == "0"
+    print(f"stopped {int((guest / 'stop-ms.txt').read_text())} ms after SIGTERM (software-emulated guest)")
