@@ -20,7 +20,7 @@ runtime_pkgs=(libsystemd-dev pkg-config gcc python3-dev python3-venv libudev1)
 # systemd for journald and systemd-analyze in the guest.
 test_pkgs=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static kmod
            util-linux systemd udev make linux-source-6.1 earlyoom nohang e2fsprogs
-           python3-psutil python3-pyudev python3-systemd python3-yaml)
+           python3-psutil python3-pyudev python3-systemd python3-yaml dkms g++)
 # bookworm-backports' 6.12 kernel: an IBT-enabled build the module must also handle.
 bpo_pkgs=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 
