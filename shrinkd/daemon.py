@@ -25,6 +25,7 @@ from .policy import (
     COMPACT,
     RECLAIM,
     SKIP,
+    VMSTAT_KEYS,
     Decision,
     Global,
     Notice,
@@ -42,16 +43,46 @@ from .udevwatch import UeventWatch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Dict, List, Optional, Tuple
+    from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
     Clock = Callable[[], float]
     ConfigLoader = Callable[[], Config]
 
 _PAGES_RECLAIMED = ("pgsteal_anon", "pgsteal_file")
+ZONEINFO_REFRESH = 60.0  # seconds
+DETECT_INTERVAL = 10.0  # seconds between looks for new or gone backends, without kernel uevents
+
+
+def pick_counters(text: str, keys: Sequence[str], source: str) -> Dict[str, int]:
+    """The named counters of a `key value` file such as /proc/vmstat; keys the kernel lacks are left out.
+
+    The poll loop needs a dozen of /proc/vmstat's ~190 counters: finding them is a
+    small fraction of the cost of parsing every line (parse.parse_vmstat).
+    """
+    found: Dict[str, int] = {}
+    for key in keys:
+        at = text.find(key + " ")
+        while at > 0 and text[at - 1] != "\n":
+            at = text.find(key + " ", at + 1)
+        if at < 0:
+            continue
+        end = text.find("\n", at)
+        value = text[at + len(key) + 1 : end if end >= 0 else len(text)].strip()
+        try:
+            found[key] = int(value)
+        except ValueError:
+            line = text.count("\n", 0, at) + 1
+            raise InputError(source, line, f"{key}: expected an integer, got {value[:20]!r}") from None
+    return found
 
 
 class Reader:
-    """The /proc files of a poll, kept open and re-read from offset 0."""
+    """The /proc files of a poll, kept open and re-read from offset 0.
+
+    /proc/zoneinfo (a few hundred lines; its watermarks and managed pages rarely
+    change) is parsed again only when asked; in between, the last parse is reused.
+    /proc/vmstat and /proc/pressure/memory are read only when asked.
+    """
 
     def __init__(self, procfs: ProcFS) -> None:
         self.buddyinfo = OpenFile(procfs.proc("buddyinfo"))
@@ -61,6 +92,7 @@ class Reader:
                 self.optional[name] = OpenFile(procfs.proc(name))
             except MissingInputError:
                 self.optional[name] = None
+        self._zoneinfo: Optional[Tuple[parse.ZoneInfo, ...]] = None
 
     def _text(self, name: str) -> Optional[Tuple[str, str]]:
         handle = self.optional[name]
@@ -73,14 +105,18 @@ class Reader:
                 return None
             raise
 
-    def snapshot(self) -> Snapshot:
-        zoneinfo = self._text("zoneinfo")
-        vmstat = self._text("vmstat")
-        pressure = self._text("pressure/memory")
+    def snapshot(self, zoneinfo: bool = True, counters: bool = True) -> Snapshot:
+        """Read the files; `zoneinfo=False` reuses the last /proc/zoneinfo (if there is one),
+        `counters=False` leaves out /proc/vmstat and /proc/pressure/memory."""
+        if zoneinfo or self._zoneinfo is None:
+            text = self._text("zoneinfo")
+            self._zoneinfo = parse.parse_zoneinfo(*text) if text else None
+        vmstat = self._text("vmstat") if counters else None
+        pressure = self._text("pressure/memory") if counters else None
         return Snapshot(
             buddyinfo=parse.parse_buddyinfo(self.buddyinfo.read(), str(self.buddyinfo.path)),
-            zoneinfo=parse.parse_zoneinfo(*zoneinfo) if zoneinfo else None,
-            vmstat=parse.parse_vmstat(*vmstat) if vmstat else None,
+            zoneinfo=self._zoneinfo,
+            vmstat=pick_counters(vmstat[0], VMSTAT_KEYS, vmstat[1]) if vmstat else None,
             meminfo=None,
             pressure=parse.parse_pressure(*pressure) if pressure else None,
         )
@@ -152,6 +188,8 @@ class Daemon:
         self._wake_write = -1
         self._old_handlers: Dict[int, object] = {}
         self._old_wakeup_fd = -1
+        self._zoneinfo_at = float("-inf")
+        self._detected_at = float("-inf")
 
     # -- properties ---------------------------------------------------------------
 
@@ -202,7 +240,9 @@ class Daemon:
 
         self.udev, why = start(self.config.shrinkmem_device)
         if self.udev is None:
-            self.journal.log(f"no device events ({why}): backends are detected again at every poll", NOTICE)
+            self.journal.log(
+                f"no device events ({why}): backends are detected again every {DETECT_INTERVAL:.0f} s", NOTICE
+            )
 
     def _install_signals(self) -> None:
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -242,9 +282,15 @@ class Daemon:
 
     # -- measuring ----------------------------------------------------------------
 
-    def measure(self) -> Observation:
+    def measure(self, zoneinfo: bool = True, counters: bool = True) -> Observation:
+        """Read /proc now. Around actions everything is read afresh. A regular poll reads what
+        the decisions need: buddyinfo always; vmstat and PSI when a global trigger or the
+        thrash guard watches them; zoneinfo parsed again when rules watch watermarks, after
+        a memory block changed, or once every ZONEINFO_REFRESH seconds."""
         assert self.reader is not None
-        return observe(self.reader.snapshot())
+        if zoneinfo:
+            self._zoneinfo_at = self.clock()
+        return observe(self.reader.snapshot(zoneinfo, counters))
 
     # -- the main loop ------------------------------------------------------------
 
@@ -274,11 +320,15 @@ class Daemon:
 
     def tick(self) -> float:
         """One poll: measure, decide, act. Returns the seconds until the next poll."""
-        if self.udev is None and self.polls > 0:
-            self.refresh_backends("periodic check")
         now = self.clock()
+        if self.udev is None and now - self._detected_at >= DETECT_INTERVAL:
+            self._detected_at = now
+            if self.polls > 0:
+                self.refresh_backends("periodic check")
+        fresh = self.policy.needs_zoneinfo() or now - self._zoneinfo_at >= ZONEINFO_REFRESH
         try:
-            obs = self.measure()
+            # vmstat and PSI also come with each zoneinfo refresh: a baseline for the thrash guard.
+            obs = self.measure(zoneinfo=fresh, counters=fresh or self.policy.needs_counters())
         except (InputError, MissingInputError) as error:
             self.event("poll_failed", f"poll failed: {error}", ERR, error=str(error))
             return self.config.poll.max_interval
@@ -358,6 +408,7 @@ class Daemon:
         changes = self.udev.read()
         memory = [f"{name} {action}" for what, name, action in changes if what == "memory"]
         if memory:
+            self._zoneinfo_at = float("-inf")  # managed pages and watermarks moved: parse zoneinfo again
             self.event(
                 "memory_changed", f"memory blocks changed: {', '.join(memory)}", NOTICE, blocks=", ".join(memory)
             )

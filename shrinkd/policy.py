@@ -117,21 +117,35 @@ def observe(snapshot: Snapshot) -> Observation:
     )
 
 
+# shrinkd's counters that the kernel splits: allocstall per zone since 4.8 (one
+# allocstall before), workingset_refault per LRU type since 5.9 (one before).
+SPLIT_COUNTERS = {
+    "allocstall": (
+        "allocstall",
+        "allocstall_dma",
+        "allocstall_dma32",
+        "allocstall_normal",
+        "allocstall_high",
+        "allocstall_movable",
+        "allocstall_device",
+    ),
+    "workingset_refault": ("workingset_refault", "workingset_refault_anon", "workingset_refault_file"),
+}
+# The /proc/vmstat counters the loop reads: rates, the thrash guard, pages reclaimed.
+VMSTAT_KEYS = (
+    *SPLIT_COUNTERS["allocstall"],
+    *SPLIT_COUNTERS["workingset_refault"],
+    "compact_stall",
+    "compact_fail",
+    "pgsteal_anon",
+    "pgsteal_file",
+)
+
+
 def counter(vmstat: Dict[str, int], name: str) -> Optional[int]:
     """A vmstat counter by shrinkd's name, summing the kernel's split counters."""
-    if name == "allocstall":
-        # allocstall_<zone> since 4.8; a single allocstall before.
-        parts = [v for k, v in vmstat.items() if k == "allocstall" or k.startswith("allocstall_")]
-        return sum(parts) if parts else None
-    if name == "workingset_refault":
-        # workingset_refault_anon and _file since 5.9; a single counter before.
-        parts = [
-            v
-            for k, v in vmstat.items()
-            if k in ("workingset_refault", "workingset_refault_anon", "workingset_refault_file")
-        ]
-        return sum(parts) if parts else None
-    return vmstat.get(name)
+    parts = [vmstat[key] for key in SPLIT_COUNTERS.get(name, (name,)) if key in vmstat]
+    return sum(parts) if parts else None
 
 
 # ---------------------------------------------------------------------------
@@ -141,7 +155,7 @@ def counter(vmstat: Dict[str, int], name: str) -> Optional[int]:
 class Watch(Record):
     """One condition of one rule in one zone at one order."""
 
-    __slots__ = ("kind", "node", "order", "rule", "zone")
+    __slots__ = ("_hash", "kind", "node", "order", "rule", "zone")
 
     def __init__(self, rule: Rule, node: int, zone: str, order: int, kind: str) -> None:
         self.rule = rule
@@ -149,6 +163,10 @@ class Watch(Record):
         self.zone = zone
         self.order = order
         self.kind = kind
+        self._hash = hash((rule, node, zone, order, kind))  # looked up every poll
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def name(self) -> str:
@@ -368,12 +386,27 @@ class Policy:
         self.rates: Dict[str, float] = {}  # per second, over the last poll interval
         self.warned: Set[str] = set()
         self._prev: Optional[Tuple[float, Dict[str, int]]] = None
+        self._layout: Optional[Tuple[object, ...]] = None
+        self._layout_watches: List[Watch] = []
+
+    def needs_counters(self) -> bool:
+        """Whether this poll needs /proc/vmstat and PSI: global triggers, or the thrash guard's watch."""
+        return (
+            bool(self.config.rate_triggers)
+            or self.config.psi_trigger is not None
+            or self.thrash.watch_until is not None
+        )
+
+    def needs_zoneinfo(self) -> bool:
+        """Whether every poll needs fresh watermarks and free counts (only watermark conditions do)."""
+        return any(rule.watermark is not None for rule in self.config.rules)
 
     # -- configuration changes ------------------------------------------------
 
     def reconfigure(self, config: Config) -> None:
         """A reloaded configuration: conditions whose rule changed start afresh; limits and logs stay."""
         self.config = config
+        self._layout = None
         rules = set(config.rules)
         triggers = {config.psi_trigger, *config.rate_triggers}
         self.watches = {
@@ -386,9 +419,12 @@ class Policy:
 
     # -- the per-poll evaluation ----------------------------------------------
 
-    def sources(self, obs: Observation) -> Tuple[List[Tuple[Source, float]], List[Notice]]:
-        """Every condition the configuration asks for in this observation, with its value now."""
-        found: List[Tuple[Source, float]] = []
+    def _watches(self, obs: Observation) -> Tuple[List[Watch], List[Notice]]:
+        """The zone conditions for this layout of zones; built again only when the layout changes."""
+        layout = tuple((key, len(z.free), z.managed, z.marks is None) for key, z in obs.zones.items())
+        if layout == self._layout:
+            return self._layout_watches, []
+        watches: List[Watch] = []
         notices: List[Notice] = []
         for rule in self.config.rules:
             for (node, zone_name), zone in obs.zones.items():
@@ -415,10 +451,18 @@ class Policy:
                                 continue
                         elif index_level(rule, kind) is None:
                             continue
-                        watch = Watch(rule, node, zone_name, order, kind)
-                        value = watch_value(watch, obs)
-                        if value is not None:
-                            found.append((watch, value))
+                        watches.append(Watch(rule, node, zone_name, order, kind))
+        self._layout, self._layout_watches = layout, watches
+        return watches, notices
+
+    def sources(self, obs: Observation) -> Tuple[List[Tuple[Source, float]], List[Notice]]:
+        """Every condition the configuration asks for in this observation, with its value now."""
+        watches, notices = self._watches(obs)
+        found: List[Tuple[Source, float]] = []
+        for watch in watches:
+            value = watch_value(watch, obs)
+            if value is not None:
+                found.append((watch, value))
         trigger: Union[PsiTrigger, RateTrigger]
         if self.config.psi_trigger is not None:
             trigger = self.config.psi_trigger
@@ -446,6 +490,8 @@ class Policy:
         return [Notice("warning", message)]
 
     def _update_rates(self, obs: Observation, now: float) -> None:
+        if not obs.vmstat:
+            return  # /proc/vmstat unreadable: the rates stay as they were
         names = {t.counter for t in self.config.rate_triggers} | {"workingset_refault"}
         current = {name: value for name in names if (value := counter(obs.vmstat, name)) is not None}
         if self._prev is not None:
@@ -594,6 +640,9 @@ class Policy:
         self.reclaims.append((now, size))
         if not watch:
             return
+        if obs_before.vmstat:
+            # The rate before: since the last reading (polls read /proc/vmstat only when needed).
+            self._update_rates(obs_before, now)
         self.thrash.watch_until = now + self.config.thrash.watch
         self.thrash.refault_rate = self.rates.get("workingset_refault", 0.0)
         self.thrash.psi_some = obs_before.psi_some or 0.0

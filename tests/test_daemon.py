@@ -442,3 +442,44 @@ def test_page_size_of_the_sized_reclaim_matches_metrics() -> None:
     free, suitable, index = unusable_at_9("6.1-hog")
     line = (STATES / "6.1-hog" / "proc" / "buddyinfo").read_text().splitlines()[1].split()
     assert metrics.unusable_index([int(n) for n in line[4:]], 9) == index == 1000 and suitable == 0 and free > 0
+
+
+# -- what a poll reads -------------------------------------------------------------------
+
+
+def test_pick_counters() -> None:
+    from shrinkd.daemon import pick_counters
+    from shrinkd.errors import InputError
+
+    text = "nr_free_pages 10\nnr_allocstall 99\nallocstall_dma32 3\nallocstall_normal 4\ncompact_stall 7\n"
+    assert pick_counters(
+        text, ("allocstall", "allocstall_dma32", "allocstall_normal", "compact_stall", "pgsteal_anon"), "vmstat"
+    ) == {
+        "allocstall_dma32": 3,
+        "allocstall_normal": 4,
+        "compact_stall": 7,
+    }
+    with pytest.raises(InputError) as caught:
+        pick_counters("a 1\ncompact_stall many\n", ("compact_stall",), "/proc/vmstat")
+    assert str(caught.value) == "/proc/vmstat:2: compact_stall: expected an integer, got 'many'"
+
+
+@pytest.mark.parametrize(
+    ("extra", "reads_vmstat"),
+    [("", False), ("triggers:\n  vmstat: [{counter: compact_stall, rate: 1, clear: 0.1}]\n", True)],
+    ids=["idle", "rate-trigger"],
+)
+def test_a_poll_reads_vmstat_only_when_a_decision_needs_it(tree: Tree, extra: str, reads_vmstat: bool) -> None:
+    install(tree.proc, "6.1-idle")
+    d, _, clock = daemon(tree, text=RULES + extra)
+    d.start()
+    try:
+        d.tick()  # the first poll reads everything (a baseline)
+        (tree.proc / "vmstat").write_text("compact_stall broken\n")
+        clock.now += 10
+        d.tick()
+        clock.now += 60  # zoneinfo and the counters are read again once a minute
+        d.tick()
+    finally:
+        d.close()
+    assert d.events.count("poll_failed") == (2 if reads_vmstat else 1)
