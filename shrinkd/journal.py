@@ -15,8 +15,8 @@ goes to stderr, one line each.
 
 from __future__ import annotations
 
+import _socket  # the C module the socket module wraps: the same calls, without its imports (enum, selectors)
 import os
-import socket
 import sys
 
 TYPE_CHECKING = False
@@ -91,14 +91,14 @@ class Journal:
         self.stream = stream if stream is not None else sys.stderr
         self.socket_path = socket_path
         self.debug_enabled = debug
-        self.socket: Optional[socket.socket] = None
+        self.socket: Optional[_socket.socket] = None
         self._choose(target)
 
     def _choose(self, target: str) -> None:
         self.close()
         self.fallback_reason = ""
         if target == "journal" or (target == "auto" and os.path.exists(self.socket_path)):
-            self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self.socket = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
         elif target == "auto":
             self.fallback_reason = f"no journald socket at {self.socket_path}"
         in_journal = _stderr_is_journal(self.stream)

@@ -9,8 +9,8 @@ $WATCHDOG_PID, when set, must be this process).
 
 from __future__ import annotations
 
+import _socket  # the C module the socket module wraps: the same calls, without its imports (enum, selectors)
 import os
-import socket
 import time
 
 TYPE_CHECKING = False
@@ -23,7 +23,7 @@ class Notifier:
         env: Mapping[str, str] = os.environ if environ is None else environ
         self.address: Optional[str] = env.get("NOTIFY_SOCKET") or None
         self.watchdog_usec = _watchdog_usec(env)
-        self._socket: Optional[socket.socket] = None
+        self._socket: Optional[_socket.socket] = None
         self._last: Dict[str, str] = {}
 
     @property
@@ -43,9 +43,9 @@ class Notifier:
         target = "\0" + address[1:] if address.startswith("@") else address
         try:
             if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._socket = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
             # Never wait: a full queue (systemd busy) costs a message, not the daemon's loop.
-            self._socket.sendto(message, socket.MSG_DONTWAIT, target)
+            self._socket.sendto(message, _socket.MSG_DONTWAIT, target)
         except OSError:
             return False
         return True

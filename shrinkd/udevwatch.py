@@ -11,8 +11,8 @@ daemon's poll set: no thread.
 
 from __future__ import annotations
 
+import _socket  # the C module the socket module wraps: the same calls, without its imports (enum, selectors)
 import os
-import socket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,8 +55,10 @@ def classify(fields: Dict[str, str], device_name: str) -> Optional[Tuple[str, st
 class UeventWatch:
     def __init__(self, device: str) -> None:
         self.device_name = os.path.basename(device)
-        self.socket: Optional[socket.socket] = socket.socket(
-            socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT
+        self.socket: Optional[_socket.socket] = _socket.socket(
+            _socket.AF_NETLINK,
+            _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK,
+            NETLINK_KOBJECT_UEVENT,
         )
         try:
             self.socket.bind((0, KERNEL_GROUP))
