@@ -1,11 +1,12 @@
 """The loop: poll, decide, act, tell; signals, reload, sd_notify, watchdog.
 
-Each poll re-reads /proc/buddyinfo, zoneinfo, vmstat and pressure/memory
-through files kept open (procfs.OpenFile), hands the observation to the
-policy and runs what it decides, measuring again before and after every
-action. Between polls the process sleeps in poll(2) on a self-pipe (signals),
-the PSI trigger and the udev monitor, so SIGTERM, SIGHUP, memory pressure and
-device changes wake it at once. Signal handlers only set flags.
+Each poll re-reads, through files kept open (procfs.OpenFile), what the
+decisions need (Daemon.measure), hands the observation to the policy and runs
+what it decides, measuring again before and after every action. Between polls
+the process sleeps in poll(2) on a self-pipe (signals), the PSI trigger and
+the kernel's uevent socket, so SIGTERM, SIGHUP, memory pressure and device
+changes wake it at once. Signal handlers only set flags. An error in one poll
+is logged and the next poll goes on.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ class Daemon:
         page_size: Optional[int] = None,
         once: bool = False,
         dry_run: bool = False,
-        udev: bool = True,
+        uevents: bool = True,
     ) -> None:
         self.procfs = procfs
         self.config = config
@@ -171,12 +172,12 @@ class Daemon:
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         self.once = once
         self.force_dry_run = dry_run
-        self.use_udev = udev
+        self.use_uevents = uevents
         self.policy = Policy(config, self.page_size, once=once)
         self.backends = Backends(procfs, config, tunables, self.page_size)
         self.reader: Optional[Reader] = None
         self.trigger: Optional[Trigger] = None
-        self.udev: Optional[UeventWatch] = None
+        self.uevents: Optional[UeventWatch] = None
         self.stop_requested = False
         self.reload_requested = False
         self.ready = False
@@ -206,11 +207,11 @@ class Daemon:
     # -- start and stop -----------------------------------------------------------
 
     def start(self) -> None:
-        """Open the /proc files, arm PSI and udev, install signal handlers."""
+        """Open the /proc files, arm PSI, open the uevent socket, install signal handlers."""
         self.reader = Reader(self.procfs)
         self._arm_psi()
-        if self.use_udev and not self.once:
-            self._start_udev()
+        if self.use_uevents and not self.once:
+            self._start_uevents()
         if not self.once:
             self._install_signals()
         psi = "one poll" if self.once else f"PSI trigger '{self.trigger.spec}'" if self.trigger else "plain polling"
@@ -235,11 +236,11 @@ class Daemon:
         if self.trigger is None:
             self.journal.log(f"no PSI trigger ({why}): plain polling", NOTICE)
 
-    def _start_udev(self) -> None:
+    def _start_uevents(self) -> None:
         from .udevwatch import start
 
-        self.udev, why = start(self.config.shrinkmem_device)
-        if self.udev is None:
+        self.uevents, why = start(self.config.shrinkmem_device)
+        if self.uevents is None:
             self.journal.log(
                 f"no device events ({why}): backends are detected again every {DETECT_INTERVAL:.0f} s", NOTICE
             )
@@ -272,9 +273,9 @@ class Daemon:
         if self.trigger is not None:
             self.trigger.close()
             self.trigger = None
-        if self.udev is not None:
-            self.udev.close()
-            self.udev = None
+        if self.uevents is not None:
+            self.uevents.close()
+            self.uevents = None
         if self.reader is not None:
             self.reader.close()
             self.reader = None
@@ -303,7 +304,7 @@ class Daemon:
             raise
         try:
             while True:
-                interval = self.tick()
+                interval = self.survive(self.tick)
                 if self.once or self.stop_requested:
                     break
                 self.wait(interval)
@@ -318,10 +319,28 @@ class Daemon:
             self.close()
         return 0
 
+    def survive(self, tick: Callable[[], float]) -> float:
+        """Run one poll; a bug in it is logged (with a traceback under log.debug) instead of ending the loop."""
+        try:
+            return tick()
+        except Exception as error:
+            if self.once:
+                raise
+            import traceback
+
+            detail = traceback.format_exc() if self.journal.debug_enabled else ""
+            self.event(
+                "poll_failed",
+                f"poll failed: internal error: {type(error).__name__}: {error}",
+                ERR,
+                error=detail or str(error),
+            )
+            return self.config.poll.max_interval
+
     def tick(self) -> float:
         """One poll: measure, decide, act. Returns the seconds until the next poll."""
         now = self.clock()
-        if self.udev is None and now - self._detected_at >= DETECT_INTERVAL:
+        if self.uevents is None and now - self._detected_at >= DETECT_INTERVAL:
             self._detected_at = now
             if self.polls > 0:
                 self.refresh_backends("periodic check")
@@ -360,8 +379,8 @@ class Daemon:
             poller.register(self._wake_read, select.POLLIN)
         if self.trigger is not None:
             poller.register(self.trigger.fileno(), select.POLLPRI)
-        if self.udev is not None:
-            poller.register(self.udev.fileno(), select.POLLIN)
+        if self.uevents is not None:
+            poller.register(self.uevents.fileno(), select.POLLIN)
         ping = self.notifier.watchdog_interval()
         next_ping = self.clock()
         while not (self.stop_requested or self.reload_requested):
@@ -388,7 +407,7 @@ class Daemon:
                     else:
                         self.journal.debug("PSI trigger fired: polling now")
                         woke = True
-                elif self.udev is not None and fd == self.udev.fileno():
+                elif self.uevents is not None and fd == self.uevents.fileno():
                     woke = self.devices_changed() or woke
             if woke:
                 return
@@ -403,9 +422,9 @@ class Daemon:
     # -- devices and reload -------------------------------------------------------
 
     def devices_changed(self) -> bool:
-        """Handle udev events; True when the loop should poll at once."""
-        assert self.udev is not None
-        changes = self.udev.read()
+        """Handle kernel uevents; True when the loop should poll at once."""
+        assert self.uevents is not None
+        changes = self.uevents.read()
         memory = [f"{name} {action}" for what, name, action in changes if what == "memory"]
         if memory:
             self._zoneinfo_at = float("-inf")  # managed pages and watermarks moved: parse zoneinfo again
@@ -462,9 +481,9 @@ class Daemon:
             self.journal.configure(config.log_target, config.debug)
             if config.psi != old.psi:
                 self._arm_psi()
-            if config.shrinkmem_device != old.shrinkmem_device and self.udev is not None:
-                self.udev.close()
-                self._start_udev()
+            if config.shrinkmem_device != old.shrinkmem_device and self.uevents is not None:
+                self.uevents.close()
+                self._start_uevents()
             self.refresh_backends("reload")
             self.event(
                 "reloaded",

@@ -95,7 +95,7 @@ def daemon(
         tunables=kernel,
         clock=clock,
         page_size=4096,
-        udev=False,
+        uevents=False,
         **kwargs,  # type: ignore[arg-type]
     )
     return d, stream, clock
@@ -387,7 +387,7 @@ def test_sighup_reloads_and_sigterm_stops_a_running_loop(
         Journal("stderr", stream=stream),
         reload=write_config(path, slow),
         notifier=Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}),
-        udev=False,
+        uevents=False,
     )
     messages: List[str] = []
 
@@ -483,3 +483,24 @@ def test_a_poll_reads_vmstat_only_when_a_decision_needs_it(tree: Tree, extra: st
     finally:
         d.close()
     assert d.events.count("poll_failed") == (2 if reads_vmstat else 1)
+
+
+def test_a_bug_in_one_poll_is_logged_and_the_loop_goes_on(tree: Tree) -> None:
+    kernel = ScriptedKernel(tree.proc, {})
+
+    def broken(name: str) -> None:
+        raise RuntimeError("unexpected")
+
+    kernel.hook = broken
+    d, stream, clock = daemon(tree, kernel, text=RULES.replace("sustain: 2", "sustain: 1"))
+    d.start()
+    try:
+        assert d.survive(d.tick) == 10.0
+        kernel.hook = None
+        install(tree.proc, "6.1-idle")
+        clock.now += 10
+        assert d.survive(d.tick) == 10.0
+    finally:
+        d.close()
+    assert d.events == ["started", "triggered", "poll_failed", "cleared"]
+    assert "shrinkd: poll failed: internal error: RuntimeError: unexpected" in stream.getvalue()
