@@ -180,6 +180,8 @@ static int shrinkmem_reclaim(unsigned long pages, unsigned long *reclaimed,
 	u64 start;
 	int ret = 0;
 
+	*reclaimed = 0;
+	*duration_ns = 0;
 	if (mutex_lock_killable(&shrinkmem_lock))
 		return -EINTR;
 

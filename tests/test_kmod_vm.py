@@ -709,7 +709,8 @@ def test_killed_request_returns_promptly(guest: GuestRun) -> None:
     kill = guest.section("kill")
     full = kill["full_result"]
     assert full["pages_requested"] == kill["request_mb"] * MB_PAGES
-    assert full["pages_reclaimed"] >= 0.8 * full["pages_requested"], "the request swapped out the hog"
+    # Left alone, the request swaps out the hog (most of what it finds).
+    assert full["pages_reclaimed"] * PAGE_KB >= 0.8 * kill["full_before"]["AnonPages_kB"], kill["full_before"]
     killed = kill["killed"]
     assert killed["returncode"] == -9
     assert "returned" not in killed["stdout_rest"]
@@ -719,11 +720,24 @@ def test_killed_request_returns_promptly(guest: GuestRun) -> None:
     assert summary_int(summary, "last_pages_reclaimed") < 0.8 * summary_int(summary, "last_pages_requested")
     assert any(f"requested {kill['request_mb']} MB" in line and "(interrupted)" in line for line in killed["log"])
     # The same request left alone does far more: the kill cut it short.
-    assert full["pages_reclaimed"] >= 5 * summary_int(summary, "last_pages_reclaimed")
+    assert 2 * summary_int(summary, "last_pages_reclaimed") < full["pages_reclaimed"]
     # A behaviour bound ("returns promptly"), generous for software emulation: one
     # chunk takes well under a second here, the uninterrupted request about 30 s
     # (kill["full_seconds"], reported in figures.json).
     assert killed["exit_after_kill_s"] < 10.0, killed
+
+
+@pytest.mark.vm
+def test_killed_waiter_leaves_the_queue_at_once(guest: GuestRun) -> None:
+    """A writer waiting for the one-reclaim-at-a-time mutex can be killed while the other reclaims."""
+    kill = guest.section("kill")
+    waiter = kill["waiter"]
+    assert waiter["first_still_running"], "the waiter must have queued behind the large request"
+    assert waiter["returncode"] == -9 and "returned" not in waiter["stdout_rest"]
+    assert any("requested 1 MB, reclaimed 0 pages in 0 us (interrupted)" in line for line in kill["killed"]["log"]), (
+        kill["killed"]["log"]
+    )
+    assert waiter["exit_after_kill_s"] < 10.0, waiter
 
 
 @pytest.mark.vm

@@ -349,7 +349,8 @@ def random_write_payload(rng: random.Random, max_mb: int) -> bytes:
     if kind == 0:
         return bytes(rng.randrange(256) for _ in range(rng.randrange(0, 80)))
     if kind == 1:
-        return "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 40))).encode()
+        # 21 digits or more: beyond 64 bits (ERANGE) unless mostly leading zeros.
+        return "".join(rng.choice("0123456789") for _ in range(rng.randrange(21, 40))).encode()
     if kind == 2:
         suffix = rng.choice(["", "\n", " ", "\n\n", "x", "\x00"])
         return f"{rng.randrange(0, 3)}{suffix}".encode()
@@ -358,7 +359,7 @@ def random_write_payload(rng: random.Random, max_mb: int) -> bytes:
         return f"{rng.choice(['-', '+', ' ', '0x', ''])}{number}\n".encode()
     if kind == 4:
         return rng.choice([b"", b"\n", b"1" * 65, b"9" * 64, b"1" * 64, b"18446744073709551616"])
-    return bytes(rng.choice(b"0123456789\n -+xe") for _ in range(rng.randrange(1, 70)))
+    return bytes(rng.choice(b"0123456789\n -+xe") for _ in range(rng.randrange(5, 70)))
 
 
 def section_fuzz(args: argparse.Namespace) -> Json:
@@ -499,7 +500,22 @@ def section_kill(args: argparse.Namespace) -> Json:
         if writer.stdout.readline().strip() != "writing":
             raise RuntimeError("killed writer did not start")
         started = time.monotonic()
-        time.sleep(args.kill_after)
+        # A second writer waits for the one-at-a-time mutex; killing it must not wait for the first.
+        waiter = subprocess.Popen([sys.executable, "-S", "-c", KILLED_WRITER, "1\n"], stdout=subprocess.PIPE, text=True)
+        assert waiter.stdout is not None
+        if waiter.stdout.readline().strip() != "writing":
+            raise RuntimeError("waiting writer did not start")
+        time.sleep(0.3)
+        waiter_killed_at = time.monotonic()
+        waiter.send_signal(signal.SIGKILL)
+        waiter.wait()
+        out["waiter"] = {
+            "exit_after_kill_s": round(time.monotonic() - waiter_killed_at, 3),
+            "returncode": waiter.returncode,
+            "stdout_rest": waiter.stdout.read(),
+            "first_still_running": writer.poll() is None,
+        }
+        time.sleep(max(0.0, started + args.kill_after - time.monotonic()))
         killed_at = time.monotonic()
         writer.send_signal(signal.SIGKILL)
         writer.wait()
