@@ -235,6 +235,7 @@ def cmd_run(args: Args) -> int:
         notifier=Notifier(),
         once=args.once,
         dry_run=args.dry_run,
+        debug=args.debug,
     )
     code = daemon.run()
     if args.once and "action_failed" in daemon.events:

@@ -161,6 +161,7 @@ class Daemon:
         page_size: Optional[int] = None,
         once: bool = False,
         dry_run: bool = False,
+        debug: bool = False,
         uevents: bool = True,
     ) -> None:
         self.procfs = procfs
@@ -172,6 +173,7 @@ class Daemon:
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         self.once = once
         self.force_dry_run = dry_run
+        self.force_debug = debug
         self.use_uevents = uevents
         self.policy = Policy(config, self.page_size, once=once)
         self.backends = Backends(procfs, config, tunables, self.page_size)
@@ -184,7 +186,7 @@ class Daemon:
         self.last_action = "none"
         self.worst = ""
         self.polls = 0
-        self.events: List[str] = []  # kinds of events logged, in order (for --once's exit and tests)
+        self.events: List[str] = []  # the latest events' kinds, in order (for --once's exit code and tests)
         self._wake_read = -1
         self._wake_write = -1
         self._old_handlers: Dict[int, object] = {}
@@ -202,6 +204,8 @@ class Daemon:
 
     def event(self, kind: str, message: str, priority: int = INFO, **fields: object) -> None:
         self.events.append(kind)
+        if len(self.events) > 1000:  # a daemon runs for months
+            del self.events[:500]
         self.journal.event(kind, message, priority, fields)
 
     # -- start and stop -----------------------------------------------------------
@@ -349,6 +353,8 @@ class Daemon:
             # vmstat and PSI also come with each zoneinfo refresh: a baseline for the thrash guard.
             obs = self.measure(zoneinfo=fresh, counters=fresh or self.policy.needs_counters())
         except (InputError, MissingInputError) as error:
+            if self.once:
+                raise  # the command's exit code tells (3 or 4)
             self.event("poll_failed", f"poll failed: {error}", ERR, error=str(error))
             return self.config.poll.max_interval
         self.polls += 1
@@ -478,7 +484,7 @@ class Daemon:
             self.config = config
             self.policy.reconfigure(config)
             self.backends.config = config
-            self.journal.configure(config.log_target, config.debug)
+            self.journal.configure(config.log_target, config.debug or self.force_debug)
             if config.psi != old.psi:
                 self._arm_psi()
             if config.shrinkmem_device != old.shrinkmem_device and self.uevents is not None:

@@ -189,3 +189,10 @@ def test_help_lists_the_subcommands() -> None:
     parser = cli.build_parser()
     actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     assert set(actions[0].choices) == {"status", "run", "reclaim", "compact", "check-config"}
+
+
+def test_run_once_on_a_malformed_file_exits_3(tree: Tree) -> None:
+    (tree.proc / "buddyinfo").write_text("Node 0, zone DMA32 1 2 x\n")
+    result = shrinkd("run", "--once", *roots(tree))
+    assert result.returncode == 3
+    assert f"shrinkd: {tree.proc / 'buddyinfo'}:1: zone DMA32: expected an integer, got 'x'" in result.stderr
