@@ -218,6 +218,8 @@ class Daemon:
             self._start_uevents()
         if not self.once:
             self._install_signals()
+        if self.journal.fallback_reason:
+            self.journal.log(f"events go to stderr: {self.journal.fallback_reason}", INFO)
         psi = "one poll" if self.once else f"PSI trigger '{self.trigger.spec}'" if self.trigger else "plain polling"
         self.event(
             "started",

@@ -73,18 +73,16 @@ class ZoneView(Record):
 
 
 class Observation(Record):
-    __slots__ = ("orders", "psi_full", "psi_some", "vmstat", "zones")
+    __slots__ = ("psi_full", "psi_some", "vmstat", "zones")
 
     def __init__(
         self,
         zones: Dict[Tuple[int, str], ZoneView],
-        orders: int,
         vmstat: Dict[str, int],
         psi_some: Optional[float],
         psi_full: Optional[float],
     ) -> None:
         self.zones = zones
-        self.orders = orders
         self.vmstat = vmstat
         self.psi_some = psi_some
         self.psi_full = psi_full
@@ -110,7 +108,6 @@ def observe(snapshot: Snapshot) -> Observation:
     pressure = snapshot.pressure
     return Observation(
         zones=zones,
-        orders=snapshot.buddyinfo.orders,
         vmstat=snapshot.vmstat or {},
         psi_some=pressure.some.avg10 if pressure is not None else None,
         psi_full=pressure.full.avg10 if pressure is not None and pressure.full is not None else None,
