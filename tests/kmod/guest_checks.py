@@ -461,9 +461,12 @@ print("ready", flush=True)
 time.sleep(3600)
 """
 
+# Started ahead of time (interpreter start-up is slow under emulation); writes on "go".
 KILLED_WRITER = r"""
 import os, sys
 fd = os.open("/dev/shrinkmem", os.O_WRONLY)
+print("ready", flush=True)
+sys.stdin.readline()
 print("writing", flush=True)
 os.write(fd, sys.argv[1].encode())
 print("returned", flush=True)
@@ -483,6 +486,24 @@ def stop(proc: subprocess.Popen[str]) -> None:
     proc.wait()
 
 
+def start_writer(text: str) -> subprocess.Popen[str]:
+    writer = subprocess.Popen(
+        [sys.executable, "-S", "-c", KILLED_WRITER, text], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout is not None
+    if writer.stdout.readline().strip() != "ready":
+        raise RuntimeError("writer did not start")
+    return writer
+
+
+def go(writer: subprocess.Popen[str]) -> None:
+    assert writer.stdin is not None and writer.stdout is not None
+    writer.stdin.write("go\n")
+    writer.stdin.flush()
+    if writer.stdout.readline().strip() != "writing":
+        raise RuntimeError("writer did not write")
+
+
 def section_kill(args: argparse.Namespace) -> Json:
     """A large request that has to swap out anonymous memory: killed part-way, then the same uninterrupted."""
     run("mkswap", args.swap_disk, check=True)
@@ -493,18 +514,14 @@ def section_kill(args: argparse.Namespace) -> Json:
         hog = start_hog(args.hog_mb)
         log(f"hog of {args.hog_mb} MB ready; request of {args.kill_mb} MB to be killed after {args.kill_after} s")
         lines_before = dmesg().count("\n")
-        writer = subprocess.Popen(
-            [sys.executable, "-S", "-c", KILLED_WRITER, f"{args.kill_mb}\n"], stdout=subprocess.PIPE, text=True
-        )
-        assert writer.stdout is not None
-        if writer.stdout.readline().strip() != "writing":
-            raise RuntimeError("killed writer did not start")
+        # The large request, and a second writer that will wait for the one-at-a-time
+        # mutex behind it: killing the waiter must not wait for the first.
+        writer = start_writer(f"{args.kill_mb}\n")
+        waiter = start_writer("1\n")
+        go(writer)
         started = time.monotonic()
-        # A second writer waits for the one-at-a-time mutex; killing it must not wait for the first.
-        waiter = subprocess.Popen([sys.executable, "-S", "-c", KILLED_WRITER, "1\n"], stdout=subprocess.PIPE, text=True)
-        assert waiter.stdout is not None
-        if waiter.stdout.readline().strip() != "writing":
-            raise RuntimeError("waiting writer did not start")
+        time.sleep(0.3)
+        go(waiter)
         time.sleep(0.3)
         waiter_killed_at = time.monotonic()
         waiter.send_signal(signal.SIGKILL)
@@ -512,7 +529,7 @@ def section_kill(args: argparse.Namespace) -> Json:
         out["waiter"] = {
             "exit_after_kill_s": round(time.monotonic() - waiter_killed_at, 3),
             "returncode": waiter.returncode,
-            "stdout_rest": waiter.stdout.read(),
+            "stdout_rest": waiter.communicate()[0],
             "first_still_running": writer.poll() is None,
         }
         time.sleep(max(0.0, started + args.kill_after - time.monotonic()))
@@ -524,7 +541,7 @@ def section_kill(args: argparse.Namespace) -> Json:
             "kill_after_s": round(killed_at - started, 3),
             "exit_after_kill_s": round(ended - killed_at, 3),
             "returncode": writer.returncode,
-            "stdout_rest": writer.stdout.read(),
+            "stdout_rest": writer.communicate()[0],
             "summary": summary(),
             "log": dmesg().splitlines()[lines_before:],
         }
