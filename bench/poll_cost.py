@@ -55,7 +55,7 @@ class BareReader:
             except OSError:
                 if name == "buddyinfo":
                     raise
-        self.names = [name for name in FILES if (procfs.proc(name)).exists()]
+        self.names = [name for name in FILES if os.path.exists(procfs.proc(name))]
 
     def read(self) -> int:
         total = 0
@@ -139,7 +139,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OSError, ShrinkdError) as error:
         print(f"poll_cost: {error}", file=sys.stderr)
         return 4
-    sizes = {name: len(procfs.read_text(procfs.proc(name))) for name in FILES if procfs.proc(name).exists()}
+    sizes = {name: len(procfs.read_text(procfs.proc(name))) for name in FILES if os.path.exists(procfs.proc(name))}
     print(f"poll_cost: kernel {platform.release()}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
     print(f"files: {', '.join(f'{name} ({size} B)' for name, size in sizes.items())}")
     print(f"cycles: {args.cycles} per round, {args.rounds} rounds, median per cycle")

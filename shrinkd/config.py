@@ -16,17 +16,20 @@ Index levels are kept in the kernel's thousandths, like shrinkd.metrics.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .errors import ConfigError
 from .record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-DEFAULT_FILE = Path("/etc/shrinkd/shrinkd.yaml")
-DEFAULT_DROPIN_DIR = Path("/etc/shrinkd/conf.d")
+    PathLike = Union[str, Path]
+
+# Paths are plain strings: the daemon keeps this module loaded and pathlib is heavy.
+DEFAULT_FILE = "/etc/shrinkd/shrinkd.yaml"
+DEFAULT_DROPIN_DIR = "/etc/shrinkd/conf.d"
 BUILTIN = "<built-in defaults>"
 
 WATERMARKS = ("min", "low", "high")
@@ -290,23 +293,23 @@ def parse_size(text: str) -> Optional[int]:
 # Finding and loading files.
 
 
-def default_sources(main: Path = DEFAULT_FILE, dropins: Path = DEFAULT_DROPIN_DIR) -> List[Path]:
+def default_sources(main: PathLike = DEFAULT_FILE, dropins: PathLike = DEFAULT_DROPIN_DIR) -> List[str]:
     """The main file (when present) and the drop-ins, in name order."""
-    sources = [main] if main.exists() else []
+    sources = [str(main)] if os.path.exists(main) else []
     try:
         names = sorted(entry.name for entry in os.scandir(dropins) if entry.name.endswith(".yaml"))
     except (FileNotFoundError, NotADirectoryError):
         names = []
     except OSError as error:
         raise ConfigError(str(dropins), None, "", f"cannot list: {error.strerror or error}") from None
-    sources.extend(dropins / name for name in names)
+    sources.extend(os.path.join(dropins, name) for name in names)
     return sources
 
 
-def resolve(config_file: Optional[Union[str, Path]]) -> List[Path]:
+def resolve(config_file: Optional[PathLike]) -> List[str]:
     """The files to read: the one given on the command line, else the default ones."""
     if config_file is not None:
-        return [Path(config_file)]
+        return [str(config_file)]
     return default_sources()
 
 
@@ -315,14 +318,14 @@ def builtin() -> Config:
     return load([])
 
 
-def load(paths: Sequence[Path]) -> Config:
+def load(paths: Sequence[PathLike]) -> Config:
     """Read, merge and validate `paths` in this process (no paths: the built-in defaults)."""
     from . import configfile
 
     return from_plain(configfile.load_plain(paths), [str(p) for p in paths] or [BUILTIN])
 
 
-def load_isolated(paths: Sequence[Path]) -> Config:
+def load_isolated(paths: Sequence[PathLike]) -> Config:
     """load(), with the reading done in a child process that exits afterwards.
 
     Importing PyYAML and the schema and building node trees costs a few

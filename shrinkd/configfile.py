@@ -13,7 +13,7 @@ become the runtime Config in config.from_plain().
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .config import BUILTIN, RECLAIM_BACKENDS, VMSTAT_COUNTERS, WATERMARKS, parse_size
 from .errors import ConfigError
@@ -121,9 +121,10 @@ def parse_text(text: str, source: str) -> Optional[Node]:
     return _from_yaml(root, source, constructor)
 
 
-def read_file(path: Path) -> Optional[Node]:
+def read_file(path: Union[str, Path]) -> Optional[Node]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
     except OSError as error:
         raise ConfigError(str(path), None, "", f"cannot read: {error.strerror or error}") from None
     except UnicodeDecodeError:
@@ -553,7 +554,7 @@ def validate(tree: Optional[Node]) -> Dict[str, Any]:
 DEFAULTS: Dict[str, Any] = validate(None)
 
 
-def load_plain(paths: Sequence[Path]) -> Dict[str, Any]:
+def load_plain(paths: Sequence[Union[str, Path]]) -> Dict[str, Any]:
     """Read, merge and validate files; no files gives the built-in defaults."""
     tree: Optional[Node] = None
     for path in paths:

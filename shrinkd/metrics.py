@@ -7,23 +7,28 @@ prints `index // 1000 . index % 1000`, so 744 is "0.744" and -1000 is "-1.000".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from .record import Record
 
-from .parse import BuddyInfo, ZoneInfo
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Sequence, Tuple
+
+    from .parse import BuddyInfo, ZoneInfo
 
 # Huge-page order proactive compaction scores at when nothing better is known
 # (HPAGE_PMD_ORDER on x86_64 and arm64 with 4K pages).
 DEFAULT_HPAGE_ORDER = 9
 
 
-@dataclass(frozen=True)
-class ContigInfo:
+class ContigInfo(Record):
     """mm/vmstat.c's struct contig_page_info for one zone and requested order."""
 
-    blocks_total: int
-    free_pages: int
-    blocks_suitable: int
+    __slots__ = ("blocks_suitable", "blocks_total", "free_pages")
+
+    def __init__(self, blocks_total: int, free_pages: int, blocks_suitable: int) -> None:
+        self.blocks_total = blocks_total
+        self.free_pages = free_pages
+        self.blocks_suitable = blocks_suitable
 
 
 def contig_info(free: Sequence[int], order: int) -> ContigInfo:

@@ -7,27 +7,32 @@ file, the line and what is wrong.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Dict, Iterator, Optional, Tuple
-
 from .errors import InputError
+from .record import Record
 
-_ZONE_HEADER = re.compile(r"^Node\s+(\d+),\s*zone\s+(\S+)(.*)$")
+# The daemon keeps this module loaded: no typing, dataclasses or re at run time
+# (each costs more resident memory than the parsers themselves; see record.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Iterator, List, Optional, Tuple
 
 
-@dataclass(frozen=True)
-class ZoneFree:
+class ZoneFree(Record):
     """One /proc/buddyinfo line: free blocks per order in one zone."""
 
-    node: int
-    zone: str
-    free: Tuple[int, ...]
+    __slots__ = ("free", "node", "zone")
+
+    def __init__(self, node: int, zone: str, free: Tuple[int, ...]) -> None:
+        self.node = node
+        self.zone = zone
+        self.free = free
 
 
-@dataclass(frozen=True)
-class BuddyInfo:
-    zones: Tuple[ZoneFree, ...]
+class BuddyInfo(Record):
+    __slots__ = ("zones",)
+
+    def __init__(self, zones: Tuple[ZoneFree, ...]) -> None:
+        self.zones = zones
 
     @property
     def orders(self) -> int:
@@ -35,35 +40,55 @@ class BuddyInfo:
         return len(self.zones[0].free)
 
 
-@dataclass(frozen=True)
-class ZoneInfo:
+class ZoneInfo(Record):
     """The fields shrinkd uses from one zone block of /proc/zoneinfo (pages)."""
 
-    node: int
-    zone: str
-    free: int
-    min: int
-    low: int
-    high: int
-    spanned: int
-    present: int
-    managed: int
+    __slots__ = ("free", "high", "low", "managed", "min", "node", "present", "spanned", "zone")
+
+    def __init__(
+        self, node: int, zone: str, free: int, min: int, low: int, high: int, spanned: int, present: int, managed: int
+    ) -> None:
+        self.node = node
+        self.zone = zone
+        self.free = free
+        self.min = min
+        self.low = low
+        self.high = high
+        self.spanned = spanned
+        self.present = present
+        self.managed = managed
 
 
-@dataclass(frozen=True)
-class PsiLine:
-    avg10: float
-    avg60: float
-    avg300: float
-    total: int
+class PsiLine(Record):
+    __slots__ = ("avg10", "avg60", "avg300", "total")
+
+    def __init__(self, avg10: float, avg60: float, avg300: float, total: int) -> None:
+        self.avg10 = avg10
+        self.avg60 = avg60
+        self.avg300 = avg300
+        self.total = total
 
 
-@dataclass(frozen=True)
-class Pressure:
+class Pressure(Record):
     """/proc/pressure/memory. `full` is None when the kernel has no such line."""
 
-    some: PsiLine
-    full: Optional[PsiLine]
+    __slots__ = ("full", "some")
+
+    def __init__(self, some: PsiLine, full: Optional[PsiLine]) -> None:
+        self.some = some
+        self.full = full
+
+
+def zone_header(line: str) -> Optional[Tuple[int, str, str]]:
+    """Split `Node N, zone NAME rest...` into (N, NAME, rest); None for any other line."""
+    head, comma, rest = line.partition(",")
+    node = head.split()
+    if not comma or len(node) != 2 or node[0] != "Node" or not node[1].isdigit():
+        return None
+    zone = rest.split(None, 2)
+    if len(zone) < 2 or zone[0] != "zone":
+        return None
+    return int(node[1]), zone[1], zone[2] if len(zone) > 2 else ""
 
 
 def _lines(text: str) -> Iterator[Tuple[int, str]]:
@@ -84,10 +109,10 @@ def parse_buddyinfo(text: str, source: str = "/proc/buddyinfo") -> BuddyInfo:
     zones = []
     orders: Optional[int] = None
     for number, line in _lines(text):
-        match = _ZONE_HEADER.match(line)
-        if match is None:
+        header = zone_header(line)
+        if header is None:
             raise InputError(source, number, f"expected 'Node N, zone NAME counts...', got {line.strip()[:60]!r}")
-        node, zone, rest = int(match.group(1)), match.group(2), match.group(3).split()
+        node, zone, rest = header[0], header[1], header[2].split()
         if not rest:
             raise InputError(source, number, f"zone {zone}: no free-block counts (truncated line?)")
         free = tuple(_int(token, source, number, f"zone {zone}") for token in rest)
@@ -127,10 +152,10 @@ def parse_zoneinfo(text: str, source: str = "/proc/zoneinfo") -> Tuple[ZoneInfo,
         zones.append(ZoneInfo(node, zone, **{field: values[field] for field in _ZONEINFO_FIELDS}))
 
     for number, line in _lines(text):
-        match = _ZONE_HEADER.match(line)
-        if match is not None:
+        header = zone_header(line)
+        if header is not None:
             finish()
-            current = (int(match.group(1)), match.group(2), number)
+            current = (header[0], header[1], number)
             values = {}
             continue
         if current is None:
@@ -182,7 +207,7 @@ def parse_meminfo(text: str, source: str = "/proc/meminfo") -> Dict[str, int]:
     return _key_value_file(text, source, ":")
 
 
-def _psi_line(tokens: list[str], source: str, number: int) -> PsiLine:
+def _psi_line(tokens: List[str], source: str, number: int) -> PsiLine:
     fields: Dict[str, str] = {}
     for token in tokens[1:]:
         key, sep, value = token.partition("=")

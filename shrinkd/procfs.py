@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple, TypeVar
 
 from . import parse
 from .errors import MissingInputError
+from .record import Record
 
-T = TypeVar("T")
+# The daemon keeps this module loaded: paths are plain strings (pathlib pulls in
+# re, fnmatch and urllib), and typing is for the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Callable, Dict, Optional, Tuple, TypeVar, Union
+
+    T = TypeVar("T")
+    PathLike = Union[str, Path]
 
 # Read size for one pread(); /proc files larger than this are read in a loop.
 _CHUNK = 65536
 
 
-def _missing(path: Path, error: OSError) -> MissingInputError:
+def _missing(path: PathLike, error: OSError) -> MissingInputError:
     reason = os.strerror(error.errno) if error.errno else str(error)
     return MissingInputError(str(path), f"cannot read: {reason}")
 
@@ -34,8 +40,8 @@ class OpenFile:
     poll costs one pread() (or a few, for large files) and no open/close.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: PathLike) -> None:
+        self.path = str(path)
         try:
             self._fd: Optional[int] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as error:
@@ -43,7 +49,7 @@ class OpenFile:
 
     def read(self) -> str:
         if self._fd is None:
-            raise MissingInputError(str(self.path), "file was closed")
+            raise MissingInputError(self.path, "file was closed")
         chunks = []
         offset = 0
         try:
@@ -69,32 +75,41 @@ class OpenFile:
         self.close()
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(Record):
     """One reading of the kernel's memory state. Optional parts are None when absent."""
 
-    buddyinfo: parse.BuddyInfo
-    zoneinfo: Optional[Tuple[parse.ZoneInfo, ...]]
-    vmstat: Optional[Dict[str, int]]
-    meminfo: Optional[Dict[str, int]]
-    pressure: Optional[parse.Pressure]
+    __slots__ = ("buddyinfo", "meminfo", "pressure", "vmstat", "zoneinfo")
+
+    def __init__(
+        self,
+        buddyinfo: parse.BuddyInfo,
+        zoneinfo: Optional[Tuple[parse.ZoneInfo, ...]],
+        vmstat: Optional[Dict[str, int]],
+        meminfo: Optional[Dict[str, int]],
+        pressure: Optional[parse.Pressure],
+    ) -> None:
+        self.buddyinfo = buddyinfo
+        self.zoneinfo = zoneinfo
+        self.vmstat = vmstat
+        self.meminfo = meminfo
+        self.pressure = pressure
 
 
 class ProcFS:
-    """Paths and reads under configurable /proc and /sys roots."""
+    """Paths (plain strings) and reads under configurable /proc and /sys roots."""
 
-    def __init__(self, proc_root: Path | str = "/proc", sys_root: Path | str = "/sys") -> None:
-        self.proc_root = Path(proc_root)
-        self.sys_root = Path(sys_root)
+    def __init__(self, proc_root: PathLike = "/proc", sys_root: PathLike = "/sys") -> None:
+        self.proc_root = str(proc_root)
+        self.sys_root = str(sys_root)
 
-    def proc(self, relative: str) -> Path:
-        return self.proc_root / relative
+    def proc(self, relative: str) -> str:
+        return os.path.join(self.proc_root, relative)
 
-    def sys(self, relative: str) -> Path:
-        return self.sys_root / relative
+    def sys(self, relative: str) -> str:
+        return os.path.join(self.sys_root, relative)
 
     @staticmethod
-    def read_text(path: Path) -> str:
+    def read_text(path: PathLike) -> str:
         try:
             with open(path, "rb") as handle:
                 return handle.read().decode("ascii", errors="replace")
@@ -103,7 +118,7 @@ class ProcFS:
 
     def _read(self, relative: str, parser: Callable[[str, str], T]) -> T:
         path = self.proc(relative)
-        return parser(self.read_text(path), str(path))
+        return parser(self.read_text(path), path)
 
     def _read_optional(self, relative: str, parser: Callable[[str, str], T]) -> Optional[T]:
         """Parse the file if it exists; a missing file gives None, a malformed one still raises."""
@@ -112,7 +127,7 @@ class ProcFS:
             text = self.read_text(path)
         except MissingInputError:
             return None
-        return parser(text, str(path))
+        return parser(text, path)
 
     def buddyinfo(self) -> parse.BuddyInfo:
         return self._read("buddyinfo", parse.parse_buddyinfo)
@@ -135,7 +150,7 @@ class ProcFS:
             if _psi_unavailable(path, error):
                 return None
             raise
-        return parse.parse_pressure(text, str(path))
+        return parse.parse_pressure(text, path)
 
     def snapshot(self) -> Snapshot:
         """Read everything: buddyinfo must exist; the rest is None when the file is missing."""
@@ -148,7 +163,7 @@ class ProcFS:
         )
 
 
-def _psi_unavailable(path: Path, error: MissingInputError) -> bool:
+def _psi_unavailable(path: str, error: MissingInputError) -> bool:
     # PSI compiled out: no file. Compiled in but disabled with psi=0 on the
     # command line: the file exists and reading it fails with EOPNOTSUPP.
-    return not path.exists() or os.strerror(errno.EOPNOTSUPP) in error.problem
+    return not os.path.exists(path) or os.strerror(errno.EOPNOTSUPP) in error.problem

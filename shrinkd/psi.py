@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ class Trigger:
             self.fd = -1
 
 
-def open_trigger(path: Path, kind: str, stall_ms: int, window_ms: int) -> Tuple[Optional[Trigger], str]:
+def open_trigger(path: str, kind: str, stall_ms: int, window_ms: int) -> Tuple[Optional[Trigger], str]:
     """(trigger, "") when armed, else (None, why not), so the caller can fall back to plain polling."""
     spec = f"{kind} {stall_ms * 1000} {window_ms * 1000}"
     try:

@@ -37,21 +37,22 @@ class ScriptedKernel(Tunables):
         self.writes: List[Tuple[str, str]] = []
         self.hook: Optional[Callable[[str], None]] = None
 
-    def write(self, path: Path, value: str) -> None:
+    def write(self, path: str, value: str) -> None:
         super().write(path, value)
-        self.writes.append((path.name, value))
+        name = Path(path).name
+        self.writes.append((name, value))
         if self.hook is not None:
-            self.hook(path.name)
-        states = self.script.get(path.name)
+            self.hook(name)
+        states = self.script.get(name)
         if states:
             install(self.proc, states.pop(0))
-        if path.name in self.steal:
+        if name in self.steal:
             vmstat = self.proc / "vmstat"
             lines = vmstat.read_text().splitlines()
             for n, line in enumerate(lines):
                 key, value = line.split()
                 if key == "pgsteal_file":
-                    lines[n] = f"{key} {int(value) + self.steal[path.name]}"
+                    lines[n] = f"{key} {int(value) + self.steal[name]}"
             vmstat.write_text("\n".join(lines) + "\n")
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from shrinkd.parse import _ZONE_HEADER
+from shrinkd.parse import zone_header
 
 REPO = Path(__file__).resolve().parent.parent
 Key = Tuple[int, str]
@@ -18,10 +18,10 @@ def parse_debugfs_index(text: str) -> Dict[Key, List[float]]:
     """debugfs extfrag/{extfrag_index,unusable_index}: `Node N, zone NAME v v v ...`."""
     rows: Dict[Key, List[float]] = {}
     for line in text.splitlines():
-        match = _ZONE_HEADER.match(line)
-        if match is None:
+        header = zone_header(line)
+        if header is None:
             continue
-        rows[(int(match.group(1)), match.group(2))] = [debugfs_value(v) for v in match.group(3).split()]
+        rows[(header[0], header[1])] = [debugfs_value(v) for v in header[2].split()]
     return rows
 
 

@@ -46,7 +46,7 @@ def make(text: str = "") -> config.Config:
 
 def written(procfs: ProcFS) -> List[Tuple[str, str]]:
     """Every control file that holds something, relative to the tree, with what it holds."""
-    root = procfs.proc_root.parent
+    root = Path(procfs.proc_root).parent
     return sorted(
         (str(path.relative_to(root)), path.read_text())
         for path in root.rglob("*")
@@ -123,7 +123,7 @@ def test_a_failing_backend_falls_through_to_the_next(tmp_path: Path) -> None:
 def test_every_backend_failing_is_an_action_error(tmp_path: Path) -> None:
     procfs = fake_tree(tmp_path, cgroup="fs/cgroup")
     backends = Backends(procfs, make())
-    (procfs.sys("fs/cgroup") / "memory.reclaim").unlink()  # gone after detection
+    (Path(procfs.sys("fs/cgroup")) / "memory.reclaim").unlink()  # gone after detection
     with pytest.raises(ActionError) as caught:
         backends.reclaim(4 << 20, 0)
     assert (
@@ -149,9 +149,9 @@ def test_drop_caches_writes_its_mode(tmp_path: Path) -> None:
 class EagainTunables(Tunables):
     """Answers like memory.reclaim does when the kernel could not reclaim all it was asked: EAGAIN."""
 
-    def write(self, path: Path, value: str) -> None:
+    def write(self, path: str, value: str) -> None:
         super().write(path, value)
-        raise Partial(str(path))
+        raise Partial(path)
 
 
 def test_partial_reclaim_is_reported_not_failed(tmp_path: Path) -> None:
@@ -162,8 +162,8 @@ def test_partial_reclaim_is_reported_not_failed(tmp_path: Path) -> None:
 
 def test_tunables_errors(tmp_path: Path) -> None:
     with pytest.raises(MissingInputError) as missing:
-        Tunables().write(tmp_path / "absent", "1")
+        Tunables().write(str(tmp_path / "absent"), "1")
     assert str(missing.value) == f"{tmp_path / 'absent'}: does not exist"
     with pytest.raises(ActionError) as refused:
-        Tunables().write(tmp_path, "1")
+        Tunables().write(str(tmp_path), "1")
     assert str(refused.value) == f"{tmp_path}: cannot open for writing: Is a directory"

@@ -113,7 +113,7 @@ def test_dropins_are_read_in_name_order_after_the_main_file(tmp_path: Path) -> N
     write(tmp_path, "conf.d/10-early.yaml", "guards:\n  cooldown: 20\n  thrash: {backoff: 50}\n")
     write(tmp_path, "conf.d/README", "not yaml, not read\n")
     sources = config.default_sources(main, tmp_path / "conf.d")
-    assert [p.name for p in sources] == ["shrinkd.yaml", "10-early.yaml", "20-late.yaml"]
+    assert [Path(p).name for p in sources] == ["shrinkd.yaml", "10-early.yaml", "20-late.yaml"]
     loaded = config.load(sources)
     assert loaded.cooldown == 30.0
     # Mappings merge key by key: the early drop-in's backoff stays, other thrash keys keep their defaults.
@@ -154,7 +154,7 @@ def test_an_error_in_a_dropin_names_the_dropin_and_its_line(tmp_path: Path) -> N
 
 def test_resolve_prefers_the_command_line_file(tmp_path: Path) -> None:
     given = write(tmp_path, "x.yaml", "dry_run: true\n")
-    assert config.resolve(str(given)) == [given]
+    assert config.resolve(str(given)) == [str(given)]
 
 
 def test_a_missing_command_line_file_is_a_config_error(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from ..errors import ActionError
 from ..procfs import ProcFS
@@ -17,18 +16,18 @@ if TYPE_CHECKING:
     from typing import Dict, Optional
 
 
-def node_files(procfs: ProcFS, name: str) -> Dict[int, Path]:
+def node_files(procfs: ProcFS, name: str) -> Dict[int, str]:
     """/sys/devices/system/node/nodeN/<name> for every node that has it."""
     base = procfs.sys("devices/system/node")
-    found: Dict[int, Path] = {}
+    found: Dict[int, str] = {}
     try:
         entries = list(os.scandir(base))
     except OSError:
         return found
     for entry in entries:
         if entry.name.startswith("node") and entry.name[4:].isdigit():
-            path = Path(entry.path) / name
-            if path.exists():
+            path = os.path.join(entry.path, name)
+            if os.path.exists(path):
                 found[int(entry.name[4:])] = path
     return found
 
@@ -42,9 +41,8 @@ class Compact:
         # The node files exist on kernels built with CONFIG_NUMA (Debian's are),
         # compact_memory with CONFIG_COMPACTION.
         self.nodes = node_files(procfs, "compact")
-        self.all_nodes: Optional[Path] = procfs.proc("sys/vm/compact_memory")
-        if not self.all_nodes.exists():
-            self.all_nodes = None
+        all_nodes = procfs.proc("sys/vm/compact_memory")
+        self.all_nodes: Optional[str] = all_nodes if os.path.exists(all_nodes) else None
 
     def available(self) -> bool:
         return bool(self.nodes) or self.all_nodes is not None

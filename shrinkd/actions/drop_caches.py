@@ -25,7 +25,7 @@ class DropCaches:
         self.mode = MODES[what]
 
     def available(self, node: Optional[int] = None) -> bool:
-        return self.path.exists()
+        return os.path.exists(self.path)
 
     def describe(self) -> str:
         return f"drop_caches ({self.mode})"

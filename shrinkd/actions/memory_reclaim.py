@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-from pathlib import Path
 
 from ..procfs import ProcFS
 from .result import Result
@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 _ROOTS = ("fs/cgroup", "fs/cgroup/unified")
 
 
-def find(procfs: ProcFS) -> Optional[Path]:
+def find(procfs: ProcFS) -> Optional[str]:
     """The root cgroup's memory.reclaim, or None (no cgroup v2, a kernel before 5.19, or memory on v1)."""
     for root in _ROOTS:
-        path = procfs.sys(root) / "memory.reclaim"
-        if path.exists():
+        path = os.path.join(procfs.sys(root), "memory.reclaim")
+        if os.path.exists(path):
             return path
     return None
 

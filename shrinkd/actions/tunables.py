@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-from pathlib import Path
 
 from ..errors import ActionError, MissingInputError
 
@@ -19,7 +18,7 @@ class Partial(Exception):
 
 
 class Tunables:
-    def write(self, path: Path, value: str) -> None:
+    def write(self, path: str, value: str) -> None:
         """Write `value` to a control file in one write(), as `echo value > path` does.
 
         Raises MissingInputError when the file does not exist, Partial on
@@ -29,13 +28,13 @@ class Tunables:
             fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
         except OSError as error:
             if error.errno in (errno.ENOENT, errno.ENOTDIR):
-                raise MissingInputError(str(path), "does not exist") from None
+                raise MissingInputError(path, "does not exist") from None
             raise ActionError(f"{path}: cannot open for writing: {os.strerror(error.errno or 0)}") from None
         try:
             os.write(fd, value.encode("ascii"))
         except OSError as error:
             if error.errno == errno.EAGAIN:
-                raise Partial(str(path)) from None
+                raise Partial(path) from None
             raise ActionError(f"{path}: writing {value.strip()!r} failed: {os.strerror(error.errno or 0)}") from None
         finally:
             os.close(fd)
