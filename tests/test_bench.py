@@ -24,17 +24,20 @@ def run_bench(*args: str) -> str:
 def test_poll_cost_prints_both_costs_and_their_ratio() -> None:
     out = run_bench("bench/poll_cost.py", "--quick")
     figures: Dict[str, float] = {}
-    for label in ("bare read", "shrinkd poll cycle", "read+parse", "metrics", "decide"):
+    for label in ("bare read (4 files)", "shrinkd regular poll", "shrinkd full poll", "read+parse", "metrics", "decide"):
         match = re.search(rf"^\s*{re.escape(label)}:\s+{NUMBER} us", out, re.M)
         assert match, f"no '{label}' figure in:\n{out}"
         figures[label] = float(match.group(1))
-    ratio = re.search(rf"^ratio shrinkd/bare:\s+{NUMBER}x", out, re.M)
-    assert ratio, out
-    assert figures["bare read"] > 0 and figures["shrinkd poll cycle"] > 0
-    # The printed ratio is the quotient of the two printed figures (to their rounding).
-    assert float(ratio.group(1)) == pytest.approx(figures["shrinkd poll cycle"] / figures["bare read"], rel=0.02, abs=0.01)
+    assert all(value > 0 for value in figures.values()), out
+    # The printed ratios are the quotients of the printed figures (to their rounding).
+    for kind, label in (("regular", "shrinkd regular poll"), ("full", "shrinkd full poll")):
+        ratio = re.search(rf"^ratio {kind}/bare:\s+{NUMBER}x", out, re.M)
+        assert ratio, out
+        expected = figures[label] / figures["bare read (4 files)"]
+        assert float(ratio.group(1)) == pytest.approx(expected, rel=0.02, abs=0.01)
     for name in ("buddyinfo", "zoneinfo", "vmstat"):
         assert re.search(rf"{name} \(\d+ B\)", out), out
+        assert re.search(rf"^\s+{name}:\s+read\+decode\s+{NUMBER} us, parse\s+{NUMBER} us$", out, re.M), out
 
 
 def test_poll_cost_reads_the_given_proc_root() -> None:
