@@ -19,6 +19,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -105,7 +106,7 @@ def run_in_vm(
     set to a writable folder shared with the host (returned as result.out_dir).
     $REPO is the repo and $PY the repo's virtualenv python. `numa` gives one
     size per NUMA node (they must add up to `memory`); `disks` are files
-    attached as virtio-scsi disks (/dev/sda, /dev/sdb, ... in the guest).
+    attached as virtio-blk disks (/dev/vda, /dev/vdb, ... in the guest).
     """
     image = kernel_image(kernel)
     out = out_dir or new_run_dir()
@@ -143,26 +144,29 @@ def run_in_vm(
         command += ["--append", option]
     command += ["--exec", f"bash {shlex.quote(str(wrapper))}"]
     started = time.monotonic()
+    # A session of its own, so that on a timeout vng, virtme and qemu all go.
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
     try:
-        completed = subprocess.run(
-            command,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            text=True,
-            errors="replace",
-        )
-    except subprocess.TimeoutExpired as expired:
-        partial = expired.stdout if isinstance(expired.stdout, str) else ""
-        raise VMError(f"guest did not finish within {timeout:.0f} s:\n{partial[-6000:]}") from None
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        raise VMError(f"guest did not finish within {timeout:.0f} s:\n{output[-6000:]}") from None
     seconds = time.monotonic() - started
     code_file = out / "exit-code"
     if not code_file.exists():
-        raise VMError(f"guest never finished its script (vng exit {completed.returncode}):\n{completed.stdout[-6000:]}")
+        raise VMError(f"guest never finished its script (vng exit {process.returncode}):\n{output[-6000:]}")
     returncode = int(code_file.read_text().split(":")[1])
-    return VMResult(returncode, completed.stdout, out, seconds)
+    return VMResult(returncode, output, out, seconds)
 
 
 def available() -> Optional[str]:
