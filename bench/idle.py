@@ -7,7 +7,8 @@ All four run at once, in the same run, on an idle machine:
   earlyoom  Debian's /usr/bin/earlyoom with its defaults;
   nohang    Debian's /usr/sbin/nohang --monitor with /etc/nohang/nohang.conf;
   bare      `PYTHON -c 'import time; time.sleep(...)'`, the same interpreter as shrinkd.
-After a settling time, CPU time (utime + stime from /proc/PID/stat) is taken over the
+After a settling time, CPU time (the scheduler's nanosecond count from
+/proc/PID/task/*/schedstat; utime + stime where that is missing) is taken over the
 window and scaled to one minute; RSS is VmRSS from /proc/PID/status at the end.
 Prints a table and the ratios to the targets: shrinkd CPU <= earlyoom's, shrinkd RSS
 <= 1.25x bare. With --imports, also what each of shrinkd's imports costs (RSS and
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import select
 import shutil
 import signal
 import socket
@@ -50,11 +52,19 @@ class Candidate:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as handle:
-        text = handle.read()
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """CPU time of a process, all threads, in seconds: the scheduler's nanosecond count
+    (/proc/PID/task/*/schedstat), else utime + stime (clock ticks) where schedstat is missing."""
+    try:
+        total = 0
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as handle:
+                total += int(handle.read().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/stat") as handle:
+            text = handle.read()
+        fields = text[text.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def status_kb(pid: int, key: str) -> int:
@@ -90,20 +100,35 @@ def candidates(python: str, notify_socket: str, dry_run: bool) -> List[Candidate
     return found
 
 
-def measure(items: Sequence[Candidate], settle: float, window: float) -> float:
+def measure(items: Sequence[Candidate], settle: float, window: float, notify: socket.socket) -> Tuple[float, List[bytes]]:
+    """Start all, wait `settle`, measure over `window`; returns (seconds measured, sd_notify messages)."""
+    messages: List[bytes] = []
+
+    def sleep_draining(seconds: float) -> None:
+        # systemd reads its notify socket at once; a datagram queue left unread fills up
+        # (net.unix.max_dgram_qlen) and the daemon's non-blocking sends would be dropped.
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            ready, _, _ = select.select([notify], [], [], left)
+            if ready:
+                messages.append(notify.recv(4096))
+
     for item in items:
         item.process = subprocess.Popen(
             item.command, env=item.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
     try:
-        time.sleep(settle)
+        sleep_draining(settle)
         for item in items:
             assert item.process is not None
             item.exit_code = item.process.poll()
             if item.exit_code is None:
                 item.cpu_start = cpu_seconds(item.process.pid)
         started = time.monotonic()
-        time.sleep(window)
+        sleep_draining(window)
         elapsed = time.monotonic() - started
         for item in items:
             assert item.process is not None
@@ -111,7 +136,7 @@ def measure(items: Sequence[Candidate], settle: float, window: float) -> float:
             if item.exit_code is None:
                 item.cpu_end = cpu_seconds(item.process.pid)
                 item.rss_kb = status_kb(item.process.pid, "VmRSS")
-        return elapsed
+        return elapsed, messages
     finally:
         for item in items:
             if item.process is not None and item.process.poll() is None:
@@ -164,8 +189,13 @@ def import_costs(python: str) -> Tuple[List[str], List[Tuple[str, int]], List[Tu
         [python, "-X", "importtime", "-c", RUN_AND_LIST, "3"], capture_output=True, text=True, env=env, check=False
     )
     loaded = set(result.stdout.split())
-    stdlib = set(getattr(sys, "stdlib_module_names", ()))
-    extra = sorted(name for name in loaded if name not in stdlib and not name.startswith("_") and name != "shrinkd")
+    bare = subprocess.run(
+        [python, "-c", "import os, runpy, signal, sys, threading; print(' '.join(n.split('.')[0] for n in sys.modules))"],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    # shrinkd's own, third-party and standard-library packages beyond a bare interpreter's
+    # (and beyond what the measuring wrapper itself imports)
+    extra = sorted(loaded - set(bare.stdout.split()) - {"shrinkd"})
     times: Dict[str, int] = {}
     for line in result.stderr.splitlines():
         fields = line.split("|")
@@ -176,10 +206,12 @@ def import_costs(python: str) -> Tuple[List[str], List[Tuple[str, int]], List[Tu
             times[raw.strip()] = int(fields[1])
     ranked = sorted(times.items(), key=lambda item: -item[1])[:12]
     rss: List[Tuple[str, int]] = []
-    for module in (*extra, "shrinkd.daemon", "shrinkd.udevwatch"):
+    # the biggest first
+    for module in (*extra, "shrinkd.cli", "shrinkd.daemon", "shrinkd.udevwatch"):
         probe = subprocess.run([python, "-c", RSS_OF_IMPORT, module], capture_output=True, text=True, env=env, check=False)
         if probe.returncode == 0:
             rss.append((module, int(probe.stdout.strip())))
+    rss.sort(key=lambda item: -item[1])
     return extra, rss, ranked
 
 
@@ -200,20 +232,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         notify_path = os.path.join(scratch, "notify")
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(notify_path)
-        notify.setblocking(False)
         items = candidates(python, notify_path, dry_run=not args.act)
-        elapsed = measure(items, args.settle, args.window)
-        messages: List[bytes] = []
-        while True:
-            try:
-                messages.append(notify.recv(4096))
-            except BlockingIOError:
-                break
+        elapsed, messages = measure(items, args.settle, args.window, notify)
         notify.close()
 
     print(f"idle: kernel {platform.release()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}")
     print(f"python for shrinkd and bare: {python} ({python_version(python)})")
-    print(f"window {elapsed:.1f} s after {args.settle:.0f} s settling; CPU = utime+stime scaled to one minute")
+    print(f"window {elapsed:.1f} s after {args.settle:.0f} s settling; CPU = scheduler run time (schedstat) per minute")
     print(f"{'process':10s} {'CPU ms/min':>11s} {'RSS MB':>8s}")
     figures: Dict[str, Tuple[float, float]] = {}
     for item in items:
@@ -239,7 +264,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"RSS shrinkd/nohang: {rss / figures['nohang'][1]:.2f}x")
     if args.imports:
         extra, rss_costs, times = import_costs(python)
-        print(f"packages outside the standard library loaded by the running daemon: {' '.join(extra) or 'none'}")
+        print(f"modules the running daemon loads beyond a bare interpreter: {' '.join(extra) or 'none'}")
         print("RSS added by each import alone (kB over a bare interpreter):")
         for module, added in rss_costs:
             print(f"  {module:20s} {added:8d}")
