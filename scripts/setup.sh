@@ -13,14 +13,14 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 
-# Packages the daemon needs at run time (systemd-python builds against libsystemd).
-runtime_pkgs=(libsystemd-dev pkg-config gcc python3-dev python3-venv libudev1)
+# Packages the daemon needs at run time (PyYAML comes from PyPI into .venv).
+runtime_pkgs=(python3-venv)
 # Packages the tests need: QEMU and Debian kernels to boot, headers to build the
 # module against, busybox for virtme-ng's guest init, checkpatch from linux-source,
 # systemd for journald and systemd-analyze in the guest.
 test_pkgs=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static kmod
            util-linux systemd udev make linux-source-6.1 earlyoom nohang e2fsprogs
-           python3-psutil python3-pyudev python3-systemd python3-yaml dkms g++)
+           python3-yaml dkms gcc g++)
 # bookworm-backports' 6.12 kernel: an IBT-enabled build the module must also handle.
 bpo_pkgs=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 

@@ -183,7 +183,7 @@ def test_packaged_command_runs_with_debian_python(installed_root: Path) -> None:
     result = run(["/usr/bin/python3", str(launcher), "status", "--json"], env=env)
     assert result.returncode == 0, result.stderr
     assert '"zones"' in result.stdout
-    imports = run(["/usr/bin/python3", "-c", "import psutil, pyudev, systemd.journal, yaml"], env=env)
+    imports = run(["/usr/bin/python3", "-c", "import yaml"], env=env)
     assert imports.returncode == 0, imports.stderr
     config = run(["/usr/bin/python3", str(launcher), "check-config", str(installed_root / "etc/shrinkd/shrinkd.yaml")],
                  env=env)
