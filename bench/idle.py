@@ -1,7 +1,7 @@
 """The idle daemon side by side with earlyoom, nohang and a bare interpreter: CPU per minute and RSS.
 
 All four run at once, in the same run, on an idle machine:
-  shrinkd   `PYTHON -m shrinkd run` with the built-in defaults (--dry-run by default, so
+  shrinkd   `shrinkd run` started as the packaged /usr/bin/shrinkd starts it (PYTHON -c with its code), with the built-in defaults (--dry-run by default, so
             nothing is compacted or reclaimed while measuring), with NOTIFY_SOCKET and
             WATCHDOG_USEC set as systemd would (it sends READY=1 and watchdog pings);
   earlyoom  Debian's /usr/bin/earlyoom with its defaults;
@@ -86,10 +86,15 @@ def default_python() -> str:
     return sys.executable
 
 
+LAUNCHER = "import sys\nfrom shrinkd.cli import main\nsys.exit(main())"
+
+
 def candidates(python: str, notify_socket: str, dry_run: bool) -> List[Candidate]:
     base = {key: value for key, value in os.environ.items() if key not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     shrinkd_env = dict(base, PYTHONPATH=str(REPO), NOTIFY_SOCKET=notify_socket, WATCHDOG_USEC="30000000")
-    run = [python, "-m", "shrinkd", "run"] + (["--dry-run"] if dry_run else [])
+    # Started as the packaged /usr/bin/shrinkd starts it (its exact code), not with
+    # `-m shrinkd`, whose runpy and importlib.util the deployed daemon never loads.
+    run = [python, "-c", LAUNCHER, "run"] + (["--dry-run"] if dry_run else [])
     found = [Candidate("shrinkd", run, shrinkd_env)]
     if shutil.which("earlyoom"):
         found.append(Candidate("earlyoom", [shutil.which("earlyoom") or "earlyoom"], base))
