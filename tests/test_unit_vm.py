@@ -186,6 +186,10 @@ stamp installed
 # a clean /tmp and /var/tmp as on a booted system (else systemd-tmpfiles empties this
 # machine's /tmp through the overlay, which takes minutes under emulation)
 mount -t tmpfs tmpfs $R/tmp && mount -t tmpfs tmpfs $R/var/tmp || exit 13
+# a checkout under /tmp (or /var/tmp) would now be hidden: bind its run folder again
+case "$OUT" in
+    /tmp/*|/var/tmp/*) mkdir -p "$R$OUT" && mount --bind "$OUT" "$R$OUT" || exit 14 ;;
+esac
 mkdir -p $R/etc/systemd/system/shrinkd.service.d
 cat > $R/etc/systemd/system/shrinkd.service.d/50-vmtest.conf <<EOF
 [Service]
