@@ -190,9 +190,9 @@ mount -t tmpfs tmpfs $R/tmp && mount -t tmpfs tmpfs $R/var/tmp || exit 13
 case "$OUT" in
     /tmp/*|/var/tmp/*) mkdir -p "$R$OUT" && mount --bind "$OUT" "$R$OUT" || exit 14 ;;
 esac
-# scripts run inside the service's namespace, where /tmp is private: keep them out of it
+# the probe runs as the service's ExecStartPre, where /tmp is private: keep it out of /tmp
 T=/usr/local/lib/shrinkd-vmtest
-mkdir -p $R$T && cp "$OUT/probe.py" "$OUT/inside.py" $R$T/ || exit 15
+mkdir -p $R$T && cp "$OUT/probe.py" $R$T/ || exit 15
 mkdir -p $R/etc/systemd/system/shrinkd.service.d
 cat > $R/etc/systemd/system/shrinkd.service.d/50-vmtest.conf <<EOF
 [Service]
@@ -236,7 +236,7 @@ wait_for() {  # SECONDS COMMAND...: retry once a second
 event() { journalctl -u shrinkd MESSAGE_ID="$1" -o cat --no-pager | grep -q .; }
 inside() {  # run python INSIDE PATH in shrinkd's cgroup and mount namespace
     local pid; pid=$(systemctl show -p MainPID --value shrinkd)
-    sh -c 'echo $$ > /sys/fs/cgroup/system.slice/shrinkd.service/cgroup.procs && exec nsenter --mount=/proc/'"$pid"'/ns/mnt /usr/bin/python3 "$@"' sh /usr/local/lib/shrinkd-vmtest/inside.py "$1"
+    sh -c 'echo $$ > /sys/fs/cgroup/system.slice/shrinkd.service/cgroup.procs && exec nsenter --mount=/proc/'"$pid"'/ns/mnt /usr/bin/python3 "$@"' sh "$OUT/inside.py" "$1"
 }
 systemctl is-active shrinkd > "$OUT/active.txt"
 systemctl show shrinkd -p StatusText --value > "$OUT/status-text.txt"
