@@ -93,25 +93,32 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    status = commands.add_parser(
+    def subcommand(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        """A subcommand with the common options and the exit-code table in its --help."""
+        return commands.add_parser(
+            name,
+            parents=[common],
+            help=help,
+            description=description,
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    status = subcommand(
         "status",
-        parents=[common],
         help="show free blocks, fragmentation indexes and watermarks per zone",
         description=(
             "Show, per node and zone, the free blocks per order, the kernel's unusable free index and "
             "fragmentation index per order (the values debugfs extfrag/* prints), free pages against "
             "the min/low/high watermarks, the compaction score, and PSI memory pressure."
         ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     status.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     status.add_argument("--pretty", action="store_true", help="indent the JSON")
     status.set_defaults(handler=cmd_status)
 
-    run = commands.add_parser(
+    run = subcommand(
         "run",
-        parents=[common],
         help="run the daemon: watch the zones and act when the configured thresholds are crossed",
         description=(
             "Poll the per-zone fragmentation at an adaptive interval (woken early by PSI), and when a rule's "
@@ -119,8 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
             "(or stderr). Reads /etc/shrinkd/shrinkd.yaml and /etc/shrinkd/conf.d/*.yaml when present, else the "
             "built-in defaults. SIGHUP reloads the configuration, SIGTERM stops."
         ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
         "--config", metavar="FILE", help="read only FILE (default: /etc/shrinkd/shrinkd.yaml and conf.d/*.yaml)"
@@ -129,16 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="poll once, act on every condition at its trigger level, exit")
     run.set_defaults(handler=cmd_run)
 
-    reclaim = commands.add_parser(
+    reclaim = subcommand(
         "reclaim",
-        parents=[common],
         help="reclaim memory once and show what it freed",
         description=(
             "Reclaim SIZE bytes (K, M, G suffixes) with the first available reclaim backend in the configuration's "
             "order of preference, or the one named, and print the pages freed and each zone before and after."
         ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     reclaim.add_argument("size", metavar="SIZE", help="how much to reclaim, e.g. 64M")
     reclaim.add_argument(
@@ -150,27 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
     reclaim.add_argument("--config", metavar="FILE", help="configuration for the backends (default: as for run)")
     reclaim.set_defaults(handler=cmd_reclaim)
 
-    compact = commands.add_parser(
+    compact = subcommand(
         "compact",
-        parents=[common],
         help="compact memory once and show the effect",
         description="Compact one node (nodeN/compact) or all of them (compact_memory) and print each zone before and after.",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     compact.add_argument("--node", metavar="N", type=int, help="compact only node N")
     compact.set_defaults(handler=cmd_compact)
 
-    check = commands.add_parser(
+    check = subcommand(
         "check-config",
-        parents=[common],
         help="validate a configuration file",
         description=(
             "Validate FILE, or without it the files `shrinkd run` would read (/etc/shrinkd/shrinkd.yaml and "
             "/etc/shrinkd/conf.d/*.yaml, merged). Errors are FILE:LINE: key.path: what is wrong; exit code 2."
         ),
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("file", metavar="FILE", nargs="?", help="the file to check")
     check.set_defaults(handler=cmd_check_config)
