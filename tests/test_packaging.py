@@ -18,10 +18,10 @@ from typing import Dict, List, Optional
 
 import pytest
 
+from tests.debs import build_debs
 from tests.vm import REPO, new_run_dir
 
 UNIT = REPO / "packaging" / "systemd" / "shrinkd.service"
-BUILD = REPO / "packaging" / "build-debs.sh"
 SCORE = re.compile(r"Overall exposure level for (\S+): (\d+\.\d+)")
 
 pytestmark = pytest.mark.skipif(
@@ -38,13 +38,7 @@ def run(
 
 @pytest.fixture(scope="module")
 def debs() -> Dict[str, Path]:
-    out = new_run_dir("debs-")
-    built = run(["bash", str(BUILD), str(out)], cwd=REPO)
-    assert built.returncode == 0, built.stderr
-    paths = [Path(line) for line in built.stdout.split()]
-    by_name = {path.name.split("_")[0]: path for path in paths}
-    assert set(by_name) == {"shrinkd", "shrinkmem-dkms"}, built.stdout
-    return by_name
+    return build_debs(new_run_dir("debs-"))
 
 
 @pytest.fixture(scope="module")
