@@ -5,10 +5,10 @@ the same machine state:
   bare:     pread() of buddyinfo, zoneinfo, vmstat and pressure/memory from offset 0,
             on files kept open (the kernel's own work of generating the text);
   poll:     the daemon's regular poll, as Daemon.tick does it with the built-in
-            configuration: read and parse what the decisions need (daemon.Reader:
+            configuration: read and parse what the decisions need (procfs.Reader:
             buddyinfo always; zoneinfo and vmstat/PSI only when the policy needs them
             every poll, else zoneinfo is re-parsed once a minute), metrics
-            (policy.observe: the kernel-exact indexes), decide (Policy.evaluate);
+            (view.observe: the kernel-exact indexes), decide (Policy.evaluate);
   full:     the same with every file read and parsed afresh (the daemon's poll once
             a minute and around actions).
 Prints microseconds per cycle (median over rounds), the split of the full poll into
@@ -33,17 +33,21 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from shrinkd import config, parse  # noqa: E402
-from shrinkd.daemon import Reader, pick_counters  # noqa: E402
+from shrinkd import configload, parse  # noqa: E402
+from shrinkd.config import Current  # noqa: E402
 from shrinkd.errors import ShrinkdError  # noqa: E402
-from shrinkd.policy import VMSTAT_KEYS, Policy, observe  # noqa: E402
-from shrinkd.procfs import OpenFile, ProcFS  # noqa: E402
+from shrinkd.policy import Policy  # noqa: E402
+from shrinkd.procfs import OpenFile, ProcFS, Reader  # noqa: E402
+from shrinkd.view import observe  # noqa: E402
+
+# The /proc/vmstat counters a poll picks with the built-in configuration (Policy.counter_keys).
+KEYS = Policy(Current(configload.builtin())).counter_keys()
 
 FILES = ("buddyinfo", "zoneinfo", "vmstat", "pressure/memory")
 PARSERS: Dict[str, Callable[[str, str], object]] = {
     "buddyinfo": parse.parse_buddyinfo,
     "zoneinfo": parse.parse_zoneinfo,
-    "vmstat": lambda text, source: pick_counters(text, VMSTAT_KEYS, source),  # as daemon.Reader does
+    "vmstat": lambda text, source: parse.parse_vmstat(text, source, KEYS),  # as procfs.Reader does
     "pressure/memory": parse.parse_pressure,
 }
 
@@ -89,7 +93,7 @@ def measure(procfs: ProcFS, cycles: int, rounds: int) -> Dict[str, float]:
     bare = BareReader(procfs)
     reader = Reader(procfs)
     page_size = os.sysconf("SC_PAGE_SIZE")
-    policy = Policy(config.builtin(), page_size)
+    policy = Policy(Current(configload.builtin()), page_size)
     clock = [0.0]
 
     needs_zoneinfo = policy.needs_zoneinfo()
@@ -97,13 +101,15 @@ def measure(procfs: ProcFS, cycles: int, rounds: int) -> Dict[str, float]:
 
     def full() -> None:
         clock[0] += 1.0
-        policy.evaluate(observe(reader.snapshot()), clock[0])
+        policy.evaluate(observe(reader.snapshot(keys=KEYS)), clock[0])
 
     def regular() -> None:
         clock[0] += 1.0
-        policy.evaluate(observe(reader.snapshot(zoneinfo=needs_zoneinfo, counters=needs_counters)), clock[0])
+        policy.evaluate(
+            observe(reader.snapshot(zoneinfo=needs_zoneinfo, counters=needs_counters, keys=KEYS)), clock[0]
+        )
 
-    snapshot = reader.snapshot()
+    snapshot = reader.snapshot(keys=KEYS)
     obs = observe(snapshot)
 
     def decide_only() -> None:
@@ -114,7 +120,7 @@ def measure(procfs: ProcFS, cycles: int, rounds: int) -> Dict[str, float]:
         "bare": bare.read,
         "regular": regular,
         "full": full,
-        "read+parse": reader.snapshot,
+        "read+parse": lambda: reader.snapshot(keys=KEYS),
         "metrics": lambda: observe(snapshot),
         "decide": decide_only,
     }

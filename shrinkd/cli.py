@@ -12,28 +12,20 @@ import os
 import sys
 
 from . import __version__
-from .errors import EXIT_ACTION, EXIT_INTERNAL, EXIT_OK, ShrinkdError, UsageError
-from .procfs import ProcFS
+from .errors import EXIT_ACTION, EXIT_INTERNAL, EXIT_OK, ShrinkdError, UsageError, exit_codes_help
+from .procfs import ProcFS, Reader
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from typing import Any, Callable, List, Optional, Union
 
-    from .policy import Observation
+    from .procfs import Snapshot
+    from .view import Observation
 
     Args = Union[argparse.Namespace, "RunArgs"]
     Handler = Callable[[Any], int]
 
-EXIT_CODES_HELP = """\
-exit codes:
-  0  success
-  1  internal error (a bug: rerun with --debug and report it)
-  2  usage or configuration error
-  3  malformed input: a /proc or /sys file that does not parse
-  4  missing input: a /proc or /sys file that cannot be read
-  5  an action failed (the kernel refused a write)
-"""
 
 
 def _common(defaults: bool = True) -> argparse.ArgumentParser:
@@ -63,12 +55,18 @@ def _procfs(args: Args) -> ProcFS:
     return ProcFS(args.proc_root, args.sys_root)
 
 
+def _snapshot(procfs: ProcFS, keys: Optional[List[str]] = None, meminfo: bool = False) -> Snapshot:
+    """One reading for a one-shot command: every file, /proc/vmstat's `keys` (None: all) and, with `meminfo`, meminfo."""
+    with Reader(procfs, meminfo=meminfo) as reader:
+        return reader.snapshot(keys=keys)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
     from . import report
 
-    snapshot = _procfs(args).snapshot()
+    snapshot = _snapshot(_procfs(args), meminfo=True)
     document = report.build(snapshot, os.sysconf("SC_PAGE_SIZE"))
     if args.json:
         json.dump(document, sys.stdout, indent=2 if args.pretty else None)
@@ -84,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shrinkd",
         description="Watch per-zone memory fragmentation and act (compaction, reclaim) before allocations fail.",
-        epilog=EXIT_CODES_HELP,
+        epilog=exit_codes_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common()],
     )
@@ -100,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
             parents=[common],
             help=help,
             description=description,
-            epilog=EXIT_CODES_HELP,
+            epilog=exit_codes_help(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
@@ -214,13 +212,14 @@ def parse_run(argv: List[str]) -> Optional[RunArgs]:
 
 def cmd_run(args: Args) -> int:
     from . import config as configuration
+    from . import configload
     from .daemon import Daemon
     from .journal import Journal
     from .notify import Notifier
 
     def load() -> configuration.Config:
         # Files are found again on every reload: a drop-in may have been added.
-        return configuration.load_isolated(configuration.resolve(args.config))
+        return configload.load_isolated(configload.resolve(args.config))
 
     config = load()
     daemon = Daemon(
@@ -240,9 +239,10 @@ def cmd_run(args: Args) -> int:
 
 
 def _observe(procfs: ProcFS) -> Observation:
-    from .policy import observe
+    from .actions.result import PGSTEAL
+    from .view import observe
 
-    return observe(procfs.snapshot())
+    return observe(_snapshot(procfs, keys=list(PGSTEAL)))
 
 
 def _zone_changes(before: Observation, after: Observation, page_size: int) -> str:
@@ -266,13 +266,13 @@ def _zone_changes(before: Observation, after: Observation, page_size: int) -> st
 
 def cmd_reclaim(args: argparse.Namespace) -> int:
     from . import config as configuration
-    from .actions import Backends
-    from .daemon import pages_reclaimed
+    from . import configload
+    from .actions import Backends, pages_reclaimed
 
     size = configuration.parse_size(args.size)
     if size is None or size <= 0:
         raise UsageError(f"SIZE: expected bytes or a number with K, M or G (e.g. 64M), got {args.size!r}")
-    config = configuration.load(configuration.resolve(args.config))
+    config = configload.load(configload.resolve(args.config))
     if args.backend is not None:
         if args.backend not in configuration.RECLAIM_BACKENDS:
             raise UsageError(
@@ -285,7 +285,7 @@ def cmd_reclaim(args: argparse.Namespace) -> int:
         config = config.replace(enabled=(*config.enabled, args.backend), reclaim=config.reclaim.replace(prefer=prefer))
     procfs = _procfs(args)
     page_size = os.sysconf("SC_PAGE_SIZE")
-    backends = Backends(procfs, config, page_size=page_size)
+    backends = Backends(procfs, configuration.Current(config), page_size=page_size)
     before = _observe(procfs)
     result = backends.reclaim(size, args.node, args.backend)
     after = _observe(procfs)
@@ -312,7 +312,7 @@ def cmd_reclaim(args: argparse.Namespace) -> int:
 
 def cmd_compact(args: argparse.Namespace) -> int:
     from .actions.compact import Compact
-    from .actions.tunables import Tunables
+    from .procfs import Tunables
 
     procfs = _procfs(args)
     compactor = Compact(procfs, Tunables())
@@ -330,10 +330,10 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from . import config as configuration
+    from . import configload
 
-    paths = configuration.resolve(args.file)
-    config = configuration.load(paths)
+    paths = configload.resolve(args.file)
+    config = configload.load(paths)
     names = ", ".join(rule.name for rule in config.rules) or "none"
     print(
         f"{', '.join(config.sources)}: OK ({len(config.rules)} rules: {names}; backends enabled: {', '.join(config.enabled)})"

@@ -1,123 +1,33 @@
-"""The configuration the daemon runs with, and where it comes from.
+"""The configuration the daemon runs with, as frozen records, and the one place it is held.
 
-Sources, in order: the built-in defaults (identical to config/shrinkd.yaml),
-then /etc/shrinkd/shrinkd.yaml and /etc/shrinkd/conf.d/*.yaml in name order
-when present, or only the file given with --config. Reading and validating
-YAML is shrinkd.configfile's job; errors read
-`/etc/shrinkd/shrinkd.yaml:12: rules[0].orders[1]: must be between 0 and 15, got 22`.
-
-The daemon reads its files in a short-lived child process (load_isolated):
-PyYAML, the schema and the node trees never occupy the long-running
-process's memory; only the validated values come back.
+config/shrinkd.yaml documents every key. Reading, merging and validating YAML
+is shrinkd.configfile's job and finding the files and reading them in a child
+process is shrinkd.configload's; both end here, in from_plain(), which turns
+validated plain values into a Config. Rules and triggers are the conditions'
+own records (shrinkd.conditions). Current holds the configuration in force:
+the daemon replaces it on reload, the policy and the backends read it.
 
 Index levels are kept in the kernel's thousandths, like shrinkd.metrics.
 """
 
 from __future__ import annotations
 
-import os
-
-from .errors import ConfigError
+from .conditions import GLOBAL_KINDS, WATERMARKS, Level, Rule, WatermarkLevel
 from .record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
-    from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+    from typing import Any, Dict, Optional, Sequence, Tuple
 
-    PathLike = Union[str, Path]
+    from .conditions import GlobalCondition
 
-# Paths are plain strings: the daemon keeps this module loaded and pathlib is heavy.
-DEFAULT_FILE = "/etc/shrinkd/shrinkd.yaml"
-DEFAULT_DROPIN_DIR = "/etc/shrinkd/conf.d"
+__all__ = ["WATERMARKS", "Config", "Current", "Level", "Rule", "WatermarkLevel", "from_plain", "parse_size"]
+
 BUILTIN = "<built-in defaults>"
 
-WATERMARKS = ("min", "low", "high")
 BACKENDS = ("compact", "shrinkmem", "memory_reclaim", "node_reclaim", "drop_caches")
 RECLAIM_BACKENDS = ("shrinkmem", "node_reclaim", "memory_reclaim", "drop_caches")
 VMSTAT_COUNTERS = ("compact_stall", "compact_fail", "allocstall")
-
-
-class Level(Record):
-    """A condition starts at `trigger` and ends at `clear` (hysteresis); index levels in thousandths."""
-
-    __slots__ = ("clear", "trigger")
-
-    def __init__(self, trigger: int, clear: int) -> None:
-        self.trigger = trigger
-        self.clear = clear
-
-
-class WatermarkLevel(Record):
-    """Free pages below the `below` watermark start the condition; at or above `clear` end it."""
-
-    __slots__ = ("below", "clear")
-
-    def __init__(self, below: str, clear: str) -> None:
-        self.below = below
-        self.clear = clear
-
-
-class Rule(Record):
-    __slots__ = (
-        "extfrag_index",
-        "min_zone_size",
-        "name",
-        "node",
-        "orders",
-        "reclaim",
-        "sustain",
-        "unusable_index",
-        "watermark",
-        "zones",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        zones: Tuple[str, ...],
-        node: Optional[int],
-        orders: Tuple[int, ...],
-        min_zone_size: int,
-        unusable_index: Optional[Level],
-        extfrag_index: Optional[Level],
-        watermark: Optional[WatermarkLevel],
-        sustain: int,
-        reclaim: bool,
-    ) -> None:
-        self.name = name
-        self.zones = zones
-        self.node = node
-        self.orders = orders
-        self.min_zone_size = min_zone_size
-        self.unusable_index = unusable_index
-        self.extfrag_index = extfrag_index
-        self.watermark = watermark
-        self.sustain = sustain
-        self.reclaim = reclaim
-
-    def matches(self, node: int, zone: str) -> bool:
-        return (self.node is None or self.node == node) and ("*" in self.zones or zone in self.zones)
-
-
-class PsiTrigger(Record):
-    __slots__ = ("avg10", "clear", "kind", "sustain")
-
-    def __init__(self, kind: str, avg10: float, clear: float, sustain: int) -> None:
-        self.kind = kind
-        self.avg10 = avg10
-        self.clear = clear
-        self.sustain = sustain
-
-
-class RateTrigger(Record):
-    __slots__ = ("clear", "counter", "rate", "sustain")
-
-    def __init__(self, counter: str, rate: float, clear: float, sustain: int) -> None:
-        self.counter = counter
-        self.rate = rate
-        self.clear = clear
-        self.sustain = sustain
 
 
 class Poll(Record):
@@ -171,6 +81,8 @@ class Thrash(Record):
 
 
 class Config(Record):
+    """Everything shrinkd runs with (docs/config.md); `sources` names the files it came from."""
+
     __slots__ = (
         "cooldown",
         "debug",
@@ -180,13 +92,12 @@ class Config(Record):
         "log_target",
         "poll",
         "psi",
-        "psi_trigger",
-        "rate_triggers",
         "reclaim",
         "rules",
         "shrinkmem_device",
         "sources",
         "thrash",
+        "triggers",
     )
 
     def __init__(
@@ -194,8 +105,7 @@ class Config(Record):
         poll: Poll,
         psi: PsiWakeup,
         rules: Tuple[Rule, ...],
-        psi_trigger: Optional[PsiTrigger],
-        rate_triggers: Tuple[RateTrigger, ...],
+        triggers: Tuple[GlobalCondition, ...],
         enabled: Tuple[str, ...],
         shrinkmem_device: str,
         drop_caches_what: str,
@@ -210,8 +120,7 @@ class Config(Record):
         self.poll = poll
         self.psi = psi
         self.rules = rules
-        self.psi_trigger = psi_trigger
-        self.rate_triggers = rate_triggers
+        self.triggers = triggers  # the global conditions (PSI, vmstat rates), as configured
         self.enabled = enabled
         self.shrinkmem_device = shrinkmem_device
         self.drop_caches_what = drop_caches_what
@@ -257,8 +166,7 @@ def from_plain(plain: Dict[str, Any], sources: Sequence[str] = (BUILTIN,)) -> Co
         poll=Poll(**plain["poll"]),
         psi=PsiWakeup(**plain["psi"]),
         rules=rules,
-        psi_trigger=PsiTrigger(**triggers["psi"]) if triggers["psi"] is not None else None,
-        rate_triggers=tuple(RateTrigger(**t) for t in triggers["vmstat"]),
+        triggers=tuple(trigger for kind in GLOBAL_KINDS for trigger in kind.from_plain(triggers)),
         enabled=tuple(name for name in BACKENDS if backends[name]["enabled"]),
         shrinkmem_device=backends["shrinkmem"]["device"],
         drop_caches_what=backends["drop_caches"]["what"],
@@ -289,89 +197,10 @@ def parse_size(text: str) -> Optional[int]:
     return int(number) * _SIZE_UNITS[unit]
 
 
-# ---------------------------------------------------------------------------
-# Finding and loading files.
+class Current:
+    """The configuration in force, held once: the daemon replaces it on reload; the policy and the backends read it."""
 
+    __slots__ = ("config",)
 
-def default_sources(main: PathLike = DEFAULT_FILE, dropins: PathLike = DEFAULT_DROPIN_DIR) -> List[str]:
-    """The main file (when present) and the drop-ins, in name order."""
-    sources = [str(main)] if os.path.exists(main) else []
-    try:
-        names = sorted(entry.name for entry in os.scandir(dropins) if entry.name.endswith(".yaml"))
-    except (FileNotFoundError, NotADirectoryError):
-        names = []
-    except OSError as error:
-        raise ConfigError(str(dropins), None, "", f"cannot list: {error.strerror or error}") from None
-    sources.extend(os.path.join(dropins, name) for name in names)
-    return sources
-
-
-def resolve(config_file: Optional[PathLike]) -> List[str]:
-    """The files to read: the one given on the command line, else the default ones."""
-    if config_file is not None:
-        return [str(config_file)]
-    return default_sources()
-
-
-def builtin() -> Config:
-    """The built-in defaults (read in this process)."""
-    return load([])
-
-
-def load(paths: Sequence[PathLike]) -> Config:
-    """Read, merge and validate `paths` in this process (no paths: the built-in defaults)."""
-    from . import configfile
-
-    return from_plain(configfile.load_plain(paths), [str(p) for p in paths] or [BUILTIN])
-
-
-def load_isolated(paths: Sequence[PathLike]) -> Config:
-    """load(), with the reading done in a child process that exits afterwards.
-
-    Importing PyYAML and the schema and building node trees costs a few
-    megabytes that a long-running daemon would keep for its whole life; the
-    child sends back only the validated plain values (marshal).
-    """
-    import marshal
-
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: read, send, and exit without running the parent's cleanup
-        status = 0
-        try:
-            os.close(read_end)
-            payload: Tuple[str, Any]
-            try:
-                from . import configfile
-
-                payload = ("ok", configfile.load_plain(paths))
-            except ConfigError as error:
-                payload = ("error", (error.source, error.line, error.key, error.problem))
-            except Exception as error:  # a bug: reported by the parent
-                payload = ("bug", f"{type(error).__name__}: {error}")
-            view = memoryview(marshal.dumps(payload))
-            while view:
-                view = view[os.write(write_end, view) :]
-        except BaseException:
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    chunks = []
-    try:
-        while True:
-            chunk = os.read(read_end, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(read_end)
-        os.waitpid(pid, 0)
-    if not chunks:
-        raise ConfigError(", ".join(map(str, paths)) or BUILTIN, None, "", "the configuration reader failed")
-    kind, value = marshal.loads(b"".join(chunks))
-    if kind == "error":
-        raise ConfigError(*value)
-    if kind == "bug":
-        raise RuntimeError(value)
-    return from_plain(value, [str(p) for p in paths] or [BUILTIN])
+    def __init__(self, config: Config) -> None:
+        self.config = config

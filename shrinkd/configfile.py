@@ -7,7 +7,7 @@ scalar or a list replaces the earlier one), and every value keeps the file
 and line it came from, so errors point at the file that set the value.
 
 Plain values hold only dicts, lists, str, int, float, bool and None: they
-pass through marshal from the reader process (config.load_isolated) and
+pass through marshal from the reader process (configload.load_isolated) and
 become the runtime Config in config.from_plain().
 """
 

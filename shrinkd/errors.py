@@ -1,13 +1,7 @@
 """The project's exceptions, each mapped to a documented exit code.
 
-Exit codes (also in README.md and `shrinkd --help`):
-
-  0  success
-  1  internal error (a bug: rerun with --debug and report it)
-  2  usage or configuration error
-  3  malformed input: a /proc or /sys file that does not parse
-  4  missing input: a /proc or /sys file that cannot be read
-  5  an action failed (a write to the kernel was refused)
+EXIT_CODES is the one list of exit codes: `shrinkd --help` prints it and
+README.md's table matches it (tests/test_daemon_cli.py checks both).
 """
 
 from __future__ import annotations
@@ -18,6 +12,20 @@ EXIT_USAGE = 2
 EXIT_MALFORMED = 3
 EXIT_MISSING = 4
 EXIT_ACTION = 5
+
+EXIT_CODES = (
+    (EXIT_OK, "success"),
+    (EXIT_INTERNAL, "internal error (a bug: rerun with --debug and report it)"),
+    (EXIT_USAGE, "usage or configuration error"),
+    (EXIT_MALFORMED, "malformed input: a /proc or /sys file that does not parse"),
+    (EXIT_MISSING, "missing input: a /proc or /sys file that cannot be read"),
+    (EXIT_ACTION, "an action failed (the kernel refused a write)"),
+)
+
+
+def exit_codes_help() -> str:
+    """The exit-code table as `--help` prints it."""
+    return "exit codes:\n" + "".join(f"  {code}  {meaning}\n" for code, meaning in EXIT_CODES)
 
 
 class ShrinkdError(Exception):

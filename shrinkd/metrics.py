@@ -100,12 +100,6 @@ def node_compaction_scores(
     return scores
 
 
-def compaction_wmarks(proactiveness: int) -> Tuple[int, int]:
-    """fragmentation_score_wmark(): (low, high). kcompactd compacts a node whose score is above high."""
-    low = max(100 - proactiveness, 5)
-    return low, min(low + 10, 100)
-
-
 def hpage_order(hugepage_kb: Optional[int], page_size: int) -> int:
     """Order of the huge page from meminfo's Hugepagesize (kB) and the base page size."""
     if not hugepage_kb or page_size <= 0:
@@ -123,6 +117,11 @@ def format_index(index: int) -> str:
     requested order) prints as the kernel prints it, e.g. -500 as "0.-500"."""
     quotient = abs(index) // 1000 * (1 if index >= 0 else -1)
     return f"{quotient}.{index - quotient * 1000:03d}"
+
+
+def format_mib(size: int) -> str:
+    """A size in bytes as MiB with one decimal, as events and tables print it."""
+    return f"{size / 1048576:.1f} MiB"
 
 
 def indexes(free: Sequence[int]) -> Tuple[List[int], List[int]]:

@@ -1,8 +1,10 @@
-"""The only place shrinkd reads /proc and /sys.
+"""The only place shrinkd opens files under /proc and /sys: to read them, to write them.
 
 Both roots are parameters (`--proc-root`, `--sys-root`), so tests and captured
 fixtures can stand in for the live kernel. Reading is separate from parsing:
-this module returns text or hands it to the pure parsers in parse.py.
+Reader hands the text to the pure parsers in parse.py and returns a Snapshot.
+Every write to a kernel control file, arming the PSI trigger included, goes
+through Tunables.write or Tunables.arm.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import errno
 import os
 
 from . import parse
-from .errors import MissingInputError
+from .errors import ActionError, MissingInputError
 from .record import Record
 
 # The daemon keeps this module loaded: paths are plain strings (pathlib pulls in
@@ -19,18 +21,24 @@ from .record import Record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Callable, Dict, Optional, Tuple, TypeVar, Union
+    from typing import Dict, Optional, Sequence, Tuple, Union
 
-    T = TypeVar("T")
     PathLike = Union[str, Path]
 
 # Read size for one pread(); /proc files larger than this are read in a loop.
 _CHUNK = 65536
+PRESSURE = "pressure/memory"
 
 
 def _missing(path: PathLike, error: OSError) -> MissingInputError:
     reason = os.strerror(error.errno) if error.errno else str(error)
     return MissingInputError(str(path), f"cannot read: {reason}")
+
+
+def psi_disabled(error: OSError) -> bool:
+    """PSI compiled in but disabled with psi=0 on the kernel command line: /proc/pressure/memory
+    exists, and reading it (or arming a trigger on it) fails with EOPNOTSUPP."""
+    return error.errno == errno.EOPNOTSUPP
 
 
 class OpenFile:
@@ -42,6 +50,7 @@ class OpenFile:
 
     def __init__(self, path: PathLike) -> None:
         self.path = str(path)
+        self.disabled = False  # set when a read found PSI disabled (psi=0)
         try:
             self._fd: Optional[int] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as error:
@@ -60,6 +69,7 @@ class OpenFile:
                 chunks.append(chunk)
                 offset += len(chunk)
         except OSError as error:
+            self.disabled = psi_disabled(error)
             raise _missing(self.path, error) from None
         return b"".join(chunks).decode("ascii", errors="replace")
 
@@ -76,7 +86,7 @@ class OpenFile:
 
 
 class Snapshot(Record):
-    """One reading of the kernel's memory state. Optional parts are None when absent."""
+    """One reading of the kernel's memory state. Optional parts are None when absent or not read."""
 
     __slots__ = ("buddyinfo", "meminfo", "pressure", "vmstat", "zoneinfo")
 
@@ -96,7 +106,7 @@ class Snapshot(Record):
 
 
 class ProcFS:
-    """Paths (plain strings) and reads under configurable /proc and /sys roots."""
+    """Paths (plain strings) under configurable /proc and /sys roots."""
 
     def __init__(self, proc_root: PathLike = "/proc", sys_root: PathLike = "/sys") -> None:
         self.proc_root = str(proc_root)
@@ -110,60 +120,121 @@ class ProcFS:
 
     @staticmethod
     def read_text(path: PathLike) -> str:
+        """A whole file at once (files read once, such as a sysfs attribute)."""
         try:
             with open(path, "rb") as handle:
                 return handle.read().decode("ascii", errors="replace")
         except OSError as error:
             raise _missing(path, error) from None
 
-    def _read(self, relative: str, parser: Callable[[str, str], T]) -> T:
-        path = self.proc(relative)
-        return parser(self.read_text(path), path)
 
-    def _read_optional(self, relative: str, parser: Callable[[str, str], T]) -> Optional[T]:
-        """Parse the file if it exists; a missing file gives None, a malformed one still raises."""
-        path = self.proc(relative)
-        try:
-            text = self.read_text(path)
-        except MissingInputError:
+class Reader:
+    """The /proc files of a poll, kept open and re-read from offset 0: the one snapshot builder.
+
+    /proc/buddyinfo must exist; the others are left out of the Snapshot when
+    missing (and /proc/pressure/memory when PSI is disabled). /proc/zoneinfo
+    (a few hundred lines; its watermarks and managed pages rarely change) is
+    parsed again only when asked; in between, the last parse is reused.
+    """
+
+    OPTIONAL = ("zoneinfo", "vmstat", PRESSURE)
+
+    def __init__(self, procfs: ProcFS, meminfo: bool = False) -> None:
+        self.buddyinfo = OpenFile(procfs.proc("buddyinfo"))
+        self.optional: Dict[str, Optional[OpenFile]] = {}
+        for name in (*self.OPTIONAL, "meminfo") if meminfo else self.OPTIONAL:
+            try:
+                self.optional[name] = OpenFile(procfs.proc(name))
+            except MissingInputError:
+                self.optional[name] = None
+        self._zoneinfo: Optional[Tuple[parse.ZoneInfo, ...]] = None
+
+    def _text(self, name: str) -> Optional[Tuple[str, str]]:
+        handle = self.optional.get(name)
+        if handle is None:
             return None
-        return parser(text, path)
-
-    def buddyinfo(self) -> parse.BuddyInfo:
-        return self._read("buddyinfo", parse.parse_buddyinfo)
-
-    def zoneinfo(self) -> Tuple[parse.ZoneInfo, ...]:
-        return self._read("zoneinfo", parse.parse_zoneinfo)
-
-    def vmstat(self) -> Dict[str, int]:
-        return self._read("vmstat", parse.parse_vmstat)
-
-    def meminfo(self) -> Dict[str, int]:
-        return self._read("meminfo", parse.parse_meminfo)
-
-    def pressure(self) -> Optional[parse.Pressure]:
-        """PSI for memory, or None where the kernel has no PSI or has it disabled (psi=0)."""
-        path = self.proc("pressure/memory")
         try:
-            text = self.read_text(path)
-        except MissingInputError as error:
-            if _psi_unavailable(path, error):
+            return handle.read(), handle.path
+        except MissingInputError:
+            if handle.disabled:
                 return None
             raise
-        return parse.parse_pressure(text, path)
 
-    def snapshot(self) -> Snapshot:
-        """Read everything: buddyinfo must exist; the rest is None when the file is missing."""
+    def snapshot(self, zoneinfo: bool = True, counters: bool = True, keys: Optional[Sequence[str]] = None) -> Snapshot:
+        """Read the files: `zoneinfo=False` reuses the last /proc/zoneinfo (if there is one);
+        `counters=False` leaves out /proc/vmstat and PSI; `keys` picks /proc/vmstat counters (None: all)."""
+        if zoneinfo or self._zoneinfo is None:
+            text = self._text("zoneinfo")
+            self._zoneinfo = parse.parse_zoneinfo(*text) if text else None
+        vmstat = self._text("vmstat") if counters else None
+        pressure = self._text(PRESSURE) if counters else None
+        meminfo = self._text("meminfo")
         return Snapshot(
-            buddyinfo=self.buddyinfo(),
-            zoneinfo=self._read_optional("zoneinfo", parse.parse_zoneinfo),
-            vmstat=self._read_optional("vmstat", parse.parse_vmstat),
-            meminfo=self._read_optional("meminfo", parse.parse_meminfo),
-            pressure=self.pressure(),
+            buddyinfo=parse.parse_buddyinfo(self.buddyinfo.read(), self.buddyinfo.path),
+            zoneinfo=self._zoneinfo,
+            vmstat=parse.parse_vmstat(vmstat[0], vmstat[1], keys) if vmstat else None,
+            meminfo=parse.parse_meminfo(*meminfo) if meminfo else None,
+            pressure=parse.parse_pressure(*pressure) if pressure else None,
         )
 
+    def close(self) -> None:
+        self.buddyinfo.close()
+        for handle in self.optional.values():
+            if handle is not None:
+                handle.close()
 
-def _psi_unavailable(path: str, error: MissingInputError) -> bool:
-    # PSI compiled out: no file. Compiled in but disabled with psi=0 on the
-    # command line: the file exists and reading it fails with EOPNOTSUPP.
-    return not os.path.exists(path) or os.strerror(errno.EOPNOTSUPP) in error.problem
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Partial(Exception):
+    """The kernel did part of the work (memory.reclaim's EAGAIN: could not reclaim all it was asked)."""
+
+
+class Tunables:
+    """The one place shrinkd writes to kernel control files (/proc/sys, /sys, PSI triggers).
+
+    Paths come from ProcFS, so a test's fake /proc and /sys trees receive the
+    writes. A test can subclass Tunables to make its fake tree react as the
+    kernel would.
+    """
+
+    def write(self, path: str, value: str) -> None:
+        """Write `value` to a control file in one write(), as `echo value > path` does.
+
+        Raises MissingInputError when the file does not exist, Partial on
+        EAGAIN, ActionError when the kernel refuses the write.
+        """
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        except OSError as error:
+            if error.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise MissingInputError(path, "does not exist") from None
+            raise ActionError(f"{path}: cannot open for writing: {os.strerror(error.errno or 0)}") from None
+        try:
+            os.write(fd, value.encode("ascii"))
+        except OSError as error:
+            if error.errno == errno.EAGAIN:
+                raise Partial(path) from None
+            raise ActionError(f"{path}: writing {value.strip()!r} failed: {os.strerror(error.errno or 0)}") from None
+        finally:
+            os.close(fd)
+
+    def arm(self, path: str, spec: str) -> int:
+        """Arm a PSI trigger: open `path` read-write and non-blocking, write `spec` ended by a NUL
+        byte (the kernel overwrites the last byte it copies: without the NUL the last digit is
+        lost), and return the descriptor to poll for POLLPRI. Raises OSError (the caller says why);
+        a file of non-zero size (a copy in a test tree, not the kernel's) cannot trigger: ENODEV.
+        """
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if os.fstat(fd).st_size != 0:
+                raise OSError(errno.ENODEV, "not a kernel pressure file")
+            os.write(fd, spec.encode("ascii") + b"\0")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd

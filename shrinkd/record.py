@@ -25,9 +25,6 @@ class Record:
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and isinstance(other, Record) and self._values() == other._values()
 
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
     def __hash__(self) -> int:
         return hash((type(self).__name__, *self._values()))
 

@@ -1,4 +1,8 @@
-"""Pure: a Snapshot in, the per-zone status report out (the `shrinkd status` data)."""
+"""Pure: a Snapshot in, the `shrinkd status` document and table out.
+
+The zones are the daemon's own view (shrinkd.view.observe), so the free pages,
+watermarks and headroom a user reads are the numbers the daemon acts on.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from . import metrics
 from .procfs import Snapshot
+from .view import observe
 
 # Orders the status table calls out: PAGE_ALLOC_COSTLY_ORDER, above which the
 # kernel's allocator gives up sooner, and the huge-page order.
@@ -20,28 +25,25 @@ def hpage_order_of(snapshot: Snapshot, page_size: int) -> int:
 def build(snapshot: Snapshot, page_size: int) -> Dict[str, Any]:
     """The `status --json` document: one entry per zone, plus node scores and PSI."""
     hpage = hpage_order_of(snapshot, page_size)
-    zoneinfo = {(z.node, z.zone): z for z in snapshot.zoneinfo or ()}
     zones: List[Dict[str, Any]] = []
-    for zone in snapshot.buddyinfo.zones:
+    for zone in observe(snapshot).zones.values():
         unusable, extfrag = metrics.indexes(zone.free)
         entry: Dict[str, Any] = {
             "node": zone.node,
             "zone": zone.zone,
             "free_blocks": list(zone.free),
-            "free_pages": metrics.free_pages(zone.free),
+            "free_pages": zone.buddy_pages,
             "unusable_index": [i / 1000 for i in unusable],
             "extfrag_index": [i / 1000 for i in extfrag],
             "compaction_score": metrics.extfrag_for_order(zone.free, hpage) if hpage < len(zone.free) else None,
         }
-        info = zoneinfo.get((zone.node, zone.zone))
-        if info is not None:
-            entry["watermarks"] = {"min": info.min, "low": info.low, "high": info.high}
-            entry["managed_pages"] = info.managed
-            entry["present_pages"] = info.present
-            entry["spanned_pages"] = info.spanned
-            entry["headroom_pages"] = {
-                mark: entry["free_pages"] - level for mark, level in entry["watermarks"].items()
-            }
+        if zone.marks is not None:
+            entry["nr_free_pages"] = zone.free_pages
+            entry["watermarks"] = dict(zone.marks)
+            entry["managed_pages"] = zone.managed
+            entry["present_pages"] = zone.present
+            entry["spanned_pages"] = zone.spanned
+            entry["headroom_pages"] = zone.headroom()
         zones.append(entry)
     document: Dict[str, Any] = {
         "page_size": page_size,
@@ -62,10 +64,6 @@ def build(snapshot: Snapshot, page_size: int) -> Dict[str, Any]:
     return document
 
 
-def _mib(pages: int, page_size: int) -> str:
-    return f"{pages * page_size / 1048576:.1f} MiB"
-
-
 def render(document: Dict[str, Any]) -> str:
     """The human table: one block per node and zone."""
     page_size = document["page_size"]
@@ -83,11 +81,14 @@ def render(document: Dict[str, Any]) -> str:
     width = 7
     for zone in document["zones"]:
         lines.append("")
-        header = f"Node {zone['node']}, zone {zone['zone']}: free {zone['free_pages']} pages ({_mib(zone['free_pages'], page_size)})"
+        free = zone["free_pages"]
+        header = f"Node {zone['node']}, zone {zone['zone']}: free {free} pages ({metrics.format_mib(free * page_size)})"
         marks = zone.get("watermarks")
         if marks is not None:
-            headroom = zone["headroom_pages"]["high"]
-            header += f", watermarks min/low/high {marks['min']}/{marks['low']}/{marks['high']}, headroom over high {headroom:+d}"
+            header += (
+                f", watermarks min/low/high {marks['min']}/{marks['low']}/{marks['high']}"
+                f" against {zone['nr_free_pages']} free (NR_FREE_PAGES), headroom over high {zone['headroom_pages']['high']:+d}"
+            )
         lines.append(header)
         orders = range(len(zone["free_blocks"]))
         lines.append("  order    " + "".join(f"{o:>{width}}" for o in orders))

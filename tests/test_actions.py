@@ -7,12 +7,12 @@ from typing import Iterable, List, Optional, Tuple
 
 import pytest
 
-from shrinkd import config, configfile
 from shrinkd.actions import Backends, Tunables
 from shrinkd.actions.compact import Compact
-from shrinkd.actions.tunables import Partial
 from shrinkd.errors import ActionError, MissingInputError
-from shrinkd.procfs import ProcFS
+from shrinkd.procfs import Partial, ProcFS
+
+from .configs import current
 
 
 def fake_tree(
@@ -38,10 +38,6 @@ def fake_tree(
         (sys / cgroup).mkdir(parents=True)
         (sys / cgroup / "memory.reclaim").write_text("")
     return ProcFS(proc, sys)
-
-
-def make(text: str = "") -> config.Config:
-    return config.from_plain(configfile.validate(configfile.parse_text(text, "test.yaml") if text else None))
 
 
 def written(procfs: ProcFS) -> List[Tuple[str, str]]:
@@ -80,28 +76,28 @@ def test_compaction_with_node_files_only(tmp_path: Path) -> None:
 
 def test_detection_follows_the_configuration(tmp_path: Path) -> None:
     procfs = fake_tree(tmp_path, node_files=[(0, "compact"), (0, "reclaim")])
-    backends = Backends(procfs, make())
+    backends = Backends(procfs, current())
     # shrinkmem: no device; drop_caches: present but disabled by default.
     assert backends.names() == ["compact", "node_reclaim", "memory_reclaim"]
     assert backends.kinds() == frozenset({"compact", "reclaim"})
     text = "backends:\n  node_reclaim: {enabled: false}\n  drop_caches: {enabled: true}\nreclaim:\n  prefer: [drop_caches, memory_reclaim]\n"
-    assert Backends(procfs, make(text)).names() == ["compact", "drop_caches", "memory_reclaim"]
+    assert Backends(procfs, current(text)).names() == ["compact", "drop_caches", "memory_reclaim"]
     assert (
-        Backends(fake_tree(tmp_path / "bare", node_files=[], compact_memory=False, cgroup=None), make()).kinds()
+        Backends(fake_tree(tmp_path / "bare", node_files=[], compact_memory=False, cgroup=None), current()).kinds()
         == frozenset()
     )
 
 
 def test_memory_reclaim_on_the_hybrid_layout(tmp_path: Path) -> None:
     procfs = fake_tree(tmp_path, cgroup="fs/cgroup/unified")
-    result = Backends(procfs, make()).reclaim(8 << 20, 0)
+    result = Backends(procfs, current()).reclaim(8 << 20, 0)
     assert result.backend == "memory_reclaim" and result.requested == 8 << 20 and result.pages_reclaimed is None
     assert ("sys/fs/cgroup/unified/memory.reclaim", str(8 << 20)) in written(procfs)
 
 
 def test_node_reclaim_aims_at_the_zone_node(tmp_path: Path) -> None:
     procfs = fake_tree(tmp_path, node_files=[(0, "reclaim"), (1, "reclaim")], cgroup=None)
-    result = Backends(procfs, make()).reclaim(1 << 20, 1)
+    result = Backends(procfs, current()).reclaim(1 << 20, 1)
     assert result.backend == "node1/reclaim"
     assert [w for w in written(procfs) if "reclaim" in w[0]] == [("sys/devices/system/node/node1/reclaim", "1048576")]
 
@@ -110,7 +106,7 @@ def test_a_failing_backend_falls_through_to_the_next(tmp_path: Path) -> None:
     procfs = fake_tree(tmp_path, node_files=[(0, "reclaim")])
     device = tmp_path / "shrinkmem"
     device.write_text("")  # a regular file where the device should be: the ioctl fails (ENOTTY)
-    backends = Backends(procfs, make(f"backends:\n  shrinkmem: {{device: {device}}}\n"))
+    backends = Backends(procfs, current(f"backends:\n  shrinkmem: {{device: {device}}}\n"))
     assert backends.names() == ["compact", "shrinkmem", "node_reclaim", "memory_reclaim"]
     # Node 1 has no reclaim file: node_reclaim cannot aim there, memory_reclaim can (system-wide).
     result = backends.reclaim(4 << 20, 1)
@@ -122,7 +118,7 @@ def test_a_failing_backend_falls_through_to_the_next(tmp_path: Path) -> None:
 
 def test_every_backend_failing_is_an_action_error(tmp_path: Path) -> None:
     procfs = fake_tree(tmp_path, cgroup="fs/cgroup")
-    backends = Backends(procfs, make())
+    backends = Backends(procfs, current())
     (Path(procfs.sys("fs/cgroup")) / "memory.reclaim").unlink()  # gone after detection
     with pytest.raises(ActionError) as caught:
         backends.reclaim(4 << 20, 0)
@@ -132,7 +128,7 @@ def test_every_backend_failing_is_an_action_error(tmp_path: Path) -> None:
 
 
 def test_naming_an_unavailable_backend(tmp_path: Path) -> None:
-    backends = Backends(fake_tree(tmp_path), make())
+    backends = Backends(fake_tree(tmp_path), current())
     with pytest.raises(ActionError) as caught:
         backends.reclaim(4 << 20, 0, "node_reclaim")
     assert str(caught.value) == "reclaim backend node_reclaim is not available (available: memory_reclaim)"
@@ -141,7 +137,7 @@ def test_naming_an_unavailable_backend(tmp_path: Path) -> None:
 def test_drop_caches_writes_its_mode(tmp_path: Path) -> None:
     procfs = fake_tree(tmp_path, cgroup=None)
     text = "backends:\n  drop_caches: {enabled: true, what: both}\nreclaim:\n  prefer: [drop_caches]\n"
-    result = Backends(procfs, make(text)).reclaim(4 << 20, None)
+    result = Backends(procfs, current(text)).reclaim(4 << 20, None)
     assert result.backend == "drop_caches"
     assert ("proc/sys/vm/drop_caches", "3") in written(procfs)
 
@@ -156,7 +152,7 @@ class EagainTunables(Tunables):
 
 def test_partial_reclaim_is_reported_not_failed(tmp_path: Path) -> None:
     procfs = fake_tree(tmp_path)
-    result = Backends(procfs, make(), EagainTunables()).reclaim(4 << 20, 0)
+    result = Backends(procfs, current(), EagainTunables()).reclaim(4 << 20, 0)
     assert (result.backend, result.partial) == ("memory_reclaim", True)
 
 

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from shrinkd import config, configfile
+from shrinkd import config, configfile, configload
 from shrinkd.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def error_of(tmp_path: Path, text: str) -> str:
     path = write(tmp_path, "shrinkd.yaml", text)
     with pytest.raises(ConfigError) as caught:
-        config.load([path])
+        configload.load([path])
     return str(caught.value).replace(str(path), "FILE")
 
 
@@ -36,7 +36,7 @@ def error_of(tmp_path: Path, text: str) -> str:
 
 def test_documented_file_is_exactly_the_builtin_defaults() -> None:
     assert configfile.load_plain([DEFAULT_YAML]) == configfile.DEFAULTS
-    assert config.load([DEFAULT_YAML]).replace(sources=()) == config.load([]).replace(sources=())
+    assert configload.load([DEFAULT_YAML]).replace(sources=()) == configload.load([]).replace(sources=())
 
 
 def _key_paths(value: Any, prefix: str = "") -> List[str]:
@@ -97,8 +97,8 @@ def _line_of(lines: List[str], text: str) -> int:
 
 
 def test_no_files_means_builtin_defaults(tmp_path: Path) -> None:
-    assert config.default_sources(tmp_path / "shrinkd.yaml", tmp_path / "conf.d") == []
-    loaded = config.load([])
+    assert configload.default_sources(tmp_path / "shrinkd.yaml", tmp_path / "conf.d") == []
+    loaded = configload.load([])
     assert loaded.sources == (config.BUILTIN,)
     assert [rule.name for rule in loaded.rules] == ["costly-order", "huge-page"]
     assert loaded.enabled == ("compact", "shrinkmem", "memory_reclaim", "node_reclaim")
@@ -112,9 +112,9 @@ def test_dropins_are_read_in_name_order_after_the_main_file(tmp_path: Path) -> N
     write(tmp_path, "conf.d/20-late.yaml", "guards:\n  cooldown: 30\n")
     write(tmp_path, "conf.d/10-early.yaml", "guards:\n  cooldown: 20\n  thrash: {backoff: 50}\n")
     write(tmp_path, "conf.d/README", "not yaml, not read\n")
-    sources = config.default_sources(main, tmp_path / "conf.d")
+    sources = configload.default_sources(main, tmp_path / "conf.d")
     assert [Path(p).name for p in sources] == ["shrinkd.yaml", "10-early.yaml", "20-late.yaml"]
-    loaded = config.load(sources)
+    loaded = configload.load(sources)
     assert loaded.cooldown == 30.0
     # Mappings merge key by key: the early drop-in's backoff stays, other thrash keys keep their defaults.
     assert loaded.thrash.backoff == 50.0
@@ -123,8 +123,8 @@ def test_dropins_are_read_in_name_order_after_the_main_file(tmp_path: Path) -> N
 
 def test_dropins_without_a_main_file(tmp_path: Path) -> None:
     write(tmp_path, "conf.d/10-dry.yaml", "dry_run: true\n")
-    sources = config.default_sources(tmp_path / "absent.yaml", tmp_path / "conf.d")
-    assert config.load(sources).dry_run is True
+    sources = configload.default_sources(tmp_path / "absent.yaml", tmp_path / "conf.d")
+    assert configload.load(sources).dry_run is True
 
 
 def test_a_list_in_a_later_file_replaces_the_earlier_one(tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_a_list_in_a_later_file_replaces_the_earlier_one(tmp_path: Path) -> None
         "b.yaml",
         "rules:\n  - {name: two, zones: [DMA32], orders: [9], extfrag_index: {trigger: 0.6, clear: 0.2}}\n",
     )
-    loaded = config.load([main, drop])
+    loaded = configload.load([main, drop])
     assert [(r.name, r.zones, r.orders) for r in loaded.rules] == [("two", ("DMA32",), (9,))]
     assert loaded.rules[0].extfrag_index == config.Level(600, 200)
 
@@ -147,26 +147,26 @@ def test_an_error_in_a_dropin_names_the_dropin_and_its_line(tmp_path: Path) -> N
     main = write(tmp_path, "shrinkd.yaml", "poll:\n  min_interval: 2\n")
     drop = write(tmp_path, "conf.d/50-x.yaml", "# a comment\npoll:\n  max_interval: 1\n")
     with pytest.raises(ConfigError) as caught:
-        config.load([main, drop])
+        configload.load([main, drop])
     # The check compares two values from two files; the error points at the one that is too big.
     assert str(caught.value) == f"{main}:2: poll.min_interval: must not be above max_interval (1), got 2"
 
 
 def test_resolve_prefers_the_command_line_file(tmp_path: Path) -> None:
     given = write(tmp_path, "x.yaml", "dry_run: true\n")
-    assert config.resolve(str(given)) == [str(given)]
+    assert configload.resolve(str(given)) == [str(given)]
 
 
 def test_a_missing_command_line_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        config.load([tmp_path / "nope.yaml"])
+        configload.load([tmp_path / "nope.yaml"])
     assert str(caught.value) == f"{tmp_path / 'nope.yaml'}: cannot read: No such file or directory"
     assert caught.value.exit_code == 2
 
 
 def test_an_empty_file_changes_nothing(tmp_path: Path) -> None:
     empty = write(tmp_path, "empty.yaml", "# only a comment\n")
-    assert config.load([empty]).replace(sources=()) == config.load([]).replace(sources=())
+    assert configload.load([empty]).replace(sources=()) == configload.load([]).replace(sources=())
 
 
 # -- strict validation ------------------------------------------------------------
@@ -284,7 +284,7 @@ def test_index_levels_are_kept_in_thousandths(tmp_path: Path) -> None:
     path = write(
         tmp_path, "a.yaml", "rules:\n  - {name: r, orders: [9], unusable_index: {trigger: 0.95, clear: 0.851}}\n"
     )
-    assert config.load([path]).rules[0].unusable_index == config.Level(950, 851)
+    assert configload.load([path]).rules[0].unusable_index == config.Level(950, 851)
 
 
 # -- the reader process ---------------------------------------------------------------
@@ -296,22 +296,22 @@ def test_isolated_load_gives_the_same_configuration(tmp_path: Path) -> None:
         "a.yaml",
         "poll: {min_interval: 0.5}\nrules:\n  - {name: r, orders: [9], unusable_index: {trigger: 0.9, clear: 0.8}}\n",
     )
-    assert config.load_isolated([path]) == config.load([path])
-    assert config.load_isolated([]) == config.load([])
+    assert configload.load_isolated([path]) == configload.load([path])
+    assert configload.load_isolated([]) == configload.load([])
 
 
 def test_isolated_load_reports_errors_as_the_same_one_line(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", "poll:\n  approach: 2\n")
     with pytest.raises(ConfigError) as caught:
-        config.load_isolated([path])
+        configload.load_isolated([path])
     assert str(caught.value) == f"{path}:2: poll.approach: must be between 0 and 0.99, got 2"
 
 
 def test_isolated_load_does_not_import_yaml_here(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", "dry_run: true\n")
     code = (
-        "import sys; from pathlib import Path; from shrinkd import config; "
-        f"c = config.load_isolated([Path({str(path)!r})]); "
+        "import sys; from pathlib import Path; from shrinkd import configload; "
+        f"c = configload.load_isolated([Path({str(path)!r})]); "
         "print(c.dry_run, 'yaml' in sys.modules, 'shrinkd.configfile' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout

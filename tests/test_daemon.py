@@ -19,13 +19,14 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from shrinkd import config, configfile, metrics
+from shrinkd import config, configload, metrics, parse
 from shrinkd.actions import Tunables
 from shrinkd.daemon import Daemon
 from shrinkd.journal import MESSAGE_IDS, Journal
 from shrinkd.notify import Notifier
 from shrinkd.udevwatch import classify, parse_uevent
 
+from .configs import config_from
 from .fakekernel import STATES, Clock, ScriptedKernel, Tree, install, zoneinfo_free
 from .test_journal import decode
 
@@ -79,19 +80,16 @@ def entries(sock: socket.socket) -> List[Dict[str, str]]:
     return found
 
 
-def make(text: str) -> config.Config:
-    return config.from_plain(configfile.validate(configfile.parse_text(text, "test.yaml")))
-
-
 def daemon(
-    tree: Tree, kernel: Optional[Tunables] = None, text: str = RULES, **kwargs: object
+    tree: Tree, kernel: Optional[Tunables] = None, text: str = RULES, journal: Optional[str] = None, **kwargs: object
 ) -> Tuple[Daemon, io.StringIO, Clock]:
+    """A daemon on the fake tree; events to `stream`, and to the journald socket at `journal` when given."""
     stream = io.StringIO()
     clock = Clock()
     d = Daemon(
         tree.procfs,
-        make(text),
-        Journal("stderr", stream=stream),
+        config_from(text),
+        Journal("journal", socket_path=journal, stream=stream) if journal else Journal("stderr", stream=stream),
         tunables=kernel,
         clock=clock,
         page_size=4096,
@@ -117,8 +115,7 @@ def test_compaction_then_reclaim_then_cleared(tree: Tree, journald: socket.socke
     kernel = ScriptedKernel(
         tree.proc, {"compact": ["6.1-frag3"], "memory.reclaim": ["6.1-frag1"]}, {"memory.reclaim": 23456}
     )
-    d, stream, clock = daemon(tree, kernel)
-    d.journal = Journal("journal", socket_path=str(tmp_path / "journal"), stream=stream)
+    d, _, clock = daemon(tree, kernel, journal=str(tmp_path / "journal"))
     d.start()
     try:
         assert d.tick() == 1.0  # hog: over the trigger, 1 of 2 polls
@@ -224,12 +221,13 @@ def test_a_failed_action_is_an_event_and_the_loop_goes_on(tree: Tree) -> None:
 
 
 def test_a_malformed_poll_is_logged_and_the_next_one_works(tree: Tree) -> None:
-    d, stream, clock = daemon(tree, ScriptedKernel(tree.proc, {}))
     notify_socket = tree.root / "notify"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(notify_socket))
     listener.settimeout(0)
-    d.notifier = Notifier({"NOTIFY_SOCKET": str(notify_socket)})
+    d, stream, clock = daemon(
+        tree, ScriptedKernel(tree.proc, {}), notifier=Notifier({"NOTIFY_SOCKET": str(notify_socket)})
+    )
     d.start()
     try:
         (tree.proc / "buddyinfo").write_text("Node 0, zone DMA32 1 2 3\nNode 0, zone Normal 1 2\n")
@@ -318,7 +316,7 @@ def test_kernel_uevents_are_read_for_the_device_and_memory_blocks() -> None:
 
 def write_config(path: Path, text: str) -> Callable[[], config.Config]:
     path.write_text(text)
-    return lambda: config.load_isolated([path])
+    return lambda: configload.load_isolated([path])
 
 
 def test_reload_keeps_the_old_configuration_when_the_new_one_is_invalid(tree: Tree, tmp_path: Path) -> None:
@@ -383,7 +381,7 @@ def test_sighup_reloads_and_sigterm_stops_a_running_loop(
     stream = io.StringIO()
     d = Daemon(
         tree.procfs,
-        make(slow),
+        config_from(slow),
         Journal("stderr", stream=stream),
         reload=write_config(path, slow),
         notifier=Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}),
@@ -413,8 +411,9 @@ def test_sigterm_during_an_action_stops_after_it(tree: Tree, notify: Tuple[socke
     sock, address = notify
     kernel = ScriptedKernel(tree.proc, {"compact": ["6.1-frag3"]})
     kernel.hook = lambda name: os.kill(os.getpid(), signal.SIGTERM) if name == "compact" else None
-    d, stream, _ = daemon(tree, kernel, text=RULES.replace("sustain: 2", "sustain: 1"))
-    d.notifier = Notifier({"NOTIFY_SOCKET": address})
+    d, stream, _ = daemon(
+        tree, kernel, text=RULES.replace("sustain: 2", "sustain: 1"), notifier=Notifier({"NOTIFY_SOCKET": address})
+    )
     assert d.run() == 0
     # The compaction ran to its end and was reported; the reclaim the ladder would have done next did not start.
     assert kernel.writes == [("compact", "1")]
@@ -447,20 +446,19 @@ def test_page_size_of_the_sized_reclaim_matches_metrics() -> None:
 # -- what a poll reads -------------------------------------------------------------------
 
 
-def test_pick_counters() -> None:
-    from shrinkd.daemon import pick_counters
+def test_vmstat_counters_picked_for_a_poll() -> None:
     from shrinkd.errors import InputError
 
     text = "nr_free_pages 10\nnr_allocstall 99\nallocstall_dma32 3\nallocstall_normal 4\ncompact_stall 7\n"
-    assert pick_counters(
-        text, ("allocstall", "allocstall_dma32", "allocstall_normal", "compact_stall", "pgsteal_anon"), "vmstat"
+    assert parse.parse_vmstat(
+        text, "vmstat", ("allocstall", "allocstall_dma32", "allocstall_normal", "compact_stall", "pgsteal_anon")
     ) == {
         "allocstall_dma32": 3,
         "allocstall_normal": 4,
         "compact_stall": 7,
     }
     with pytest.raises(InputError) as caught:
-        pick_counters("a 1\ncompact_stall many\n", ("compact_stall",), "/proc/vmstat")
+        parse.parse_vmstat("a 1\ncompact_stall many\n", "/proc/vmstat", ("compact_stall",))
     assert str(caught.value) == "/proc/vmstat:2: compact_stall: expected an integer, got 'many'"
 
 

@@ -95,12 +95,6 @@ def test_node_score_is_present_weighted_sum(zones: list[tuple[list[int], int]]) 
     assert 0 <= scores.get(0, 0) <= 100
 
 
-def test_compaction_wmarks_follow_proactiveness() -> None:
-    assert metrics.compaction_wmarks(20) == (80, 90)
-    assert metrics.compaction_wmarks(100) == (5, 15)
-    assert metrics.compaction_wmarks(0) == (100, 100)
-
-
 def test_hpage_order_from_hugepagesize() -> None:
     assert metrics.hpage_order(2048, 4096) == 9
     assert metrics.hpage_order(32768, 16384) == 11

@@ -10,23 +10,13 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pytest
 
-from shrinkd import config, configfile, parse
-from shrinkd.policy import (
-    COMPACT,
-    RECLAIM,
-    SKIP,
-    Decision,
-    Global,
-    Observation,
-    Plan,
-    Policy,
-    Step,
-    Watch,
-    counter,
-    observe,
-    reclaim_deficit_pages,
-)
+from shrinkd import parse
+from shrinkd.conditions import ExtfragIndex, GlobalCondition, UnusableIndex, Watermark, ZoneCondition, counter
+from shrinkd.policy import COMPACT, RECLAIM, SKIP, Decision, Plan, Policy, Step
 from shrinkd.procfs import Snapshot
+from shrinkd.view import Observation, observe
+
+from .configs import current
 
 PAGE = 4096
 ORDERS = 11
@@ -86,10 +76,6 @@ def normal(free: Sequence[int], **kwargs: object) -> Observation:
     return observation({(0, "Normal"): free}, **kwargs)  # type: ignore[arg-type]
 
 
-def make(text: str) -> config.Config:
-    return config.from_plain(configfile.validate(configfile.parse_text(text, "test.yaml")))
-
-
 RULE = """
 rules:
   - name: huge
@@ -111,7 +97,7 @@ def policy(
     sustain: int = 1, reclaim: bool = True, min: str = "4M", max_event: str = "64M", max_hour: str = "256M", **kw: bool
 ) -> Policy:
     text = RULE.format(sustain=sustain, reclaim=str(reclaim).lower(), min=min, max_event=max_event, max_hour=max_hour)
-    return Policy(make(text), PAGE, **kw)
+    return Policy(current(text), PAGE, **kw)
 
 
 def kinds(plan: Plan) -> List[str]:
@@ -151,7 +137,7 @@ def test_a_holding_condition_is_a_decision_until_it_clears() -> None:
     plan = p.evaluate(normal(FRAGMENTED), 0.0)
     assert [(d.source.name, d.value) for d in plan.decisions] == [("huge:unusable_index", 1000)]
     source = plan.decisions[0].source
-    assert isinstance(source, Watch) and (source.node, source.zone, source.order) == (0, "Normal", 9)
+    assert isinstance(source, ZoneCondition) and (source.node, source.zone, source.order) == (0, "Normal", 9)
     # Between trigger and clear: still holds (no action taken, so no cooldown).
     assert [d.value for d in p.evaluate(normal(BETWEEN), 1.0).decisions] == [661]
     assert p.evaluate(normal(BELOW_CLEAR), 2.0).decisions == ()
@@ -173,7 +159,14 @@ def test_cooldown_per_zone() -> None:
     assert len(plan.decisions) == 2
     p.acted(plan.decisions[0], 0.0)  # node 0 acted on; node 1 not
     at = [
-        (now, sorted(d.source.node for d in p.evaluate(observation(two), now).decisions if isinstance(d.source, Watch)))
+        (
+            now,
+            sorted(
+                d.source.zone_node
+                for d in p.evaluate(observation(two), now).decisions
+                if isinstance(d.source, ZoneCondition)
+            ),
+        )
         for now in (1.0, 59.9, 60.0)
     ]
     assert at == [(1.0, [1]), (59.9, [1]), (60.0, [0, 1])]
@@ -276,12 +269,12 @@ rules:
     orders: [0]
     watermark: {below: low, clear: high}
 """
-    p = Policy(make(text), PAGE)
+    p = Policy(current(text), PAGE)
     obs = normal(BETWEEN, free_override={(0, "Normal"): 100}, marks=(80, 120, 160))
     rules = {rule.name: rule for rule in p.config.rules}
     deficits = {
-        name: reclaim_deficit_pages(Watch(rules[name], 0, "Normal", order, kind), obs)
-        for name, order, kind in (("u", 9, "unusable_index"), ("e", 4, "extfrag_index"), ("w", 0, "watermark"))
+        name: kind(rules[name], 0, "Normal", order).deficit_pages(obs)
+        for name, order, kind in (("u", 9, UnusableIndex), ("e", 4, ExtfragIndex), ("w", 0, Watermark))
     }
     # u: F = 1512, S = 512, clear 0.5: 1000 * 1000 / 500 - 1512 = 488; e: one order-4 block, 16 pages;
     # w: high mark 160 - free 100 = 60.
@@ -290,7 +283,7 @@ rules:
 
 def test_a_watermark_condition_goes_straight_to_reclaim() -> None:
     text = "rules:\n  - {name: w, zones: [Normal], orders: [0], watermark: {below: low, clear: high}}\nreclaim: {min: 4K}\n"
-    p = Policy(make(text), PAGE)
+    p = Policy(current(text), PAGE)
     low = normal(HEALTHY, free_override={(0, "Normal"): 100}, marks=(80, 120, 160))
     plan = p.evaluate(low, 0.0)
     assert kinds(plan) == ["triggered"]
@@ -423,7 +416,7 @@ def test_interval_is_minimal_while_a_condition_is_pending_or_holds() -> None:
 
 def test_small_zones_and_unknown_orders() -> None:
     text = "rules:\n  - {name: r, zones: ['*'], orders: [9, 12], unusable_index: {trigger: 0.9, clear: 0.5}, min_zone_size: 64M}\n"
-    p = Policy(make(text), PAGE)
+    p = Policy(current(text), PAGE)
     small = observation({(0, "DMA"): FRAGMENTED}, managed=4096)  # 16 MiB
     assert p.evaluate(small, 0.0).decisions == ()
     big = observation({(0, "DMA32"): FRAGMENTED})
@@ -441,7 +434,7 @@ rules:
   - {name: a, zones: [Normal], orders: [9], unusable_index: {trigger: 0.5, clear: 0.2}}
   - {name: b, zones: [Normal], orders: [9], unusable_index: {trigger: 0.9, clear: 0.2}}
 """
-    p = Policy(make(text), PAGE)
+    p = Policy(current(text), PAGE)
     plan = p.evaluate(normal(FRAGMENTED), 0.0)
     # Both hold; a is at twice its trigger level (1.0 / 0.5), b at 1.11 times.
     assert [d.source.name for d in plan.decisions] == ["a:unusable_index"]
@@ -450,12 +443,12 @@ rules:
 
 def test_rate_trigger_compacts_all_nodes_and_never_reclaims() -> None:
     text = "triggers:\n  vmstat:\n    - {counter: compact_stall, rate: 5, clear: 1, sustain: 1}\nrules: []\n"
-    p = Policy(make(text), PAGE)
+    p = Policy(current(text), PAGE)
     assert p.evaluate(normal(HEALTHY, vmstat={"compact_stall": 1000}), 0.0).decisions == ()
     plan = p.evaluate(normal(HEALTHY, vmstat={"compact_stall": 1100}), 10.0)  # 100 in 10 s: 10/s
     assert kinds(plan) == ["triggered"]
     (decision,) = plan.decisions
-    assert isinstance(decision.source, Global) and decision.value == 10.0
+    assert isinstance(decision.source, GlobalCondition) and decision.value == 10.0
     obs = normal(HEALTHY, vmstat={"compact_stall": 1100})
     assert ladder(p, decision, [obs, obs, obs]) == [Step(COMPACT, node=None)]
     # shrinkd's own work is not counted: after rebase the rate starts again.
@@ -479,7 +472,7 @@ def test_allocstall_is_the_sum_of_the_kernel_split_counters() -> None:
 
 def test_psi_trigger() -> None:
     text = "triggers:\n  psi: {kind: some, avg10: 20, clear: 5, sustain: 2}\nrules: []\n"
-    p = Policy(make(text), PAGE)
+    p = Policy(current(text), PAGE)
     seq = [(25.0, []), (30.0, ["triggered"]), (10.0, []), (4.0, ["cleared"])]
     got = [(psi, kinds(p.evaluate(normal(HEALTHY, psi_some=psi), float(i)))) for i, (psi, _) in enumerate(seq)]
     assert got == seq
@@ -488,7 +481,13 @@ def test_psi_trigger() -> None:
 def test_reconfigure_keeps_the_state_of_unchanged_rules() -> None:
     p = policy(sustain=2)
     p.evaluate(normal(FRAGMENTED), 0.0)
-    p.reconfigure(make(RULE.format(sustain=2, reclaim="true", min="4M", max_event="64M", max_hour="256M")))
+    p.current.config = current(
+        RULE.format(sustain=2, reclaim="true", min="4M", max_event="64M", max_hour="256M")
+    ).config
+    p.reconfigure()
     assert kinds(p.evaluate(normal(FRAGMENTED), 1.0)) == ["triggered"]  # the count went on
-    p.reconfigure(make(RULE.format(sustain=3, reclaim="true", min="4M", max_event="64M", max_hour="256M")))
+    p.current.config = current(
+        RULE.format(sustain=3, reclaim="true", min="4M", max_event="64M", max_hour="256M")
+    ).config
+    p.reconfigure()
     assert p.watches == {}  # a changed rule starts afresh

@@ -6,8 +6,9 @@
 - node_reclaim: /sys/devices/system/node/nodeN/reclaim
 - drop_caches: /proc/sys/vm/drop_caches (off unless enabled)
 
-Backends is the set detected now; detect() runs again when devices change.
-Every write goes through tunables.Tunables.
+Backends is the set detected now; detect() runs again when devices change
+or the configuration is reloaded. Every write goes through procfs.Tunables.
+What one action did is a Result (result.py).
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ from __future__ import annotations
 import os
 
 from ..errors import ActionError, MissingInputError
-from ..procfs import ProcFS
+from ..procfs import ProcFS, Tunables
 from .compact import Compact
 from .drop_caches import DropCaches
 from .memory_reclaim import MemoryReclaim
 from .node_reclaim import NodeReclaim
-from .result import Result
+from .result import Result, pages_reclaimed
 from .shrinkmem import ShrinkMemBackend
-from .tunables import Tunables
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import FrozenSet, List, Optional, Protocol
 
-    from ..config import Config
+    from ..config import Config, Current
 
     class ReclaimBackend(Protocol):
         name: str
@@ -40,20 +40,24 @@ if TYPE_CHECKING:
         def run(self, size: int, node: Optional[int]) -> Result: ...
 
 
-__all__ = ["Backends", "Result", "Tunables"]
+__all__ = ["Backends", "Result", "Tunables", "pages_reclaimed"]
 
 
 class Backends:
     def __init__(
-        self, procfs: ProcFS, config: Config, tunables: Optional[Tunables] = None, page_size: int = 4096
+        self, procfs: ProcFS, current: Current, tunables: Optional[Tunables] = None, page_size: int = 4096
     ) -> None:
         self.procfs = procfs
-        self.config = config
+        self.current = current
         self.tunables = tunables or Tunables()
         self.page_size = page_size
         self.compactor: Optional[Compact] = None
         self.reclaimers: List[ReclaimBackend] = []
         self.detect()
+
+    @property
+    def config(self) -> Config:
+        return self.current.config
 
     def detect(self) -> None:
         """Find what works on this kernel now, honouring the configuration's enabled list and preference."""

@@ -7,9 +7,8 @@ import os
 import time
 
 from ..errors import ActionError
-from ..procfs import ProcFS
+from ..procfs import ProcFS, Tunables
 from .result import Result
-from .tunables import Tunables
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from ..procfs import ProcFS
+from ..procfs import Partial, ProcFS, Tunables
 from .result import Result
-from .tunables import Partial, Tunables
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

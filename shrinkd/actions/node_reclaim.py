@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
-from ..procfs import ProcFS
+from ..procfs import Partial, ProcFS, Tunables
 from .compact import node_files
 from .result import Result
-from .tunables import Partial, Tunables
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""What one action did."""
+"""What one action did, and how many pages a reclaim took."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from ..record import Record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional, Tuple
+
+    from ..view import Observation
+
+# The kernel's count of pages taken by reclaim, both LRU types (/proc/vmstat).
+PGSTEAL = ("pgsteal_anon", "pgsteal_file")
 
 
 class Result(Record):
@@ -27,3 +32,17 @@ class Result(Record):
         self.pages_reclaimed = pages_reclaimed  # as the backend reports it (shrinkmem), else None
         self.partial = partial  # the kernel said it could not reclaim all it was asked
         self.failures = failures  # backends tried before this one, and why they failed
+
+
+def pages_reclaimed(
+    result: Optional[Result], before: Observation, after: Observation
+) -> Tuple[Optional[int], Optional[str]]:
+    """Pages reclaimed and where the number comes from: the backend's own count ("backend"),
+    else the growth of /proc/vmstat's pgsteal_anon + pgsteal_file ("vmstat"), else (None, None)."""
+    if result is None:
+        return None, None
+    if result.pages_reclaimed is not None:
+        return result.pages_reclaimed, "backend"
+    if all(name in before.vmstat and name in after.vmstat for name in PGSTEAL):
+        return sum(after.vmstat[n] - before.vmstat[n] for n in PGSTEAL), "vmstat"
+    return None, None

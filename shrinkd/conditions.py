@@ -1,0 +1,621 @@
+"""Conditions: every kind of thing shrinkd watches, behind one interface.
+
+A condition is one watched value with a trigger level and a clear level:
+the unusable or fragmentation index of one zone at one order, a zone's free
+pages against its watermarks (one rule, one zone, one order each), PSI memory
+pressure, or the rate of a /proc/vmstat counter (one configured trigger each).
+The policy keeps their state (sustain counts, hysteresis, cooldowns); the
+daemon, the events and the status line only call the interface below.
+Pure: no I/O; values come from an Observation (shrinkd.view).
+
+The interface, which every kind implements:
+
+  name, kind        "huge:unusable_index" / "unusable_index"; "psi:some" / "psi"
+  target            what a decision is about: one decision per target per poll,
+                    and the cooldown after acting is per target
+  where()           "node 0 zone DMA32 order 9", "all nodes"
+  origin            the configuration entry it comes from (a Rule, or the trigger
+                    itself): after a reload, a condition whose origin is gone or
+                    changed starts afresh
+  owner             the rule or trigger it belongs to, by name
+  zone_key          (node, zone name) of a zone condition, None for a global one;
+                    the status line names the zone condition nearest its trigger
+  sustain           polls at or over the trigger level before it holds
+  node              the node a compaction for it aims at (None: all nodes)
+  compacts          whether compaction can help (a watermark needs free pages)
+  reclaims          whether the ladder may reclaim for it
+  reads_zoneinfo    whether every poll must parse /proc/zoneinfo for it
+  counters          the /proc/vmstat counters it needs every poll
+  reads_psi         whether every poll must read /proc/pressure/memory for it
+  value(obs, rates) its value this poll (rates: per-second vmstat rates), or None
+  measure(obs)      its value from one fresh observation, around actions; None
+                    where that needs an interval (a rate)
+  holds_unmeasured  whether it still holds when measure() gives None
+  missing(obs)      why value() is None, when that deserves a warning (said once)
+  over(v, obs)      at or beyond the trigger level
+  clear(v, obs)     at or beyond the clear level
+  closeness(v, obs) 1.0 at the trigger level, 0 far from it (the poll interval)
+  deficit_pages(obs) pages reclaim must free to reach the clear level
+  text(v)           for messages: "1.000", "812 free pages", "12.00%", "3.50/s"
+  field(v)          for the journal's value fields: "1.000", "812", "12.00"
+  fields()          the journal fields naming it (trigger, rule, metric, threshold, ...)
+
+A new kind of trigger is a subclass here (zone kinds are listed in
+ZONE_KINDS, global ones in GLOBAL_KINDS, both filled as classes are defined)
+plus its keys in the configuration schema (shrinkd.configfile).
+
+Index levels are in the kernel's thousandths, like shrinkd.metrics.
+"""
+
+from __future__ import annotations
+
+from . import metrics
+from .record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+
+    from .view import Observation, ZoneView
+
+    Rates = Mapping[str, float]
+
+WATERMARKS = ("min", "low", "high")
+
+# shrinkd's counters that the kernel splits: allocstall per zone since 4.8 (one
+# allocstall before), workingset_refault per LRU type since 5.9 (one before).
+SPLIT_COUNTERS = {
+    "allocstall": (
+        "allocstall",
+        "allocstall_dma",
+        "allocstall_dma32",
+        "allocstall_normal",
+        "allocstall_high",
+        "allocstall_movable",
+        "allocstall_device",
+    ),
+    "workingset_refault": ("workingset_refault", "workingset_refault_anon", "workingset_refault_file"),
+}
+
+
+def counter_keys(name: str) -> Tuple[str, ...]:
+    """The /proc/vmstat keys behind one of shrinkd's counter names."""
+    return SPLIT_COUNTERS.get(name, (name,))
+
+
+def counter(vmstat: Mapping[str, int], name: str) -> Optional[int]:
+    """A vmstat counter by shrinkd's name, summing the kernel's split counters; None when absent."""
+    parts = [vmstat[key] for key in counter_keys(name) if key in vmstat]
+    return sum(parts) if parts else None
+
+
+# ---------------------------------------------------------------------------
+# What the configuration says about zones.
+
+
+class Level(Record):
+    """A condition starts at `trigger` and ends at `clear` (hysteresis); index levels in thousandths."""
+
+    __slots__ = ("clear", "trigger")
+
+    def __init__(self, trigger: int, clear: int) -> None:
+        self.trigger = trigger
+        self.clear = clear
+
+
+class WatermarkLevel(Record):
+    """Free pages below the `below` watermark start the condition; at or above `clear` end it."""
+
+    __slots__ = ("below", "clear")
+
+    def __init__(self, below: str, clear: str) -> None:
+        self.below = below
+        self.clear = clear
+
+
+class Rule(Record):
+    """Zone conditions to watch in the zones it matches, at each of its orders."""
+
+    __slots__ = (
+        "extfrag_index",
+        "min_zone_size",
+        "name",
+        "node",
+        "orders",
+        "reclaim",
+        "sustain",
+        "unusable_index",
+        "watermark",
+        "zones",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        zones: Tuple[str, ...],
+        node: Optional[int],
+        orders: Tuple[int, ...],
+        min_zone_size: int,
+        unusable_index: Optional[Level],
+        extfrag_index: Optional[Level],
+        watermark: Optional[WatermarkLevel],
+        sustain: int,
+        reclaim: bool,
+    ) -> None:
+        self.name = name
+        self.zones = zones
+        self.node = node
+        self.orders = orders
+        self.min_zone_size = min_zone_size
+        self.unusable_index = unusable_index
+        self.extfrag_index = extfrag_index
+        self.watermark = watermark
+        self.sustain = sustain
+        self.reclaim = reclaim
+
+    def matches(self, node: int, zone: str) -> bool:
+        return (self.node is None or self.node == node) and ("*" in self.zones or zone in self.zones)
+
+
+# ---------------------------------------------------------------------------
+# The interface.
+
+# Every kind, in the order they are checked: filled as the classes below are defined.
+ZONE_KINDS: List[Type[ZoneCondition]] = []
+GLOBAL_KINDS: List[Type[GlobalCondition]] = []
+
+
+class Condition(Record):
+    """One watched value with a trigger and a clear level (the module docstring lists the interface)."""
+
+    __slots__: Tuple[str, ...] = ()
+
+    kind: ClassVar[str] = ""
+    compacts: ClassVar[bool] = True
+    reads_zoneinfo: ClassVar[bool] = False
+    reads_psi: ClassVar[bool] = False
+    holds_unmeasured: ClassVar[bool] = True
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def target(self) -> Tuple[str, int, str]:
+        return ("global", -1, self.name)
+
+    @property
+    def origin(self) -> object:
+        return self
+
+    @property
+    def owner(self) -> str:
+        return self.name
+
+    @property
+    def zone_key(self) -> Optional[Tuple[int, str]]:
+        return None
+
+    @property
+    def sustain(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def node(self) -> Optional[int]:
+        return None
+
+    @property
+    def reclaims(self) -> bool:
+        return False
+
+    @property
+    def counters(self) -> Tuple[str, ...]:
+        return ()
+
+    def where(self) -> str:
+        return "all nodes"
+
+    def value(self, obs: Observation, rates: Rates) -> Optional[float]:
+        raise NotImplementedError
+
+    def measure(self, obs: Observation) -> Optional[float]:
+        return None
+
+    def missing(self, obs: Observation) -> Optional[str]:
+        return None
+
+    def over(self, value: float, obs: Observation) -> bool:
+        raise NotImplementedError
+
+    def clear(self, value: float, obs: Observation) -> bool:
+        raise NotImplementedError
+
+    def closeness(self, value: float, obs: Observation) -> float:
+        raise NotImplementedError
+
+    def deficit_pages(self, obs: Observation) -> int:
+        return 0
+
+    def text(self, value: float) -> str:
+        raise NotImplementedError
+
+    def field(self, value: float) -> str:
+        raise NotImplementedError
+
+    def fields(self) -> Dict[str, object]:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------
+# Zone conditions: one rule, one zone, one order.
+
+
+class ZoneCondition(Condition):
+    """A condition of one rule in one zone at one order."""
+
+    __slots__ = ("_hash", "order", "rule", "zone", "zone_node")
+
+    holds_unmeasured = False
+
+    def __init__(self, rule: Rule, node: int, zone: str, order: int) -> None:
+        self.rule = rule
+        self.zone_node = node
+        self.zone = zone
+        self.order = order
+        self._hash = hash((type(self).__name__, rule, node, zone, order))  # looked up every poll
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:  # a concrete kind, not an intermediate class
+            ZONE_KINDS.append(cls)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def _values(self) -> Tuple[Any, ...]:
+        return (self.rule, self.zone_node, self.zone, self.order)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.rule.name!r}, {self.zone_node}, {self.zone!r}, {self.order})"
+
+    # -- what the rule asks for -------------------------------------------------
+
+    @classmethod
+    def configured(cls, rule: Rule) -> bool:
+        """Whether `rule` sets this kind of condition."""
+        raise NotImplementedError
+
+    @classmethod
+    def unwatchable(cls, rule: Rule, zone: ZoneView) -> Optional[str]:
+        """Why this kind cannot be watched in `zone` (a warning, said once), or None."""
+        return None
+
+    # -- the interface -------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return f"{self.rule.name}:{self.kind}"
+
+    @property
+    def target(self) -> Tuple[str, int, str]:
+        return ("zone", self.zone_node, self.zone)
+
+    @property
+    def origin(self) -> object:
+        return self.rule
+
+    @property
+    def owner(self) -> str:
+        return self.rule.name
+
+    @property
+    def zone_key(self) -> Optional[Tuple[int, str]]:
+        return (self.zone_node, self.zone)
+
+    @property
+    def sustain(self) -> int:
+        return self.rule.sustain
+
+    @property
+    def node(self) -> Optional[int]:
+        return self.zone_node
+
+    @property
+    def reclaims(self) -> bool:
+        return self.rule.reclaim
+
+    def where(self) -> str:
+        return f"node {self.zone_node} zone {self.zone} order {self.order}"
+
+    def value(self, obs: Observation, rates: Rates) -> Optional[float]:
+        return self.measure(obs)
+
+    def _zone(self, obs: Observation) -> Optional[ZoneView]:
+        zone = obs.zones.get((self.zone_node, self.zone))
+        return zone if zone is not None and self.order < len(zone.free) else None
+
+    def fields(self) -> Dict[str, object]:
+        return {
+            "trigger": self.name,
+            "rule": self.rule.name,
+            "metric": self.kind,
+            "node": self.zone_node,
+            "zone": self.zone,
+            "order": self.order,
+            **self._thresholds(),
+        }
+
+    def _thresholds(self) -> Dict[str, object]:
+        raise NotImplementedError
+
+
+class IndexCondition(ZoneCondition):
+    """A fragmentation index of the zone at the order, in thousandths, against a Level."""
+
+    __slots__ = ()
+
+    @classmethod
+    def level_of(cls, rule: Rule) -> Optional[Level]:
+        raise NotImplementedError
+
+    @classmethod
+    def configured(cls, rule: Rule) -> bool:
+        return cls.level_of(rule) is not None
+
+    @property
+    def level(self) -> Level:
+        level = self.level_of(self.rule)
+        assert level is not None
+        return level
+
+    def over(self, value: float, obs: Observation) -> bool:
+        return value >= self.level.trigger
+
+    def clear(self, value: float, obs: Observation) -> bool:
+        return value <= self.level.clear
+
+    def closeness(self, value: float, obs: Observation) -> float:
+        return max(value, 0.0) / self.level.trigger
+
+    def text(self, value: float) -> str:
+        return metrics.format_index(int(value))
+
+    def field(self, value: float) -> str:
+        return metrics.format_index(int(value))
+
+    def _thresholds(self) -> Dict[str, object]:
+        level = self.level
+        return {"threshold": metrics.format_index(level.trigger), "clear": metrics.format_index(level.clear)}
+
+
+class UnusableIndex(IndexCondition):
+    """The unusable free index (debugfs extfrag/unusable_index): free memory in blocks smaller than the order."""
+
+    __slots__ = ()
+    kind = "unusable_index"
+
+    @classmethod
+    def level_of(cls, rule: Rule) -> Optional[Level]:
+        return rule.unusable_index
+
+    def measure(self, obs: Observation) -> Optional[float]:
+        zone = self._zone(obs)
+        return metrics.unusable_index(zone.free, self.order) if zone is not None else None
+
+    def deficit_pages(self, obs: Observation) -> int:
+        """With F free pages of which S are in blocks of the order, reclaiming R pages that
+        coalesce into such blocks gives (F - S) / (F + R): at most the clear level c when
+        R >= (F - S) / c - F."""
+        zone = obs.zones[(self.zone_node, self.zone)]
+        info = metrics.contig_info(zone.free, self.order)
+        unusable = info.free_pages - (info.blocks_suitable << self.order)
+        clear = self.level.clear
+        if clear <= 0:
+            return unusable if unusable > 0 else 0
+        needed = -(-unusable * 1000 // clear) - info.free_pages  # ceil division
+        return max(needed, 0)
+
+
+class ExtfragIndex(IndexCondition):
+    """The fragmentation index (debugfs extfrag/extfrag_index): towards 1, a failure at the order would be
+    for fragmentation; -1 while an allocation of the order succeeds."""
+
+    __slots__ = ()
+    kind = "extfrag_index"
+
+    @classmethod
+    def level_of(cls, rule: Rule) -> Optional[Level]:
+        return rule.extfrag_index
+
+    def measure(self, obs: Observation) -> Optional[float]:
+        zone = self._zone(obs)
+        return metrics.extfrag_index(zone.free, self.order) if zone is not None else None
+
+    def deficit_pages(self, obs: Observation) -> int:
+        """One free block of the order: the allocation then succeeds."""
+        return 1 << self.order
+
+
+class Watermark(ZoneCondition):
+    """The zone's free pages (/proc/zoneinfo) below one of its watermarks."""
+
+    __slots__ = ()
+    kind = "watermark"
+    compacts = False  # compaction adds no free pages
+    reads_zoneinfo = True  # the free count and marks must be fresh every poll
+
+    @classmethod
+    def configured(cls, rule: Rule) -> bool:
+        return rule.watermark is not None
+
+    @classmethod
+    def unwatchable(cls, rule: Rule, zone: ZoneView) -> Optional[str]:
+        if zone.marks is None:
+            return f"rule {rule.name}: no watermarks (/proc/zoneinfo unreadable); watermark not watched"
+        return None
+
+    def _mark(self, obs: Observation, which: str) -> int:
+        zone = obs.zones[(self.zone_node, self.zone)]
+        level = self.rule.watermark
+        assert zone.marks is not None and level is not None
+        return zone.marks[level.below if which == "below" else level.clear]
+
+    def measure(self, obs: Observation) -> Optional[float]:
+        zone = self._zone(obs)
+        return zone.free_pages if zone is not None and zone.marks is not None else None
+
+    def over(self, value: float, obs: Observation) -> bool:
+        return value < self._mark(obs, "below")
+
+    def clear(self, value: float, obs: Observation) -> bool:
+        return value >= self._mark(obs, "clear")
+
+    def closeness(self, value: float, obs: Observation) -> float:
+        mark = self._mark(obs, "below")
+        return float("inf") if value <= 0 else mark / value
+
+    def deficit_pages(self, obs: Observation) -> int:
+        """The pages between free and the `clear` mark."""
+        zone = obs.zones[(self.zone_node, self.zone)]
+        return max(self._mark(obs, "clear") - zone.free_pages, 0)
+
+    def text(self, value: float) -> str:
+        return f"{int(value)} free pages"
+
+    def field(self, value: float) -> str:
+        return str(int(value))
+
+    def _thresholds(self) -> Dict[str, object]:
+        level = self.rule.watermark
+        assert level is not None
+        return {"threshold": level.below, "clear": level.clear}
+
+
+# ---------------------------------------------------------------------------
+# Global conditions: one configured trigger each; they compact every node and never reclaim.
+
+
+class GlobalCondition(Condition):
+    """A trigger from the `triggers` section: the configured trigger is the condition."""
+
+    __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            GLOBAL_KINDS.append(cls)
+
+    @classmethod
+    def from_plain(cls, triggers: Mapping[str, Any]) -> Sequence[GlobalCondition]:
+        """The triggers of this kind in the validated `triggers` section (shrinkd.configfile)."""
+        raise NotImplementedError
+
+    def text(self, value: float) -> str:
+        return f"{value:.2f}"
+
+    def field(self, value: float) -> str:
+        return f"{value:.2f}"
+
+
+class Pressure(GlobalCondition):
+    """PSI memory pressure: the avg10 of the `some` or `full` line, in percent."""
+
+    __slots__ = ("avg10", "clear_level", "pressure", "sustain_polls")
+    kind = "psi"
+    reads_psi = True
+
+    def __init__(self, kind: str, avg10: float, clear: float, sustain: int) -> None:
+        self.pressure = kind
+        self.avg10 = avg10
+        self.clear_level = clear
+        self.sustain_polls = sustain
+
+    @classmethod
+    def from_plain(cls, triggers: Mapping[str, Any]) -> Sequence[GlobalCondition]:
+        plain = triggers["psi"]
+        return [cls(**plain)] if plain is not None else []
+
+    @property
+    def name(self) -> str:
+        return f"psi:{self.pressure}"
+
+    @property
+    def sustain(self) -> int:
+        return self.sustain_polls
+
+    def value(self, obs: Observation, rates: Rates) -> Optional[float]:
+        return obs.psi(self.pressure)
+
+    def measure(self, obs: Observation) -> Optional[float]:
+        return obs.psi(self.pressure)
+
+    def missing(self, obs: Observation) -> Optional[str]:
+        return f"triggers.psi: no PSI {self.pressure} line; trigger not watched"
+
+    def over(self, value: float, obs: Observation) -> bool:
+        return value >= self.avg10
+
+    def clear(self, value: float, obs: Observation) -> bool:
+        return value <= self.clear_level
+
+    def closeness(self, value: float, obs: Observation) -> float:
+        return max(value, 0.0) / self.avg10
+
+    def text(self, value: float) -> str:
+        return f"{value:.2f}%"
+
+    def fields(self) -> Dict[str, object]:
+        return {"trigger": self.name, "metric": "psi_avg10", "threshold": self.avg10, "clear": self.clear_level}
+
+
+class Rate(GlobalCondition):
+    """The rate of a /proc/vmstat counter, per second over the last poll interval."""
+
+    __slots__ = ("clear_level", "counter", "rate", "sustain_polls")
+    kind = "rate"
+
+    def __init__(self, counter: str, rate: float, clear: float, sustain: int) -> None:
+        self.counter = counter
+        self.rate = rate
+        self.clear_level = clear
+        self.sustain_polls = sustain
+
+    @classmethod
+    def from_plain(cls, triggers: Mapping[str, Any]) -> Sequence[GlobalCondition]:
+        return [cls(**plain) for plain in triggers["vmstat"]]
+
+    @property
+    def name(self) -> str:
+        return f"vmstat:{self.counter}"
+
+    @property
+    def sustain(self) -> int:
+        return self.sustain_polls
+
+    @property
+    def counters(self) -> Tuple[str, ...]:
+        return (self.counter,)
+
+    def value(self, obs: Observation, rates: Rates) -> Optional[float]:
+        return rates.get(self.counter)
+
+    def missing(self, obs: Observation) -> Optional[str]:
+        # The first poll has no rate yet; only a counter the kernel lacks is worth a warning.
+        if obs.vmstat and counter(obs.vmstat, self.counter) is None:
+            return f"triggers.vmstat: no {self.counter} in /proc/vmstat; trigger not watched"
+        return None
+
+    def over(self, value: float, obs: Observation) -> bool:
+        return value >= self.rate
+
+    def clear(self, value: float, obs: Observation) -> bool:
+        return value <= self.clear_level
+
+    def closeness(self, value: float, obs: Observation) -> float:
+        return max(value, 0.0) / self.rate
+
+    def text(self, value: float) -> str:
+        return f"{value:.2f}/s"
+
+    def fields(self) -> Dict[str, object]:
+        return {"trigger": self.name, "metric": "rate_per_s", "threshold": self.rate, "clear": self.clear_level}

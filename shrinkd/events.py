@@ -1,0 +1,253 @@
+"""What the daemon tells: each event's message and fields, and its status line to systemd.
+
+Every event shrinkd logs is composed here, from the conditions' own texts and
+fields (shrinkd.conditions), and sent through shrinkd.journal (journald's
+native protocol, or stderr); docs/events.md lists them. The status line
+(`systemctl status shrinkd`) names the zone condition nearest its trigger and
+the last action, and goes out with READY=1 and STATUS= (shrinkd.notify).
+"""
+
+from __future__ import annotations
+
+import time
+
+from .journal import DEBUG, ERR, INFO, NOTICE, WARNING, Journal
+from .metrics import format_mib
+from .notify import Notifier
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Mapping, Optional, Sequence, Tuple
+
+    from .actions import Result
+    from .conditions import Condition
+    from .policy import Decision, Notice, Step, WatchState
+    from .view import Observation
+
+__all__ = ["DEBUG", "ERR", "INFO", "NOTICE", "WARNING", "Events"]
+
+RECENT = 1000  # event kinds kept for `--once`'s exit code and the tests; a daemon runs for months
+
+
+class Events:
+    def __init__(self, journal: Journal, notifier: Optional[Notifier] = None, page_size: int = 4096) -> None:
+        self.journal = journal
+        self.notifier = notifier or Notifier({})
+        self.page_size = page_size
+        self.kinds: List[str] = []  # the latest events' kinds, in order
+        self.worst = ""
+        self.last_action = "none"
+        self.ready = False
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def event(self, kind: str, message: str, priority: int = INFO, **fields: object) -> None:
+        self.kinds.append(kind)
+        if len(self.kinds) > RECENT:
+            del self.kinds[: RECENT // 2]
+        self.journal.event(kind, message, priority, fields)
+
+    def log(self, message: str, priority: int = INFO) -> None:
+        """A plain line, no event."""
+        self.journal.log(message, priority)
+
+    def debug(self, message: str) -> None:
+        self.journal.debug(message)
+
+    def close(self) -> None:
+        self.notifier.close()
+
+    # -- the daemon's life ------------------------------------------------------------
+
+    def started(
+        self, backends: str, backend_names: Sequence[str], psi: str, how: str, sources: Sequence[str], dry_run: bool
+    ) -> None:
+        """`psi` is "once", "trigger" or "polling"; `how` says it in words."""
+        if self.journal.fallback_reason:
+            self.log(f"events go to stderr: {self.journal.fallback_reason}", INFO)
+        self.event(
+            "started",
+            f"started: backends {backends}; {how}; config {', '.join(sources)}" + ("; dry run" if dry_run else ""),
+            backends=",".join(backend_names),
+            psi=psi,
+            config=",".join(sources),
+            dry_run=dry_run,
+        )
+
+    def stopped(self, polls: int) -> None:
+        self.event("stopped", f"stopped after {polls} polls", polls=polls)
+
+    def reloaded(self, sources: Sequence[str], dry_run: bool) -> None:
+        self.event(
+            "reloaded",
+            f"configuration reloaded from {', '.join(sources)}" + ("; dry run" if dry_run else ""),
+            config=",".join(sources),
+            dry_run=dry_run,
+        )
+
+    def reload_failed(self, error: Exception) -> None:
+        self.event("reload_failed", f"reload failed, keeping the running configuration: {error}", ERR, error=str(error))
+
+    def poll_failed(self, what: str, error: str, detail: str = "") -> None:
+        """`what` is the message ("poll failed: ..."); `detail` (a traceback) replaces the error field when given."""
+        self.event("poll_failed", what, ERR, error=detail or error)
+
+    def backends_changed(self, reason: str, before: Sequence[str], after: Sequence[str], described: str) -> None:
+        added = [name for name in after if name not in before]
+        removed = [name for name in before if name not in after]
+        change = "; ".join(
+            part
+            for part in (
+                f"added {', '.join(added)}" if added else "",
+                f"removed {', '.join(removed)}" if removed else "",
+            )
+            if part
+        )
+        self.event(
+            "backends_changed",
+            f"backends changed ({reason}): {change}; now {described}",
+            NOTICE,
+            backends=",".join(after),
+            added=",".join(added) or None,
+            removed=",".join(removed) or None,
+            reason=reason,
+        )
+
+    def memory_changed(self, blocks: Sequence[str]) -> None:
+        self.event("memory_changed", f"memory blocks changed: {', '.join(blocks)}", NOTICE, blocks=", ".join(blocks))
+
+    # -- what the policy says -------------------------------------------------------------
+
+    def notice(self, notice: Notice) -> None:
+        if notice.kind == "warning":
+            self.log(notice.message, WARNING)
+            return
+        if notice.kind == "thrash":
+            self.event("thrash_backoff", notice.message, WARNING, **dict(notice.fields))
+            return
+        assert notice.source is not None and notice.value is not None
+        self.event(
+            notice.kind,
+            notice.message,
+            NOTICE if notice.kind == "triggered" else INFO,
+            **notice.source.fields(),
+            value=notice.source.field(notice.value),
+        )
+
+    def skipped(self, decision: Decision, reason: str) -> None:
+        source = decision.source
+        self.event(
+            "skipped", f"{source.name}: {source.where()}: skipped: {reason}", INFO, **source.fields(), reason=reason
+        )
+
+    def abandoned(self, decision: Decision) -> None:
+        self.log(f"{decision.source.name}: stopping: the rest of the ladder is abandoned", NOTICE)
+
+    def action_failed(self, decision: Decision, step: Step, error: Exception) -> None:
+        source = decision.source
+        self.event(
+            "action_failed",
+            f"{source.name}: {source.where()}: {step.action} failed: {error}",
+            ERR,
+            **source.fields(),
+            action=step.action,
+            error=str(error),
+        )
+
+    def acted(
+        self,
+        decision: Decision,
+        step: Step,
+        before: Observation,
+        after: Observation,
+        result: Optional[Result],
+        seconds: float,
+        dry_run: bool,
+    ) -> None:
+        """One compacted or reclaimed event with the watched value, free pages and timing before and after."""
+        from .actions import pages_reclaimed
+
+        source = decision.source
+        fields = source.fields()
+        shown_before = _shown(source, before)
+        shown_after = None if dry_run else _shown(source, after)
+        backend = result.backend if result else None
+        duration_ms = f"{(result.duration_ns / 1e6 if result else seconds * 1000):.1f}"
+        fields.update(action=step.action, backend=backend, before=shown_before, after=shown_after, dry_run=dry_run)
+        if result is not None:
+            fields["duration_ms"] = duration_ms
+        key = source.zone_key
+        if key is not None:
+            zone_before, zone_after = before.zones.get(key), after.zones.get(key)
+            fields["free_pages_before"] = zone_before.free_pages if zone_before else None
+            if not dry_run:
+                fields["free_pages_after"] = zone_after.free_pages if zone_after else None
+        what = f"{source.name} ({source.where()}"
+        if dry_run:
+            what += f" at {shown_before})" if shown_before is not None else ")"
+            how = ""
+        else:
+            what += ")" + (
+                f": {shown_before} -> {shown_after}" if shown_before is not None and shown_after is not None else ""
+            )
+            how = f" in {duration_ms} ms via {backend}"
+        clock = time.strftime("%H:%M:%S")
+        if step.action == "compact":
+            target = f"node {step.node}" if step.node is not None else "all nodes"
+            verb = "would compact" if dry_run else "compacted"
+            self.event("compacted", f"{verb} {target} for {what}{how}", NOTICE, **fields)
+            self.last_action = f"compaction of {target} at {clock}"
+            return
+        reclaimed, origin = pages_reclaimed(result, before, after)
+        fields.update(
+            requested_bytes=step.size,
+            pages_reclaimed=reclaimed,
+            pages_reclaimed_source=origin,
+            partial=result.partial if result else None,
+            tried=" | ".join(result.failures) if result and result.failures else None,
+        )
+        if dry_run:
+            message = f"would reclaim {format_mib(step.size)} for {what}"
+        else:
+            amount = (
+                f"{reclaimed} pages ({format_mib(reclaimed * self.page_size)})"
+                if reclaimed is not None
+                else "an unknown amount"
+            )
+            partial = " (the kernel could not reclaim all of it)" if result is not None and result.partial else ""
+            message = f"reclaimed {amount} of {format_mib(step.size)} asked for {what}{how}{partial}"
+        self.event("reclaimed", message, NOTICE, **fields)
+        self.last_action = f"reclaim of {format_mib(step.size)} via {backend or 'none (dry run)'} at {clock}"
+
+    # -- the status line ----------------------------------------------------------------
+
+    def status_line(self, dry_run: bool) -> str:
+        mode = " (dry run)" if dry_run else ""
+        worst = self.worst or "no zone watched"
+        return f"worst: {worst}; last action: {self.last_action}{mode}"
+
+    def update_status(self, watches: Mapping[Condition, WatchState], obs: Observation, dry_run: bool) -> None:
+        """Name the zone condition nearest its trigger; READY=1 the first time, STATUS= when it changed."""
+        worst: Optional[Tuple[float, str]] = None
+        for source, state in watches.items():
+            if source.zone_key is None:
+                continue
+            near = source.closeness(state.value, obs)
+            if worst is None or near > worst[0]:
+                text = f"{source.where()} {source.kind} {source.field(state.value)}"
+                worst = (near, f"{text} ({source.owner}, {near * 100:.0f}% of trigger)")
+        self.worst = worst[1] if worst else ""
+        self.send_status(dry_run)
+
+    def send_status(self, dry_run: bool, again: bool = False) -> None:
+        """READY=1 with the status line the first time (and with `again`, after a reload), else STATUS= when changed."""
+        if not self.ready or again:
+            self.ready = True
+            self.notifier.ready(self.status_line(dry_run))
+        else:
+            self.notifier.status(self.status_line(dry_run))
+
+
+def _shown(source: Condition, obs: Observation) -> Optional[str]:
+    value = source.measure(obs)
+    return source.field(value) if value is not None else None
