@@ -8,7 +8,6 @@ subcommands go through argparse.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from . import __version__
@@ -66,8 +65,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from . import report
 
-    snapshot = _snapshot(_procfs(args), meminfo=True)
-    document = report.build(snapshot, os.sysconf("SC_PAGE_SIZE"))
+    procfs = _procfs(args)
+    page_size = procfs.page_size()
+    document = report.build(_snapshot(procfs, meminfo=True), page_size, procfs.named_orders(page_size))
     if args.json:
         json.dump(document, sys.stdout, indent=2 if args.pretty else None)
         sys.stdout.write("\n")
@@ -284,7 +284,7 @@ def cmd_reclaim(args: argparse.Namespace) -> int:
         )
         config = config.replace(enabled=(*config.enabled, args.backend), reclaim=config.reclaim.replace(prefer=prefer))
     procfs = _procfs(args)
-    page_size = os.sysconf("SC_PAGE_SIZE")
+    page_size = procfs.page_size()
     backends = Backends(procfs, configuration.Current(config), page_size=page_size)
     before = _observe(procfs)
     result = backends.reclaim(size, args.node, args.backend)
@@ -325,7 +325,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
     result = compactor.run(args.node)
     after = _observe(procfs)
     print(f"compacted via {result.backend} in {result.duration_ns / 1e6:.1f} ms")
-    sys.stdout.write(_zone_changes(before, after, os.sysconf("SC_PAGE_SIZE")))
+    sys.stdout.write(_zone_changes(before, after, procfs.page_size()))
     return EXIT_OK
 
 
@@ -338,6 +338,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(
         f"{', '.join(config.sources)}: OK ({len(config.rules)} rules: {names}; backends enabled: {', '.join(config.enabled)})"
     )
+    procfs = _procfs(args)
+    named = procfs.named_orders(procfs.page_size())
+    for rule in config.rules:
+        orders = ", ".join(
+            str(order) if order == given else f"{given} = {'unknown on this kernel' if order is None else order}"
+            for given, order in rule.resolved_orders(named)
+        )
+        print(f"  rule {rule.name}: orders {orders}")
     return EXIT_OK
 
 

@@ -54,13 +54,20 @@ from .record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+    from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
     from .view import Observation, ZoneView
 
     Rates = Mapping[str, float]
 
 WATERMARKS = ("min", "low", "high")
+
+# Orders a rule may name by what they are for; the running kernel says what each is
+# (procfs.ProcFS.named_orders):
+#   huge       the PMD huge page (THP's hpage_pmd_size; 9 with 4 KiB pages, 11 with 16 KiB)
+#   pageblock  the page block, the unit of migrate types and compaction (/proc/pagetypeinfo)
+#   costly     PAGE_ALLOC_COSTLY_ORDER (3): above it the allocator gives up sooner
+ORDER_NAMES = ("huge", "pageblock", "costly")
 
 # shrinkd's counters that the kernel splits: allocstall per zone since 4.8 (one
 # allocstall before), workingset_refault per LRU type since 5.9 (one before).
@@ -134,7 +141,7 @@ class Rule(Record):
         name: str,
         zones: Tuple[str, ...],
         node: Optional[int],
-        orders: Tuple[int, ...],
+        orders: Tuple[Union[int, str], ...],
         min_zone_size: int,
         unusable_index: Optional[Level],
         extfrag_index: Optional[Level],
@@ -155,6 +162,10 @@ class Rule(Record):
 
     def matches(self, node: int, zone: str) -> bool:
         return (self.node is None or self.node == node) and ("*" in self.zones or zone in self.zones)
+
+    def resolved_orders(self, named: Mapping[str, Optional[int]]) -> List[Tuple[Union[int, str], Optional[int]]]:
+        """Each of `orders` as given (a number or a name) with the order it stands for (None: unknown here)."""
+        return [(order, named.get(order) if isinstance(order, str) else order) for order in self.orders]
 
 
 # ---------------------------------------------------------------------------

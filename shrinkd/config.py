@@ -12,7 +12,7 @@ Index levels are kept in the kernel's thousandths, like shrinkd.metrics.
 
 from __future__ import annotations
 
-from .conditions import GLOBAL_KINDS, WATERMARKS, Level, Rule, WatermarkLevel
+from .conditions import GLOBAL_KINDS, ORDER_NAMES, WATERMARKS, Level, Rule, WatermarkLevel
 from .record import Record
 
 TYPE_CHECKING = False
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from .conditions import GlobalCondition
 
-__all__ = ["WATERMARKS", "Config", "Current", "Level", "Rule", "WatermarkLevel", "from_plain", "parse_size"]
+__all__ = ["ORDER_NAMES", "WATERMARKS", "Config", "Current", "Level", "Rule", "WatermarkLevel", "from_plain", "parse_size"]
 
 BUILTIN = "<built-in defaults>"
 

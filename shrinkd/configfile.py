@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from .config import BUILTIN, RECLAIM_BACKENDS, VMSTAT_COUNTERS, WATERMARKS, parse_size
+from .config import BUILTIN, ORDER_NAMES, RECLAIM_BACKENDS, VMSTAT_COUNTERS, WATERMARKS, parse_size
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ DEFAULT_RULES: List[Dict[str, Any]] = [
         "name": "costly-order",
         "zones": ["*"],
         "node": None,
-        "orders": [4],
+        "orders": ["costly"],
         "min_zone_size": 64 << 20,
         "unusable_index": None,
         "extfrag_index": {"trigger": 0.5, "clear": 0.3},
@@ -44,7 +44,7 @@ DEFAULT_RULES: List[Dict[str, Any]] = [
         "name": "huge-page",
         "zones": ["*"],
         "node": None,
-        "orders": [9],
+        "orders": ["huge"],
         "min_zone_size": 64 << 20,
         "unusable_index": {"trigger": 0.95, "clear": 0.85},
         "extfrag_index": None,
@@ -390,13 +390,22 @@ def _check_thrash(node: Node, path: str, values: Dict[str, Any]) -> None:
         raise _at(node, "backoff").error(_join(path, "backoff"), "must not be above backoff_max")
 
 
+def _order(node: Node, path: str) -> Any:
+    """A page order: a number, or a name the running kernel resolves (huge, pageblock, costly)."""
+    if isinstance(node.value, str):
+        if node.value not in ORDER_NAMES:
+            raise node.error(path, f"must be an order (0 to {MAX_ORDER_LIMIT}) or one of {', '.join(ORDER_NAMES)}, got {node.value!r}")
+        return node.value
+    return _number(0, MAX_ORDER_LIMIT, integer=True)(node, path)
+
+
 _ZONE_NAME = _text
 _RULE = Section(
     {
         "name": (_optional(_text), None),
         "zones": (_list_of(_ZONE_NAME, unique=True), ["*"]),
         "node": (_optional(_number(0, 1023, integer=True)), None),
-        "orders": (_list_of(_number(0, MAX_ORDER_LIMIT, integer=True), unique=True), Section.REQUIRED),
+        "orders": (_list_of(_order, unique=True), Section.REQUIRED),
         "min_zone_size": (_size, 64 << 20),
         "unusable_index": (_optional(_index_level(0.0)), None),
         "extfrag_index": (_optional(_index_level(0.0)), None),

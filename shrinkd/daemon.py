@@ -12,7 +12,6 @@ backends. An error in one poll is logged and the next poll goes on.
 
 from __future__ import annotations
 
-import os
 import select
 import time
 
@@ -64,14 +63,14 @@ class Daemon:
         self.current = Current(config)
         self.reload_config = reload
         self.clock = clock
-        self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
+        self.page_size = page_size or procfs.page_size()
         self.once = once
         self.force_dry_run = dry_run
         self.force_debug = debug
         self.use_uevents = uevents
         self.tunables = tunables or Tunables()
         self.tell = Events(journal, notifier, self.page_size)
-        self.policy = Policy(self.current, self.page_size, once=once)
+        self.policy = Policy(self.current, self.page_size, once=once, orders=procfs.named_orders(self.page_size))
         self.backends = Backends(procfs, self.current, self.tunables, self.page_size)
         self.signals = Signals()
         self.reader: Optional[Reader] = None

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 # Huge-page order proactive compaction scores at when nothing better is known
 # (HPAGE_PMD_ORDER on x86_64 and arm64 with 4K pages).
 DEFAULT_HPAGE_ORDER = 9
+# PAGE_ALLOC_COSTLY_ORDER (include/linux/mmzone.h): above it the allocator gives up sooner.
+COSTLY_ORDER = 3
 
 
 class ContigInfo(Record):
@@ -98,6 +100,23 @@ def node_compaction_scores(
         weighted = zone_present * extfrag_for_order(zone.free, hpage_order) // (node_present[zone.node] + 1)
         scores[zone.node] = scores.get(zone.node, 0) + weighted
     return scores
+
+
+def order_of(size: int, page_size: int) -> Optional[int]:
+    """The order of a block of `size` bytes (a power of two times the page size), else None."""
+    if size <= 0 or page_size <= 0 or size % page_size:
+        return None
+    pages = size // page_size
+    return pages.bit_length() - 1 if pages & (pages - 1) == 0 else None
+
+
+def page_size_of(memtotal_kb: int, managed_pages: int) -> Optional[int]:
+    """The kernel's page size from /proc/meminfo's MemTotal and the zones' managed pages in
+    /proc/zoneinfo: MemTotal is totalram_pages(), the sum of the zones' managed pages."""
+    if managed_pages <= 0 or memtotal_kb <= 0 or memtotal_kb * 1024 % managed_pages:
+        return None
+    size = memtotal_kb * 1024 // managed_pages
+    return size if size & (size - 1) == 0 else None
 
 
 def hpage_order(hugepage_kb: Optional[int], page_size: int) -> int:

@@ -228,6 +228,16 @@ def parse_meminfo(text: str, source: str = "/proc/meminfo") -> Dict[str, int]:
     return _key_value_file(text, source, ":")
 
 
+def parse_pageblock_order(text: str, source: str = "/proc/pagetypeinfo") -> int:
+    """The page block order from the first line of /proc/pagetypeinfo (`Page block order: 9`)."""
+    for number, line in _lines(text):
+        key, sep, value = line.partition(":")
+        if key.strip() == "Page block order" and sep:
+            return _int(value.strip(), source, number, "Page block order")
+        break
+    raise InputError(source, 1, "expected 'Page block order: N' on the first line")
+
+
 def _psi_line(tokens: List[str], source: str, number: int) -> PsiLine:
     fields: Dict[str, str] = {}
     for token in tokens[1:]:

@@ -27,7 +27,7 @@ from .record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+    from typing import Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple
 
     from .config import Config, Current
     from .view import Observation
@@ -122,9 +122,16 @@ class ThrashState:
 
 
 class Policy:
-    def __init__(self, current: Current, page_size: int = 4096, once: bool = False) -> None:
+    def __init__(
+        self,
+        current: Current,
+        page_size: int = 4096,
+        once: bool = False,
+        orders: Optional[Mapping[str, Optional[int]]] = None,
+    ) -> None:
         self.current = current
         self.page_size = page_size
+        self.orders: Mapping[str, Optional[int]] = orders or {}  # what each order name is on this kernel
         self.once = once  # a single poll: conditions need no sustain
         self.watches: Dict[Condition, WatchState] = {}
         self.cooldown_until: Dict[Tuple[str, int, str], float] = {}
@@ -184,7 +191,13 @@ class Policy:
                     continue
                 if zone.managed is not None and zone.managed * self.page_size < rule.min_zone_size:
                     continue
-                for order in rule.orders:
+                for given, order in rule.resolved_orders(self.orders):
+                    if order is None:
+                        notices += self._warn_once(
+                            f"order:{rule.name}:{given}",
+                            f"rule {rule.name}: this kernel has no {given} order; skipped",
+                        )
+                        continue
                     if order >= len(zone.free):
                         notices += self._warn_once(
                             f"order:{rule.name}:{order}",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import errno
 import os
 
-from . import parse
-from .errors import ActionError, MissingInputError
+from . import metrics, parse
+from .errors import ActionError, MissingInputError, ShrinkdError
 from .record import Record
 
 # The daemon keeps this module loaded: paths are plain strings (pathlib pulls in
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # Read size for one pread(); /proc files larger than this are read in a loop.
 _CHUNK = 65536
 PRESSURE = "pressure/memory"
+HPAGE_PMD_SIZE = "kernel/mm/transparent_hugepage/hpage_pmd_size"
 
 
 def _missing(path: PathLike, error: OSError) -> MissingInputError:
@@ -117,6 +118,48 @@ class ProcFS:
 
     def sys(self, relative: str) -> str:
         return os.path.join(self.sys_root, relative)
+
+    def page_size(self) -> int:
+        """The kernel's page size: this process's for the live /proc; for another tree (a captured
+        one), from its meminfo and zoneinfo (metrics.page_size_of), else this process's."""
+        if self.proc_root == "/proc":
+            return os.sysconf("SC_PAGE_SIZE")
+        try:
+            meminfo = parse.parse_meminfo(self.read_text(self.proc("meminfo")))
+            zones = parse.parse_zoneinfo(self.read_text(self.proc("zoneinfo")))
+        except ShrinkdError:
+            return os.sysconf("SC_PAGE_SIZE")
+        size = metrics.page_size_of(meminfo.get("MemTotal", 0), sum(zone.managed for zone in zones))
+        return size or os.sysconf("SC_PAGE_SIZE")
+
+    def named_orders(self, page_size: int) -> Dict[str, Optional[int]]:
+        """What each of conditions.ORDER_NAMES is on this kernel (None where it cannot be told):
+        huge from THP's hpage_pmd_size, else hugetlb's Hugepagesize (/proc/meminfo); pageblock from
+        /proc/pagetypeinfo's first line (readable by root only); costly is PAGE_ALLOC_COSTLY_ORDER."""
+        huge: Optional[int] = None
+        try:
+            huge = metrics.order_of(int(self.read_text(self.sys(HPAGE_PMD_SIZE)).strip()), page_size)
+        except (MissingInputError, ValueError):
+            try:
+                kb = parse.parse_meminfo(self.read_text(self.proc("meminfo"))).get("Hugepagesize")
+                huge = metrics.order_of(kb * 1024, page_size) if kb else None
+            except ShrinkdError:
+                huge = None
+        pageblock: Optional[int] = None
+        try:
+            pageblock = parse.parse_pageblock_order(self.read_head(self.proc("pagetypeinfo")))
+        except ShrinkdError:
+            pageblock = None
+        return {"huge": huge, "pageblock": pageblock, "costly": metrics.COSTLY_ORDER}
+
+    @staticmethod
+    def read_head(path: PathLike, size: int = 256) -> str:
+        """The start of a file (the header of a large /proc file)."""
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(size).decode("ascii", errors="replace")
+        except OSError as error:
+            raise _missing(path, error) from None
 
     @staticmethod
     def read_text(path: PathLike) -> str:

@@ -6,25 +6,17 @@ watermarks and headroom a user reads are the numbers the daemon acts on.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from . import metrics
 from .procfs import Snapshot
 from .view import observe
 
-# Orders the status table calls out: PAGE_ALLOC_COSTLY_ORDER, above which the
-# kernel's allocator gives up sooner, and the huge-page order.
-COSTLY_ORDER = 3
 
-
-def hpage_order_of(snapshot: Snapshot, page_size: int) -> int:
-    hugepage_kb = snapshot.meminfo.get("Hugepagesize") if snapshot.meminfo else None
-    return metrics.hpage_order(hugepage_kb, page_size)
-
-
-def build(snapshot: Snapshot, page_size: int) -> Dict[str, Any]:
-    """The `status --json` document: one entry per zone, plus node scores and PSI."""
-    hpage = hpage_order_of(snapshot, page_size)
+def build(snapshot: Snapshot, page_size: int, named: Mapping[str, Optional[int]]) -> Dict[str, Any]:
+    """The `status --json` document: one entry per zone, plus the named orders, node scores and PSI.
+    `named` is what each order name is on this kernel (procfs.ProcFS.named_orders)."""
+    hpage = named.get("huge") or metrics.DEFAULT_HPAGE_ORDER
     zones: List[Dict[str, Any]] = []
     for zone in observe(snapshot).zones.values():
         unusable, extfrag = metrics.indexes(zone.free)
@@ -49,6 +41,7 @@ def build(snapshot: Snapshot, page_size: int) -> Dict[str, Any]:
         "page_size": page_size,
         "orders": snapshot.buddyinfo.orders,
         "hpage_order": hpage,
+        "named_orders": dict(named),
         "zones": zones,
     }
     if snapshot.zoneinfo is not None and hpage < snapshot.buddyinfo.orders:
@@ -76,6 +69,8 @@ def render(document: Dict[str, Any]) -> str:
         lines.append(f"PSI memory avg10: some {some['avg10']:.2f}%, full {full_text}")
     else:
         lines.append("PSI memory: not available")
+    named = ", ".join(f"{name} {'unknown' if order is None else order}" for name, order in document["named_orders"].items())
+    lines.append(f"Named orders: {named}")
     for node in document.get("nodes", []):
         lines.append(f"Node {node['node']}: compaction score {node['compaction_score']} (order {hpage})")
     width = 7
@@ -95,7 +90,7 @@ def render(document: Dict[str, Any]) -> str:
         lines.append("  free     " + "".join(f"{n:>{width}}" for n in zone["free_blocks"]))
         lines.append("  unusable " + "".join(f"{v:>{width}.3f}" for v in zone["unusable_index"]))
         lines.append("  extfrag  " + "".join(f"{v:>{width}.3f}" for v in zone["extfrag_index"]))
-        notable = [o for o in (COSTLY_ORDER, hpage) if o < len(zone["free_blocks"])]
+        notable = [o for o in (metrics.COSTLY_ORDER, hpage) if o < len(zone["free_blocks"])]
         if notable:
             lines.append(
                 "  at "

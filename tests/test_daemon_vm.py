@@ -66,6 +66,13 @@ mkdir -p /run/systemd/journal /var/log/journal
 /lib/systemd/systemd-journald &
 wait_for 60 test -S /run/systemd/journal/socket || fail "journald did not start"
 
+step named orders
+$PY -m shrinkd check-config > "$OUT/check-config.txt" || fail "check-config"
+$PY -m shrinkd status --json > "$OUT/status.json" || fail "status"
+cat /sys/kernel/mm/transparent_hugepage/hpage_pmd_size > "$OUT/hpage_pmd_size.txt"
+head -n 1 /proc/pagetypeinfo > "$OUT/pagetypeinfo.txt"
+getconf PAGESIZE > "$OUT/pagesize.txt"
+
 step cgroup2
 mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
 test -e /sys/fs/cgroup/memory.reclaim || fail "no /sys/fs/cgroup/memory.reclaim"
@@ -252,6 +259,18 @@ def test_events_are_in_the_journal_with_their_fields(guest: Path) -> None:
     for entry in actions(run):
         assert float(entry["SHRINKD_DURATION_MS"]) > 0
         assert int(entry["SHRINKD_FREE_PAGES_BEFORE"]) > 0 and int(entry["SHRINKD_FREE_PAGES_AFTER"]) > 0
+
+
+def test_named_orders_are_what_this_kernel_says(guest: Path) -> None:
+    page_size = int((guest / "pagesize.txt").read_text())
+    huge = (int((guest / "hpage_pmd_size.txt").read_text()) // page_size).bit_length() - 1
+    pageblock = int((guest / "pagetypeinfo.txt").read_text().split(":")[1])
+    print(f"kernel: page size {page_size}, PMD huge page order {huge}, page block order {pageblock}")
+    status = json.loads((guest / "status.json").read_text())
+    assert status["named_orders"] == {"huge": huge, "pageblock": pageblock, "costly": 3}
+    assert status["page_size"] == page_size
+    lines = (guest / "check-config.txt").read_text().splitlines()
+    assert lines[1:] == ["  rule costly-order: orders costly = 3", f"  rule huge-page: orders huge = {huge}"]
 
 
 def test_the_module_backend_is_used_when_the_module_is_loaded(guest: Path) -> None:

@@ -94,10 +94,15 @@ reclaim:
 
 
 def policy(
-    sustain: int = 1, reclaim: bool = True, min: str = "4M", max_event: str = "64M", max_hour: str = "256M", **kw: bool
+    sustain: int = 1,
+    reclaim: bool = True,
+    min: str = "4M",
+    max_event: str = "64M",
+    max_hour: str = "256M",
+    once: bool = False,
 ) -> Policy:
     text = RULE.format(sustain=sustain, reclaim=str(reclaim).lower(), min=min, max_event=max_event, max_hour=max_hour)
-    return Policy(current(text), PAGE, **kw)
+    return Policy(current(text), PAGE, once=once)
 
 
 def kinds(plan: Plan) -> List[str]:
