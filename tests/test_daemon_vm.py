@@ -14,7 +14,6 @@ online, and SIGTERM stops it. The host test reads the journal entries back.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
@@ -146,28 +145,13 @@ journalctl --no-pager -o cat SYSLOG_IDENTIFIER=shrinkd
 """
 
 
-def build_module(out: Path) -> Path:
-    """The shrinkmem module built from this tree against the guest kernel's headers."""
-    source = out / "kmod"
-    shutil.copytree(
-        vm.REPO / "kmod",
-        source,
-        ignore=shutil.ignore_patterns("*.ko", "*.o", ".*.cmd", "*.mod*", "Module.symvers", "modules.order"),
-    )
-    built = subprocess.run(
-        ["make", "-C", str(source), f"KDIR={vm.headers_dir(KERNEL)}"], capture_output=True, text=True, check=False
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
-    return source / "shrinkmem.ko"
-
-
 @pytest.fixture(scope="module")
 def guest() -> Iterator[Path]:
     reason = vm.available()
     if reason is not None:
         pytest.skip(reason)
     out = vm.new_run_dir("daemon-")
-    build_module(out)
+    vm.build_module(out, KERNEL)
     (out / "once.yaml").write_text(ONCE)
     (out / "quiet.yaml").write_text(QUIET)
     disk = out / "cache.img"

@@ -169,6 +169,22 @@ def run_in_vm(
     return VMResult(returncode, output, out, seconds)
 
 
+def build_module(out: Path, series: str, tree: Path = REPO / "kmod", name: str = "shrinkmem") -> Path:
+    """A module built from `tree` (shrinkmem's by default; a copy under `out`) against a kernel series' headers."""
+    source = out / tree.name
+    shutil.copytree(
+        tree,
+        source,
+        ignore=shutil.ignore_patterns("*.ko", "*.o", ".*.cmd", "*.mod*", "Module.symvers", "modules.order"),
+    )
+    built = subprocess.run(
+        ["make", "-C", str(headers_dir(series)), f"M={source}", "modules"], capture_output=True, text=True, check=False
+    )
+    if built.returncode != 0:
+        raise VMError(f"building the module against {headers_dir(series)} failed:\n{built.stdout}{built.stderr}")
+    return source / f"{name}.ko"
+
+
 def available() -> Optional[str]:
     """None when VMs can be booted here, else the reason they cannot."""
     if shutil.which("vng") is None:
