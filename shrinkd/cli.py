@@ -8,6 +8,7 @@ subcommands go through argparse.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from . import __version__
@@ -17,7 +18,7 @@ from .procfs import ProcFS, Reader
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import Any, Callable, List, Optional, Union
+    from typing import Any, Callable, Dict, List, Optional, Union
 
     from .procfs import Snapshot
     from .view import Observation
@@ -68,6 +69,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     procfs = _procfs(args)
     page_size = procfs.page_size()
     document = report.build(_snapshot(procfs, meminfo=True), page_size, procfs.named_orders(page_size))
+    if args.proc_root == "/proc":  # the daemon's state describes this machine, not a captured tree
+        state = _daemon_state()
+        if state is not None:
+            document["daemon"] = state
     if args.json:
         json.dump(document, sys.stdout, indent=2 if args.pretty else None)
         sys.stdout.write("\n")
@@ -231,11 +236,39 @@ def cmd_run(args: Args) -> int:
         once=args.once,
         dry_run=args.dry_run,
         debug=args.debug,
+        state_path=None if args.once else state_file(writable=True),
     )
     code = daemon.run()
     if args.once and "action_failed" in daemon.events:
         return EXIT_ACTION
     return code
+
+
+RUN_DIR = "/run/shrinkd"
+STATE_FILE = "status.json"
+
+
+def state_file(writable: bool = False) -> Optional[str]:
+    """The running daemon's state file: in systemd's $RUNTIME_DIRECTORY (RuntimeDirectory=shrinkd)
+    or /run/shrinkd. With `writable`, None where this process could not write there."""
+    directory = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or RUN_DIR
+    if writable and not os.access(directory, os.W_OK):
+        return None
+    return os.path.join(directory, STATE_FILE)
+
+
+def _daemon_state() -> Optional[Dict[str, Any]]:
+    """The state a running daemon wrote (None when there is none, or its process is gone)."""
+    import json
+
+    path = state_file()
+    try:
+        with open(path or "", encoding="utf-8") as handle:
+            state: Dict[str, Any] = json.load(handle)
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
 
 
 def _observe(procfs: ProcFS) -> Observation:

@@ -27,7 +27,8 @@ The interface, which every kind implements:
   reads_zoneinfo    whether every poll must parse /proc/zoneinfo for it
   counters          the /proc/vmstat counters it needs every poll
   reads_psi         whether every poll must read /proc/pressure/memory for it
-  value(obs, rates) its value this poll (rates: per-second vmstat rates), or None
+  value(obs, recent) its value this poll, or None (recent: what successive
+                    observations tell: rates, failures, free blocks over time)
   measure(obs)      its value from one fresh observation, around actions; None
                     where that needs an interval (a rate)
   holds_unmeasured  whether it still holds when measure() gives None
@@ -56,9 +57,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
-    from .view import Observation, ZoneView
-
-    Rates = Mapping[str, float]
+    from .view import Failure, Observation, Recent, ZoneView
 
 WATERMARKS = ("min", "low", "high")
 
@@ -129,6 +128,7 @@ class Rule(Record):
         "name",
         "node",
         "orders",
+        "predict",
         "reclaim",
         "sustain",
         "unusable_index",
@@ -148,6 +148,7 @@ class Rule(Record):
         watermark: Optional[WatermarkLevel],
         sustain: int,
         reclaim: bool,
+        predict: Optional[float] = None,
     ) -> None:
         self.name = name
         self.zones = zones
@@ -159,6 +160,7 @@ class Rule(Record):
         self.watermark = watermark
         self.sustain = sustain
         self.reclaim = reclaim
+        self.predict = predict  # seconds: act when free blocks are predicted to run out this soon
 
     def matches(self, node: int, zone: str) -> bool:
         return (self.node is None or self.node == node) and ("*" in self.zones or zone in self.zones)
@@ -226,7 +228,7 @@ class Condition(Record):
     def where(self) -> str:
         return "all nodes"
 
-    def value(self, obs: Observation, rates: Rates) -> Optional[float]:
+    def value(self, obs: Observation, recent: Recent) -> Optional[float]:
         raise NotImplementedError
 
     def measure(self, obs: Observation) -> Optional[float]:
@@ -338,7 +340,7 @@ class ZoneCondition(Condition):
     def where(self) -> str:
         return f"node {self.zone_node} zone {self.zone} order {self.order}"
 
-    def value(self, obs: Observation, rates: Rates) -> Optional[float]:
+    def value(self, obs: Observation, recent: Recent) -> Optional[float]:
         return self.measure(obs)
 
     def _zone(self, obs: Observation) -> Optional[ZoneView]:
@@ -502,6 +504,67 @@ class Watermark(ZoneCondition):
         return {"threshold": level.below, "clear": level.clear}
 
 
+class Exhaustion(ZoneCondition):
+    """The free blocks of the order (and larger) predicted to run out: a least-squares line through
+    their count over the recent polls (Recent.samples), as adaptivemm predicts exhaustion. The value
+    is the seconds until none is left (0 when none is; infinity when they are not shrinking); it
+    starts at the rule's `predict` horizon and ends beyond twice that. It only ever compacts."""
+
+    __slots__ = ()
+    kind = "exhaustion"
+    holds_unmeasured = True  # one observation cannot tell a trend: what the poll predicted stands
+    MIN_SAMPLES = 4
+    MIN_SPAN = 20.0  # seconds the samples must cover
+
+    @classmethod
+    def configured(cls, rule: Rule) -> bool:
+        return rule.predict is not None
+
+    @property
+    def reclaims(self) -> bool:
+        return False  # a prediction says when, not how much: compaction only
+
+    @property
+    def horizon(self) -> float:
+        assert self.rule.predict is not None
+        return self.rule.predict
+
+    def value(self, obs: Observation, recent: Recent) -> Optional[float]:
+        zone = self._zone(obs)
+        if zone is None:
+            return None
+        now = metrics.contig_info(zone.free, self.order).blocks_suitable
+        if now == 0:
+            return 0.0
+        series = recent.samples.get((self.zone_node, self.zone), [])
+        if len(series) < self.MIN_SAMPLES or series[-1][0] - series[0][0] < self.MIN_SPAN:
+            return float("inf")
+        slope = metrics.slope(
+            [(when, metrics.contig_info(free, self.order).blocks_suitable) for when, free in series]
+        )
+        return now / -slope if slope < 0 else float("inf")
+
+    def over(self, value: float, obs: Observation) -> bool:
+        return value <= self.horizon
+
+    def clear(self, value: float, obs: Observation) -> bool:
+        return value > 2 * self.horizon
+
+    def closeness(self, value: float, obs: Observation) -> float:
+        return float("inf") if value <= 0 else self.horizon / value
+
+    def text(self, value: float) -> str:
+        if value == float("inf"):
+            return "no shortage in sight"
+        return f"{value:.0f} s to the last free order-{self.order} block"
+
+    def field(self, value: float) -> str:
+        return "inf" if value == float("inf") else f"{value:.0f}"
+
+    def _thresholds(self) -> Dict[str, object]:
+        return {"threshold": f"{self.horizon:g}", "clear": f"{2 * self.horizon:g}"}
+
+
 # ---------------------------------------------------------------------------
 # Global conditions: one configured trigger each; they compact every node and never reclaim.
 
@@ -554,7 +617,7 @@ class Pressure(GlobalCondition):
     def sustain(self) -> int:
         return self.sustain_polls
 
-    def value(self, obs: Observation, rates: Rates) -> Optional[float]:
+    def value(self, obs: Observation, recent: Recent) -> Optional[float]:
         return obs.psi(self.pressure)
 
     def measure(self, obs: Observation) -> Optional[float]:
@@ -607,8 +670,8 @@ class Rate(GlobalCondition):
     def counters(self) -> Tuple[str, ...]:
         return (self.counter,)
 
-    def value(self, obs: Observation, rates: Rates) -> Optional[float]:
-        return rates.get(self.counter)
+    def value(self, obs: Observation, recent: Recent) -> Optional[float]:
+        return recent.rates.get(self.counter)
 
     def missing(self, obs: Observation) -> Optional[str]:
         # The first poll has no rate yet; only a counter the kernel lacks is worth a warning.
@@ -630,3 +693,64 @@ class Rate(GlobalCondition):
 
     def fields(self) -> Dict[str, object]:
         return {"trigger": self.name, "metric": "rate_per_s", "threshold": self.rate, "clear": self.clear_level}
+
+
+class AllocationFailures(GlobalCondition):
+    """Allocation failures the kernel reported lately: `page allocation failure` reports in its log at
+    or above `min_order`, and the growth of the /proc/vmstat `counters` (compact_fail: direct
+    compaction found no page; thp_fault_fallback: a huge page could not be had), within `window`
+    seconds. Compaction at once: the kernel has said that an allocation failed."""
+
+    __slots__ = ("count", "min_order", "sustain_polls", "watched", "window")
+    kind = "allocation_failures"
+
+    def __init__(self, min_order: int, counters: Sequence[str], count: int, window: float, sustain: int) -> None:
+        self.min_order = min_order
+        self.watched = tuple(counters)
+        self.count = count
+        self.window = window
+        self.sustain_polls = sustain
+
+    @classmethod
+    def from_plain(cls, triggers: Mapping[str, Any]) -> Sequence[GlobalCondition]:
+        plain = triggers["allocation_failures"]
+        return [cls(**plain)] if plain is not None else []
+
+    @property
+    def name(self) -> str:
+        return "allocation_failures"
+
+    @property
+    def sustain(self) -> int:
+        return self.sustain_polls
+
+    @property
+    def counters(self) -> Tuple[str, ...]:
+        return self.watched
+
+    def value(self, obs: Observation, recent: Recent) -> Optional[float]:
+        return float(sum(f.count for f in recent.failures_since(recent.now - self.window) if self.counts(f)))
+
+    def counts(self, failure: Failure) -> bool:
+        """A counter's growth when it is one of ours; a logged failure at or above min_order."""
+        if failure.counter:
+            return failure.counter in self.watched
+        return failure.order is not None and failure.order >= self.min_order
+
+    def over(self, value: float, obs: Observation) -> bool:
+        return value >= self.count
+
+    def clear(self, value: float, obs: Observation) -> bool:
+        return value <= 0
+
+    def closeness(self, value: float, obs: Observation) -> float:
+        return value / self.count
+
+    def text(self, value: float) -> str:
+        return f"{int(value)} in {self.window:g} s"
+
+    def field(self, value: float) -> str:
+        return str(int(value))
+
+    def fields(self) -> Dict[str, object]:
+        return {"trigger": self.name, "metric": "failures", "threshold": self.count, "clear": 0}

@@ -27,7 +27,9 @@ BUILTIN = "<built-in defaults>"
 
 BACKENDS = ("compact", "shrinkmem", "memory_reclaim", "node_reclaim", "drop_caches")
 RECLAIM_BACKENDS = ("shrinkmem", "node_reclaim", "memory_reclaim", "drop_caches")
-VMSTAT_COUNTERS = ("compact_stall", "compact_fail", "allocstall")
+VMSTAT_COUNTERS = ("compact_stall", "compact_fail", "allocstall", "thp_fault_fallback", "thp_collapse_alloc_failed")
+# /proc/vmstat counters whose growth is an allocation failure (or a stall on the way to one).
+FAILURE_COUNTERS = ("compact_fail", "compact_stall", "thp_fault_fallback", "thp_collapse_alloc_failed")
 
 
 class Poll(Record):
@@ -47,6 +49,16 @@ class PsiWakeup(Record):
         self.kind = kind
         self.stall_ms = stall_ms
         self.window_ms = window_ms
+
+
+class Failures(Record):
+    """What is watched for allocation failures: the kernel's log, and counters in /proc/vmstat."""
+
+    __slots__ = ("counters", "kernel_log")
+
+    def __init__(self, kernel_log: bool, counters: Tuple[str, ...]) -> None:
+        self.kernel_log = kernel_log
+        self.counters = counters
 
 
 class Reclaim(Record):
@@ -89,6 +101,7 @@ class Config(Record):
         "drop_caches_what",
         "dry_run",
         "enabled",
+        "failures",
         "log_target",
         "poll",
         "psi",
@@ -107,6 +120,7 @@ class Config(Record):
         rules: Tuple[Rule, ...],
         triggers: Tuple[GlobalCondition, ...],
         enabled: Tuple[str, ...],
+        failures: Failures,
         shrinkmem_device: str,
         drop_caches_what: str,
         reclaim: Reclaim,
@@ -122,6 +136,7 @@ class Config(Record):
         self.rules = rules
         self.triggers = triggers  # the global conditions (PSI, vmstat rates), as configured
         self.enabled = enabled
+        self.failures = failures
         self.shrinkmem_device = shrinkmem_device
         self.drop_caches_what = drop_caches_what
         self.reclaim = reclaim
@@ -156,6 +171,7 @@ def from_plain(plain: Dict[str, Any], sources: Sequence[str] = (BUILTIN,)) -> Co
             watermark=WatermarkLevel(**r["watermark"]) if r["watermark"] is not None else None,
             sustain=r["sustain"],
             reclaim=r["reclaim"],
+            predict=r["predict"]["horizon"] if r["predict"] is not None else None,
         )
         for r in plain["rules"]
     )
@@ -168,6 +184,7 @@ def from_plain(plain: Dict[str, Any], sources: Sequence[str] = (BUILTIN,)) -> Co
         rules=rules,
         triggers=tuple(trigger for kind in GLOBAL_KINDS for trigger in kind.from_plain(triggers)),
         enabled=tuple(name for name in BACKENDS if backends[name]["enabled"]),
+        failures=Failures(plain["failures"]["kernel_log"], tuple(plain["failures"]["counters"])),
         shrinkmem_device=backends["shrinkmem"]["device"],
         drop_caches_what=backends["drop_caches"]["what"],
         reclaim=Reclaim(**{**plain["reclaim"], "prefer": tuple(plain["reclaim"]["prefer"])}),

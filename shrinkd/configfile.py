@@ -15,13 +15,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from .config import BUILTIN, ORDER_NAMES, RECLAIM_BACKENDS, VMSTAT_COUNTERS, WATERMARKS, parse_size
+from .config import (
+    BUILTIN,
+    FAILURE_COUNTERS,
+    ORDER_NAMES,
+    RECLAIM_BACKENDS,
+    VMSTAT_COUNTERS,
+    WATERMARKS,
+    parse_size,
+)
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 MAX_ORDER_LIMIT = 15
+# The counters whose growth starts the allocation_failures trigger by default: direct
+# compaction that found no page, and a huge page that could not be had at a fault.
+ALLOCATION_FAILURE_COUNTERS = ("compact_fail", "thp_fault_fallback")
 
 # The default rules. Every other default is in SCHEMA below; DEFAULTS (all of
 # them, filled in) is what shrinkd runs with when no file exists.
@@ -37,6 +48,7 @@ DEFAULT_RULES: List[Dict[str, Any]] = [
         "unusable_index": None,
         "extfrag_index": {"trigger": 0.5, "clear": 0.3},
         "watermark": None,
+        "predict": None,
         "sustain": 2,
         "reclaim": True,
     },
@@ -49,6 +61,7 @@ DEFAULT_RULES: List[Dict[str, Any]] = [
         "unusable_index": {"trigger": 0.95, "clear": 0.85},
         "extfrag_index": None,
         "watermark": None,
+        "predict": {"horizon": 300.0},
         "sustain": 3,
         "reclaim": False,
     },
@@ -327,8 +340,9 @@ def _check_watermark(node: Node, path: str, values: Dict[str, Any]) -> None:
 
 
 def _check_rule(node: Node, path: str, values: Dict[str, Any]) -> None:
-    if values["unusable_index"] is None and values["extfrag_index"] is None and values["watermark"] is None:
-        raise node.error(path, "needs at least one of unusable_index, extfrag_index, watermark")
+    conditions = ("unusable_index", "extfrag_index", "watermark", "predict")
+    if all(values[name] is None for name in conditions):
+        raise node.error(path, f"needs at least one of {', '.join(conditions)}")
     if values["watermark"] is not None and not values["reclaim"]:
         raise _at(node, "reclaim").error(
             _join(path, "reclaim"), "must be true with a watermark condition (compaction adds no free pages)"
@@ -399,6 +413,20 @@ def _order(node: Node, path: str) -> Any:
     return _number(0, MAX_ORDER_LIMIT, integer=True)(node, path)
 
 
+def _check_top(node: Node, path: str, values: Dict[str, Any]) -> None:
+    trigger = values["triggers"]["allocation_failures"]
+    if trigger is None:
+        return
+    watched = values["failures"]["counters"]
+    for index, name in enumerate(trigger["counters"]):
+        if name not in watched:
+            where = _at(_at(_at(node, "triggers"), "allocation_failures"), "counters")
+            raise where.error(
+                f"triggers.allocation_failures.counters[{index}]",
+                f"{name} is not in failures.counters (watched: {', '.join(watched) or 'none'})",
+            )
+
+
 _ZONE_NAME = _text
 _RULE = Section(
     {
@@ -418,6 +446,7 @@ _RULE = Section(
             ),
             None,
         ),
+        "predict": (_optional(Section({"horizon": (_number(10.0, 86400.0), Section.REQUIRED)})), None),
         "sustain": (_number(1, 1000, integer=True), 1),
         "reclaim": (_bool, True),
     },
@@ -437,7 +466,7 @@ SCHEMA = Section(
             Section(
                 {
                     "min_interval": (_number(0.1, 3600.0), 1.0),
-                    "max_interval": (_number(0.1, 3600.0), 10.0),
+                    "max_interval": (_number(0.1, 3600.0), 120.0),
                     "approach": (_number(0.0, 0.99), 0.75),
                 },
                 after=_check_poll,
@@ -475,6 +504,29 @@ SCHEMA = Section(
                         ),
                         None,
                     ),
+                    "allocation_failures": (
+                        _optional(
+                            Section(
+                                {
+                                    "min_order": (_number(0, MAX_ORDER_LIMIT, integer=True), 1),
+                                    "counters": (
+                                        _list_of(_choice(*FAILURE_COUNTERS), unique=True, nonempty=False),
+                                        list(ALLOCATION_FAILURE_COUNTERS),
+                                    ),
+                                    "count": (_number(1, 1000000, integer=True), 1),
+                                    "window": (_number(1.0, 3600.0), 10.0),
+                                    "sustain": (_number(1, 1000, integer=True), 1),
+                                }
+                            )
+                        ),
+                        {
+                            "min_order": 1,
+                            "counters": list(ALLOCATION_FAILURE_COUNTERS),
+                            "count": 1,
+                            "window": 10.0,
+                            "sustain": 1,
+                        },
+                    ),
                     "vmstat": (
                         _list_of(
                             Section(
@@ -489,6 +541,18 @@ SCHEMA = Section(
                             nonempty=False,
                         ),
                         [],
+                    ),
+                }
+            ),
+            Section.NESTED,
+        ),
+        "failures": (
+            Section(
+                {
+                    "kernel_log": (_bool, True),
+                    "counters": (
+                        _list_of(_choice(*FAILURE_COUNTERS), unique=True, nonempty=False),
+                        list(FAILURE_COUNTERS),
                     ),
                 }
             ),
@@ -548,7 +612,8 @@ SCHEMA = Section(
             Section.NESTED,
         ),
         "dry_run": (_bool, False),
-    }
+    },
+    after=_check_top,
 )
 
 

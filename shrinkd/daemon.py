@@ -12,6 +12,7 @@ backends. An error in one poll is logged and the next poll goes on.
 
 from __future__ import annotations
 
+import os
 import select
 import time
 
@@ -20,6 +21,7 @@ from .config import Current
 from .errors import InputError, MissingInputError, ShrinkdError
 from .events import NOTICE, WARNING, Events
 from .journal import Journal
+from .kmsg import KMSG, KernelLog, open_log
 from .notify import Notifier
 from .policy import COMPACT, RECLAIM, SKIP, Decision, Policy, Step
 from .process import DROP, STAY, WAKE, Signals, sleep
@@ -30,9 +32,10 @@ from .view import Observation, observe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, List, Optional
+    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
     from .config import Config
+    from .parse import AllocationFailure
     from .process import Clock, Watch
     from .procfs import ProcFS
 
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 
 ZONEINFO_REFRESH = 60.0  # seconds
 DETECT_INTERVAL = 10.0  # seconds between looks for new or gone backends, without kernel uevents
+WAKE_WINDOW = 600.0  # seconds of wake-ups the wake rates are taken over
 
 
 class Daemon:
@@ -58,6 +62,8 @@ class Daemon:
         dry_run: bool = False,
         debug: bool = False,
         uevents: bool = True,
+        kernel_log: Union[str, KernelLog, None] = KMSG,
+        state_path: Optional[str] = None,
     ) -> None:
         self.procfs = procfs
         self.current = Current(config)
@@ -68,6 +74,11 @@ class Daemon:
         self.force_dry_run = dry_run
         self.force_debug = debug
         self.use_uevents = uevents
+        self.state_path = state_path  # where `shrinkd status` finds the running daemon's state
+        self.kernel_log_source = kernel_log  # a path to open, an open log (tests), or None: not read
+        self.kernel_log: Optional[KernelLog] = None
+        self.pending: List[AllocationFailure] = []  # read from the kernel's log, for the next poll
+        self.wakes: List[Tuple[float, str]] = []  # (when, why) of each wake-up in the last WAKE_WINDOW
         self.tunables = tunables or Tunables()
         self.tell = Events(journal, notifier, self.page_size)
         self.policy = Policy(self.current, self.page_size, once=once, orders=procfs.named_orders(self.page_size))
@@ -77,6 +88,7 @@ class Daemon:
         self.trigger: Optional[Trigger] = None
         self.uevents: Optional[UeventWatch] = None
         self.polls = 0
+        self.started_at = 0.0
         self._zoneinfo_at = float("-inf")
         self._detected_at = float("-inf")
 
@@ -103,11 +115,13 @@ class Daemon:
     # -- start and stop -----------------------------------------------------------
 
     def start(self) -> None:
-        """Open the /proc files, arm PSI, open the uevent socket, install signal handlers."""
+        """Open the /proc files, arm PSI, open the uevent socket and the kernel log, install signal handlers."""
+        self.started_at = self.clock()
         self.reader = Reader(self.procfs)
         self._arm_psi()
         if self.use_uevents and not self.once:
             self._start_uevents()
+        self._open_kernel_log()
         if not self.once:
             self.signals.install()
         how = "one poll" if self.once else f"PSI trigger '{self.trigger.spec}'" if self.trigger else "plain polling"
@@ -133,6 +147,22 @@ class Daemon:
         if self.trigger is None:
             self.tell.log(f"no PSI trigger ({why}): plain polling", NOTICE)
 
+    def _open_kernel_log(self) -> None:
+        """Watch the kernel's log for allocation failures when the configuration asks for it."""
+        wanted = self.config.failures.kernel_log and not self.once and self.kernel_log_source is not None
+        if not wanted and self.kernel_log is not None:
+            self.kernel_log.close()
+            self.kernel_log = None
+        if not wanted or self.kernel_log is not None:
+            return
+        if isinstance(self.kernel_log_source, KernelLog):
+            self.kernel_log = self.kernel_log_source
+            return
+        assert self.kernel_log_source is not None
+        self.kernel_log, why = open_log(self.kernel_log_source)
+        if self.kernel_log is None:
+            self.tell.log(f"no kernel log ({why}): allocation failures are seen only in /proc/vmstat", NOTICE)
+
     def _start_uevents(self) -> None:
         from .udevwatch import start
 
@@ -153,6 +183,9 @@ class Daemon:
         if self.reader is not None:
             self.reader.close()
             self.reader = None
+        if self.kernel_log is not None:
+            self.kernel_log.close()
+            self.kernel_log = None
         self.tell.close()
 
     # -- the main loop ------------------------------------------------------------
@@ -220,6 +253,11 @@ class Daemon:
                 raise  # the command's exit code tells (3 or 4)
             self.tell.poll_failed(f"poll failed: {error}", str(error))
             return self.config.poll.max_interval
+        if self.kernel_log is not None:
+            self.pending.extend(self.kernel_log.read())
+        if self.pending:
+            obs = obs.replace(failures=tuple(self.pending))
+            self.pending = []
         self.polls += 1
         plan = self.policy.evaluate(obs, now)
         for notice in plan.notices:
@@ -232,8 +270,38 @@ class Daemon:
         if latest is not None:
             # Rates start again after shrinkd's own actions (reclaim counts as allocstall).
             self.policy.rebase(latest, self.clock())
+        self.tell.wakes(self.wake_rates())
         self.tell.update_status(self.policy.watches, obs, self.dry_run)
+        if self.state_path is not None:
+            self.tell.write_state(self.state_path, self.state(obs))
         return plan.interval
+
+    def state(self, obs: Observation) -> Dict[str, Any]:
+        """What `shrinkd status` shows of the running daemon: its life, its wake-ups, every watched value."""
+        conditions = []
+        for source, watch in self.policy.watches.items():
+            conditions.append(
+                {
+                    "name": source.name,
+                    "where": source.where(),
+                    "value": source.field(watch.value),
+                    "text": source.text(watch.value),
+                    "active": watch.active,
+                    "of_trigger": round(min(source.closeness(watch.value, obs), 1e6), 3),
+                }
+            )
+        return {
+            "pid": os.getpid(),
+            "uptime_s": round(self.clock() - self.started_at, 1),
+            "polls": self.polls,
+            "dry_run": self.dry_run,
+            "config": list(self.config.sources),
+            "backends": self.backends.names(),
+            "wakes_per_minute": {why: round(rate, 2) for why, rate in self.wake_rates().items()},
+            "worst": self.tell.worst,
+            "last_action": self.tell.last_action,
+            "conditions": conditions,
+        }
 
     def act(self, decision: Decision) -> Optional[Observation]:
         """Run the ladder for one decision; the last observation when a step ran (or would, in a dry run), else None."""
@@ -290,13 +358,41 @@ class Daemon:
     # -- between polls ------------------------------------------------------------
 
     def wait(self, timeout: float) -> None:
-        """Sleep up to `timeout` seconds; return early for a signal, PSI or a device change. Pings the watchdog."""
+        """Sleep up to `timeout` seconds; return early for a signal, PSI, an allocation failure in the
+        kernel's log or a device change. Pings the watchdog. Every wake-up is counted by its cause."""
         watches: List[Watch] = self.signals.watch()
         if self.trigger is not None:
-            watches.append((self.trigger.fileno(), select.POLLPRI, self._on_pressure))
+            watches.append((self.trigger.fileno(), select.POLLPRI, self._on_pressure, "psi"))
+        if self.kernel_log is not None:
+            watches.append((self.kernel_log.fileno(), select.POLLIN, self._on_kernel_log, "kernel_log"))
         if self.uevents is not None:
-            watches.append((self.uevents.fileno(), select.POLLIN, self._on_uevents))
-        sleep(timeout, self.clock, self.tell.notifier, watches, lambda: self.signals.interrupted)
+            watches.append((self.uevents.fileno(), select.POLLIN, self._on_uevents, "uevent"))
+        cause = sleep(timeout, self.clock, self.tell.notifier, watches, lambda: self.signals.interrupted, self._woke)
+        self._woke(cause)
+
+    def _woke(self, cause: str) -> None:
+        now = self.clock()
+        self.wakes.append((now, cause))
+        if self.wakes[0][0] < now - WAKE_WINDOW:
+            self.wakes = [(when, why) for when, why in self.wakes if when >= now - WAKE_WINDOW]
+
+    def wake_rates(self) -> Dict[str, float]:
+        """Wake-ups per minute by cause, over the last WAKE_WINDOW seconds (or since the start, if shorter)."""
+        if not self.wakes:
+            return {}
+        now = self.clock()
+        span = max(min(WAKE_WINDOW, now - self.started_at), 1.0)
+        rates: Dict[str, float] = {}
+        for when, why in self.wakes:
+            if when >= now - WAKE_WINDOW:
+                rates[why] = rates.get(why, 0.0) + 60.0 / span
+        return rates
+
+    def _on_kernel_log(self, mask: int) -> int:
+        assert self.kernel_log is not None
+        found = self.kernel_log.read()
+        self.pending.extend(found)
+        return WAKE if found else STAY
 
     def _on_pressure(self, mask: int) -> int:
         if mask & (select.POLLERR | select.POLLNVAL):
@@ -348,6 +444,7 @@ class Daemon:
             self.current.config = config
             self.policy.reconfigure()
             self.tell.journal.configure(config.log_target, config.debug or self.force_debug)
+            self._open_kernel_log()
             if config.psi != old.psi:
                 self._arm_psi()
             if config.shrinkmem_device != old.shrinkmem_device and self.uevents is not None:

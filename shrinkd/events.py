@@ -1,14 +1,18 @@
-"""What the daemon tells: each event's message and fields, and its status line to systemd.
+"""What the daemon tells: each event's message and fields, its status line to systemd, its state file.
 
 Every event shrinkd logs is composed here, from the conditions' own texts and
 fields (shrinkd.conditions), and sent through shrinkd.journal (journald's
 native protocol, or stderr); docs/events.md lists them. The status line
-(`systemctl status shrinkd`) names the zone condition nearest its trigger and
-the last action, and goes out with READY=1 and STATUS= (shrinkd.notify).
+(`systemctl status shrinkd`) names the zone condition nearest its trigger, the
+last action and how often the daemon wakes, and goes out with READY=1 and
+STATUS= (shrinkd.notify). The state file (/run/shrinkd/status.json) holds the
+same and every watched value, predictions included, for `shrinkd status`.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 
 from .journal import DEBUG, ERR, INFO, NOTICE, WARNING, Journal
@@ -17,7 +21,7 @@ from .notify import Notifier
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import List, Mapping, Optional, Sequence, Tuple
+    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
     from .actions import Result
     from .conditions import Condition
@@ -37,7 +41,9 @@ class Events:
         self.kinds: List[str] = []  # the latest events' kinds, in order
         self.worst = ""
         self.last_action = "none"
+        self.wakes_text = ""
         self.ready = False
+        self.state_failed = False
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -122,8 +128,9 @@ class Events:
         if notice.kind == "warning":
             self.log(notice.message, WARNING)
             return
-        if notice.kind == "thrash":
-            self.event("thrash_backoff", notice.message, WARNING, **dict(notice.fields))
+        if notice.source is None:  # the thrash guard backing off, an allocation failure
+            kind = "thrash_backoff" if notice.kind == "thrash" else notice.kind
+            self.event(kind, notice.message, WARNING, **dict(notice.fields))
             return
         assert notice.source is not None and notice.value is not None
         self.event(
@@ -224,7 +231,13 @@ class Events:
     def status_line(self, dry_run: bool) -> str:
         mode = " (dry run)" if dry_run else ""
         worst = self.worst or "no zone watched"
-        return f"worst: {worst}; last action: {self.last_action}{mode}"
+        return f"worst: {worst}; last action: {self.last_action}{mode}{self.wakes_text}"
+
+    def wakes(self, rates: Mapping[str, float]) -> None:
+        """How often the daemon wakes and why (per minute), for the status line."""
+        total = sum(rates.values())
+        parts = ", ".join(f"{why} {rate:.1f}" for why, rate in sorted(rates.items(), key=lambda item: -item[1]))
+        self.wakes_text = f"; wakes {total:.1f}/min ({parts})" if rates else ""
 
     def update_status(self, watches: Mapping[Condition, WatchState], obs: Observation, dry_run: bool) -> None:
         """Name the zone condition nearest its trigger; READY=1 the first time, STATUS= when it changed."""
@@ -246,6 +259,23 @@ class Events:
             self.notifier.ready(self.status_line(dry_run))
         else:
             self.notifier.status(self.status_line(dry_run))
+
+    def write_state(self, path: str, state: Dict[str, Any]) -> None:
+        """The daemon's state for `shrinkd status`, replaced whole (a reader never sees half of it);
+        a failure is said once and writing stops."""
+        if self.state_failed:
+            return
+        temporary = f"{path}.{os.getpid()}.tmp"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, json.dumps(state).encode())
+            finally:
+                os.close(fd)
+            os.replace(temporary, path)
+        except OSError as error:
+            self.state_failed = True
+            self.log(f"state file {path}: {os.strerror(error.errno or 0)}; not written again", WARNING)
 
 
 def _shown(source: Condition, obs: Observation) -> Optional[str]:

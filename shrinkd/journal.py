@@ -39,6 +39,7 @@ MESSAGE_IDS: Dict[str, str] = {
     "backends_changed": "be2c5c87d0ab491b8586d31c5f4bad7c",
     "memory_changed": "f270c2a4a8a148e7a12ae53858c92d9e",
     "poll_failed": "501bd6c70fb041b0b19a1f79356730c5",
+    "allocation_failed": "5f5a89ce4a0c48438c12eb5335dba8a5",
 }
 
 # syslog priorities

@@ -138,6 +138,19 @@ def format_index(index: int) -> str:
     return f"{quotient}.{index - quotient * 1000:03d}"
 
 
+def slope(points: Sequence[Tuple[float, int]]) -> float:
+    """The least-squares slope of (time, count) points, per second (0 for fewer than two distinct times)."""
+    count = len(points)
+    if count < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in points) / count
+    mean_v = sum(v for _, v in points) / count
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    if spread == 0:
+        return 0.0
+    return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread
+
+
 def format_mib(size: int) -> str:
     """A size in bytes as MiB with one decimal, as events and tables print it."""
     return f"{size / 1048576:.1f} MiB"

@@ -266,3 +266,88 @@ def parse_pressure(text: str, source: str = "/proc/pressure/memory") -> Pressure
     if some is None:
         raise InputError(source, None, "no 'some' line")
     return Pressure(some, full)
+
+
+class KmsgRecord(Record):
+    """One /dev/kmsg record: `PRIO,SEQ,TS_USEC,FLAGS[,...];MESSAGE`, then ` KEY=value` lines."""
+
+    __slots__ = ("level", "message", "seq", "ts_usec")
+
+    def __init__(self, level: int, seq: int, ts_usec: int, message: str) -> None:
+        self.level = level  # syslog level (the facility bits removed)
+        self.seq = seq
+        self.ts_usec = ts_usec  # microseconds since boot, the kernel's clock
+        self.message = message
+
+
+def parse_kmsg_record(data: bytes, source: str = "/dev/kmsg") -> KmsgRecord:
+    """One record as read() from /dev/kmsg returns it (Documentation/ABI/testing/dev-kmsg)."""
+    text = data.decode("utf-8", "replace")
+    head, sep, rest = text.partition(";")
+    fields = head.split(",")
+    if not sep or len(fields) < 4:
+        raise InputError(source, None, f"expected 'PRIO,SEQ,TS,FLAGS;MESSAGE', got {text[:60]!r}")
+    try:
+        prio, seq, ts_usec = int(fields[0]), int(fields[1]), int(fields[2])
+    except ValueError:
+        raise InputError(source, None, f"expected numbers before ';', got {head[:60]!r}") from None
+    message = rest.split("\n", 1)[0]
+    return KmsgRecord(prio & 7, seq, ts_usec, message)
+
+
+class AllocationFailure(Record):
+    """A `page allocation failure` the kernel reported (mm/page_alloc.c warn_alloc())."""
+
+    __slots__ = ("mode", "order", "process", "ts_usec", "zone")
+
+    def __init__(self, order: int, mode: str, zone: str, process: str, ts_usec: int) -> None:
+        self.order = order
+        self.mode = mode  # "0xcc0(GFP_KERNEL)"
+        self.zone = zone  # the highest zone the request could use (from its GFP flags)
+        self.process = process
+        self.ts_usec = ts_usec
+
+
+_FAILURE = "page allocation failure"
+
+
+def allocation_failure(record: KmsgRecord) -> Optional[AllocationFailure]:
+    """The failure a record reports, or None for any other message.
+
+    The kernel prints `COMM: page allocation failure: order:N, mode:0xHEX(FLAGS), nodemask=...`
+    (cpuset and mems_allowed follow; kernels before 4.9 wrote `failure. order:N, mode:0xHEX`
+    without the flags); the GFP flags say which zones the request could use.
+    """
+    message = record.message
+    at = message.find(_FAILURE)
+    if at < 0:
+        return None
+    tail = message[at + len(_FAILURE) :]
+    start = tail.find("order:")
+    if start < 0 or start > 4:
+        return None
+    digits = tail[start + 6 :].split(",", 1)[0].strip()
+    if not digits.isdigit():
+        return None
+    mode = ""
+    start = tail.find("mode:")
+    if start >= 0:
+        mode = tail[start + 5 :].split(", ", 1)[0].split(",nodemask", 1)[0].strip()
+    process = message[:at].rstrip(": ") if message[:at].endswith(": ") else ""
+    return AllocationFailure(int(digits), mode, gfp_zone(mode), process, record.ts_usec)
+
+
+def gfp_zone(mode: str) -> str:
+    """The highest zone a request may use, as gfp_zone() picks it from the flags printed in `mode`
+    (e.g. "0x100cca(GFP_HIGHUSER_MOVABLE)" -> "Movable"). Kernels without HighMem or Movable
+    zones fall back to Normal, which the caller learns from /proc/buddyinfo."""
+    flags = mode.partition("(")[2].rstrip(")").split("|")
+    if "__GFP_DMA" in flags or "GFP_DMA" in flags:
+        return "DMA"
+    if "__GFP_DMA32" in flags or "GFP_DMA32" in flags:
+        return "DMA32"
+    if "GFP_HIGHUSER_MOVABLE" in flags or ("__GFP_HIGHMEM" in flags and "__GFP_MOVABLE" in flags):
+        return "Movable"
+    if "GFP_HIGHUSER" in flags or "__GFP_HIGHMEM" in flags:
+        return "HighMem"
+    return "Normal"

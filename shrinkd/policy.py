@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from .conditions import ZONE_KINDS, Condition, ZoneCondition, counter, counter_keys
 from .record import Record
+from .view import Failure, Recent, highest_zone
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -137,9 +138,10 @@ class Policy:
         self.cooldown_until: Dict[Tuple[str, int, str], float] = {}
         self.reclaims: List[Tuple[float, int]] = []  # (when, bytes asked for)
         self.thrash = ThrashState(current.config.thrash.backoff)
-        self.rates: Dict[str, float] = {}  # per second, over the last poll interval
+        self.recent = Recent()  # rates, failures, free blocks over time: what the conditions read
         self.warned: Set[str] = set()
         self._prev: Optional[Tuple[float, Dict[str, int]]] = None
+        self._failure_counts: Dict[str, int] = {}  # the watched failure counters at the last reading
         self._layout: Optional[Tuple[object, ...]] = None
         self._layout_conditions: List[ZoneCondition] = []
 
@@ -148,9 +150,11 @@ class Policy:
         return self.current.config
 
     def needs_counters(self) -> bool:
-        """Whether this poll needs /proc/vmstat and PSI: global triggers, or the thrash guard's watch."""
+        """Whether this poll needs /proc/vmstat and PSI: global triggers, watched failure counters,
+        or the thrash guard's watch."""
         return (
             any(trigger.counters or trigger.reads_psi for trigger in self.config.triggers)
+            or bool(self.config.failures.counters)
             or self.thrash.watch_until is not None
         )
 
@@ -160,7 +164,7 @@ class Policy:
 
     def counter_keys(self) -> Tuple[str, ...]:
         """The /proc/vmstat keys to read: the triggers' counters and the guard's and the reports' own."""
-        names = dict.fromkeys(BASE_COUNTERS)
+        names = dict.fromkeys((*BASE_COUNTERS, *self.config.failures.counters))
         for trigger in self.config.triggers:
             names.update(dict.fromkeys(trigger.counters))
         return tuple(key for name in names for key in counter_keys(name))
@@ -218,7 +222,7 @@ class Policy:
         zone_conditions, notices = self._zone_conditions(obs)
         found: List[Tuple[Condition, float]] = []
         for condition in (*zone_conditions, *self.config.triggers):
-            value = condition.value(obs, self.rates)
+            value = condition.value(obs, self.recent)
             if value is not None:
                 found.append((condition, value))
                 continue
@@ -233,6 +237,10 @@ class Policy:
         self.warned.add(key)
         return [Notice("warning", message)]
 
+    @property
+    def rates(self) -> Dict[str, float]:
+        return self.recent.rates
+
     def _rate_names(self) -> Set[str]:
         return {name for trigger in self.config.triggers for name in trigger.counters} | {"workingset_refault"}
 
@@ -245,7 +253,7 @@ class Policy:
             elapsed = now - then
             if elapsed > 0:
                 # A counter that went down (reset) counts as no events.
-                self.rates = {
+                self.recent.rates = {
                     name: max(value - previous[name], 0) / elapsed
                     for name, value in current.items()
                     if name in previous
@@ -253,15 +261,66 @@ class Policy:
         self._prev = (now, current)
 
     def rebase(self, obs: Observation, now: float) -> None:
-        """Restart rate measurement from `obs` (after shrinkd's own actions, which bump allocstall)."""
+        """Restart rate and failure-counter measurement from `obs` (after shrinkd's own actions,
+        which bump allocstall and the compaction counters)."""
         self._prev = (
             now,
             {name: value for name in self._rate_names() if (value := counter(obs.vmstat, name)) is not None},
         )
+        if obs.vmstat:
+            self._failure_counts = {name: obs.vmstat[name] for name in self.config.failures.counters if name in obs.vmstat}
+
+    def _failures(self, obs: Observation, now: float) -> List[Notice]:
+        """The allocation failures in this observation: the kernel's reports, and the growth of the
+        watched /proc/vmstat counters since their last reading. Each is remembered for an hour (for
+        the conditions that count them) and told (allocation_failed)."""
+        notices: List[Notice] = []
+        zones = [name for _, name in obs.zones]
+        for report in obs.failures:
+            zone = highest_zone(report.zone, zones)
+            self.recent.failures.append(
+                Failure(now, order=report.order, mode=report.mode, zone=zone, process=report.process)
+            )
+            notices.append(
+                Notice(
+                    "allocation_failed",
+                    f"allocation failure reported by the kernel: order {report.order} in zone {zone} "
+                    f"for {report.process or 'the kernel'} (mode {report.mode or 'unknown'})",
+                    fields=(
+                        ("SOURCE", "kernel_log"),
+                        ("ORDER", str(report.order)),
+                        ("MODE", report.mode),
+                        ("ZONE", zone),
+                        ("PROCESS", report.process),
+                        ("KERNEL_TIME_US", str(report.ts_usec)),
+                    ),
+                )
+            )
+        if obs.vmstat:
+            for name in self.config.failures.counters:
+                value = obs.vmstat.get(name)
+                if value is None:
+                    continue
+                before = self._failure_counts.get(name)
+                self._failure_counts[name] = value
+                if before is None or value <= before:
+                    continue
+                self.recent.failures.append(Failure(now, count=value - before, counter=name))
+                notices.append(
+                    Notice(
+                        "allocation_failed",
+                        f"allocation failures counted by the kernel: {name} +{value - before}",
+                        fields=(("SOURCE", "vmstat"), ("COUNTER", name), ("COUNT", str(value - before))),
+                    )
+                )
+        self.recent.forget_failures(now - HOUR)
+        return notices
 
     def evaluate(self, obs: Observation, now: float) -> Plan:
         self._update_rates(obs, now)
-        notices = self._check_thrash(obs, now)
+        self.recent.sample(obs, now)
+        notices = self._failures(obs, now)
+        notices += self._check_thrash(obs, now)
         found, warnings = self.sources(obs)
         notices += warnings
         decisions: Dict[Tuple[str, int, str], Tuple[Decision, float]] = {}

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from .notify import Notifier
 
     Clock = Callable[[], float]
-    # A descriptor to watch, the poll(2) events to wait for, and what to do when they come.
-    Watch = Tuple[int, int, Callable[[int], int]]
+    # A descriptor to watch, the poll(2) events to wait for, what to do when they come,
+    # and the name of the cause when it wakes the daemon.
+    Watch = Tuple[int, int, Callable[[int], int], str]
 else:
     # The C module behind `signal`, with the same functions and constants: the
     # `signal` wrapper adds enum, functools and collections, 0.8 MB resident
@@ -66,7 +67,7 @@ class Signals:
 
     def watch(self) -> List[Watch]:
         """The self-pipe, for sleep(): drained when a signal arrives (the flags say what it was)."""
-        return [(self._read, select.POLLIN, self._drain)] if self._read >= 0 else []
+        return [(self._read, select.POLLIN, self._drain, "signal")] if self._read >= 0 else []
 
     def _drain(self, mask: int) -> int:
         try:
@@ -74,7 +75,7 @@ class Signals:
                 pass
         except BlockingIOError:
             pass
-        return STAY
+        return WAKE if self.interrupted else STAY
 
     def restore(self) -> None:
         for number, handler in self._old_handlers.items():
@@ -88,16 +89,23 @@ class Signals:
 
 
 def sleep(
-    timeout: float, clock: Clock, notifier: Notifier, watches: Sequence[Watch], interrupted: Callable[[], bool]
-) -> None:
-    """Sleep up to `timeout` seconds in poll(2), pinging systemd's watchdog on time; return early when
-    `interrupted()` becomes true or a watch's handler answers WAKE."""
+    timeout: float,
+    clock: Clock,
+    notifier: Notifier,
+    watches: Sequence[Watch],
+    interrupted: Callable[[], bool],
+    woken: Optional[Callable[[str], None]] = None,
+) -> str:
+    """Sleep up to `timeout` seconds in poll(2), pinging systemd's watchdog on time. Returns why it
+    ended: "timer", or the name of the watch whose handler answered WAKE ("signal" for the signals).
+    `woken(cause)` hears of the wake-ups that went back to sleep: a watchdog ping ("watchdog"), or a
+    descriptor whose handler answered STAY; so the daemon can say how often it wakes and why."""
     deadline = clock() + timeout
     poller = select.poll()
-    handlers: Dict[int, Callable[[int], int]] = {}
-    for fd, mask, handler in watches:
+    handlers: Dict[int, Tuple[Callable[[int], int], str]] = {}
+    for fd, mask, handler, name in watches:
         poller.register(fd, mask)
-        handlers[fd] = handler
+        handlers[fd] = (handler, name)
     ping: Optional[float] = notifier.watchdog_interval()
     next_ping = clock()
     while not interrupted():
@@ -107,14 +115,22 @@ def sleep(
             next_ping = now + ping
         left = deadline - now
         if left <= 0:
-            return
+            return "timer"
         if ping is not None:
             left = min(left, max(next_ping - now, 0.0))
-        woke = False
-        for fd, mask in poller.poll(max(int(left * 1000), 1)):
-            answer = handlers[fd](mask)
+        events = poller.poll(max(int(left * 1000), 1))
+        cause = ""
+        quiet = "" if events else "watchdog"
+        for fd, mask in events:
+            handler, name = handlers[fd]
+            answer = handler(mask)
             if answer == DROP:
                 poller.unregister(fd)
-            woke = woke or answer == WAKE
-        if woke:
-            return
+            elif answer == WAKE:
+                cause = cause or name
+            quiet = quiet or name
+        if cause:
+            return cause
+        if woken is not None and clock() < deadline:
+            woken(quiet)
+    return "signal"

@@ -74,6 +74,9 @@ def render(document: Dict[str, Any]) -> str:
     for node in document.get("nodes", []):
         lines.append(f"Node {node['node']}: compaction score {node['compaction_score']} (order {hpage})")
     width = 7
+    daemon = document.get("daemon")
+    if daemon is not None:
+        lines += _daemon_lines(daemon)
     for zone in document["zones"]:
         lines.append("")
         free = zone["free_pages"]
@@ -100,3 +103,20 @@ def render(document: Dict[str, Any]) -> str:
                 )
             )
     return "\n".join(lines) + "\n"
+
+
+def _daemon_lines(daemon: Dict[str, Any]) -> List[str]:
+    """The running daemon, as its state file says (cli.state_file)."""
+    wakes = daemon["wakes_per_minute"]
+    causes = ", ".join(f"{why} {rate:.1f}" for why, rate in sorted(wakes.items(), key=lambda item: -item[1]))
+    lines = [
+        "",
+        f"Daemon: pid {daemon['pid']}, up {daemon['uptime_s'] / 60:.0f} min, {daemon['polls']} polls"
+        + (" (dry run)" if daemon["dry_run"] else ""),
+        f"  wakes {sum(wakes.values()):.1f}/min" + (f" ({causes})" if causes else ""),
+        f"  last action: {daemon['last_action']}",
+    ]
+    for condition in daemon["conditions"]:
+        state = "HOLDS" if condition["active"] else f"{condition['of_trigger'] * 100:.0f}% of trigger"
+        lines.append(f"  {condition['name']} {condition['where']}: {condition['text']} ({state})")
+    return lines

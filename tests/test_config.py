@@ -174,7 +174,7 @@ def test_an_empty_file_changes_nothing(tmp_path: Path) -> None:
 INVALID: List[Tuple[str, str]] = [
     (
         "polll:\n  min_interval: 1\n",
-        "FILE:1: polll: unknown key (known: poll, psi, rules, triggers, backends, reclaim, guards, log, dry_run)",
+        "FILE:1: polll: unknown key (known: poll, psi, rules, triggers, failures, backends, reclaim, guards, log, dry_run)",
     ),
     ("poll:\n  min_interval: fast\n", "FILE:2: poll.min_interval: must be a number, got a string ('fast')"),
     ("poll:\n  min_interval: 0.01\n", "FILE:2: poll.min_interval: must be between 0.1 and 3600, got 0.01"),
@@ -201,7 +201,7 @@ INVALID: List[Tuple[str, str]] = [
     ),
     (
         "rules:\n  - zones: [Normal]\n    orders: [3]\n",
-        "FILE:2: rules[0]: needs at least one of unusable_index, extfrag_index, watermark",
+        "FILE:2: rules[0]: needs at least one of unusable_index, extfrag_index, watermark, predict",
     ),
     (
         "rules:\n  - zones: [Normal]\n    orders: [3]\n    unusable_index:\n      trigger: 0.5\n      clear: 0.7\n",
@@ -222,7 +222,7 @@ INVALID: List[Tuple[str, str]] = [
     (
         "rules:\n  - zones: [Normal]\n    orders: [3]\n    unusable_index: {trigger: 0.9, clear: 0.5}\n    colour: red\n",
         "FILE:5: rules[0].colour: unknown key (known: name, zones, node, orders, min_zone_size, unusable_index, "
-        "extfrag_index, watermark, sustain, reclaim)",
+        "extfrag_index, watermark, predict, sustain, reclaim)",
     ),
     (
         "rules:\n  - name: a\n    orders: [3]\n    unusable_index: {trigger: 0.9, clear: 0.5}\n"
@@ -249,7 +249,8 @@ INVALID: List[Tuple[str, str]] = [
     ),
     (
         "triggers:\n  vmstat:\n    - {counter: pgfault, rate: 1, clear: 0}\n",
-        "FILE:3: triggers.vmstat[0].counter: must be one of compact_stall, compact_fail, allocstall, got a string ('pgfault')",
+        "FILE:3: triggers.vmstat[0].counter: must be one of compact_stall, compact_fail, allocstall, "
+        "thp_fault_fallback, thp_collapse_alloc_failed, got a string ('pgfault')",
     ),
     ("triggers:\n  psi: {avg10: 10, clear: 20}\n", "FILE:2: triggers.psi.clear: must be below avg10 (10), got 20"),
     ("guards:\n  thrash:\n    backoff: 7200\n", "FILE:3: guards.thrash.backoff: must not be above backoff_max"),

@@ -51,6 +51,8 @@ psi:
   wakeup: false
 log:
   target: stderr
+poll:
+  max_interval: 10
 """
 
 
@@ -377,7 +379,7 @@ def test_sighup_reloads_and_sigterm_stops_a_running_loop(
     sock, address = notify
     install(tree.proc, "6.1-idle")
     path = tmp_path / "shrinkd.yaml"
-    slow = RULES.replace("wakeup: false", "wakeup: false\npoll:\n  min_interval: 30\n  max_interval: 30")
+    slow = RULES.replace("poll:\n  max_interval: 10", "poll:\n  min_interval: 30\n  max_interval: 30")
     stream = io.StringIO()
     d = Daemon(
         tree.procfs,
@@ -464,7 +466,11 @@ def test_vmstat_counters_picked_for_a_poll() -> None:
 
 @pytest.mark.parametrize(
     ("extra", "reads_vmstat"),
-    [("", False), ("triggers:\n  vmstat: [{counter: compact_stall, rate: 1, clear: 0.1}]\n", True)],
+    [
+        # Neither a rate trigger nor allocation failures watched in /proc/vmstat.
+        ("triggers:\n  allocation_failures: null\nfailures:\n  counters: []\n", False),
+        ("triggers:\n  vmstat: [{counter: compact_stall, rate: 1, clear: 0.1}]\n", True),
+    ],
     ids=["idle", "rate-trigger"],
 )
 def test_a_poll_reads_vmstat_only_when_a_decision_needs_it(tree: Tree, extra: str, reads_vmstat: bool) -> None:

@@ -76,7 +76,13 @@ def normal(free: Sequence[int], **kwargs: object) -> Observation:
     return observation({(0, "Normal"): free}, **kwargs)  # type: ignore[arg-type]
 
 
+# The rule alone: the built-in allocation_failures trigger is off in these tables, and the
+# slowest poll is 10 s (the intervals below are worked out for it).
 RULE = """
+triggers:
+  allocation_failures: null
+poll:
+  max_interval: 10
 rules:
   - name: huge
     zones: [Normal]
@@ -447,7 +453,11 @@ rules:
 
 
 def test_rate_trigger_compacts_all_nodes_and_never_reclaims() -> None:
-    text = "triggers:\n  vmstat:\n    - {counter: compact_stall, rate: 5, clear: 1, sustain: 1}\nrules: []\n"
+    # The rate trigger alone: compact_stall's growth is not also told as an allocation failure here.
+    text = (
+        "triggers:\n  allocation_failures: null\n  vmstat:\n    - {counter: compact_stall, rate: 5, clear: 1, sustain: 1}\n"
+        "rules: []\nfailures: {counters: []}\n"
+    )
     p = Policy(current(text), PAGE)
     assert p.evaluate(normal(HEALTHY, vmstat={"compact_stall": 1000}), 0.0).decisions == ()
     plan = p.evaluate(normal(HEALTHY, vmstat={"compact_stall": 1100}), 10.0)  # 100 in 10 s: 10/s
