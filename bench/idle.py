@@ -1,15 +1,20 @@
-"""The idle daemon side by side with earlyoom, nohang and a bare interpreter: CPU per minute and RSS.
+"""The idle daemon side by side with earlyoom, nohang, a trivial loop and a bare interpreter: CPU per
+minute, wake-ups per minute, CPU and page faults per wake-up, and RSS.
 
-All four run at once, in the same run, on an idle machine:
+All five run at once, in the same run, on an idle machine:
   shrinkd   `shrinkd run` started as the packaged /usr/bin/shrinkd starts it (PYTHON -c with its code), with the built-in defaults (--dry-run by default, so
             nothing is compacted or reclaimed while measuring), with NOTIFY_SOCKET and
-            WATCHDOG_USEC set as systemd would (it sends READY=1 and watchdog pings);
+            WATCHDOG_USEC set as systemd would with the unit's WatchdogSec=5min (it sends READY=1
+            and watchdog pings);
   earlyoom  Debian's /usr/bin/earlyoom with its defaults;
+  loop      the least a Python daemon can do: wake every 10 s and pread /proc/buddyinfo (the
+            same interpreter as shrinkd), so the cost of one wake-up is explainable on any machine;
   nohang    Debian's /usr/sbin/nohang --monitor with /etc/nohang/nohang.conf;
   bare      `PYTHON -c 'import time; time.sleep(...)'`, the same interpreter as shrinkd.
 After a settling time, CPU time (the scheduler's nanosecond count from
 /proc/PID/task/*/schedstat; utime + stime where that is missing) is taken over the
-window and scaled to one minute; RSS is VmRSS from /proc/PID/status at the end.
+window and scaled to one minute; wake-ups are the voluntary context switches of all threads
+(/proc/PID/task/*/status) over the window; RSS is VmRSS from /proc/PID/status at the end.
 Prints a table and the ratios to the targets: shrinkd CPU <= earlyoom's, shrinkd RSS
 <= 1.25x bare. With --imports, also what each of shrinkd's imports costs (RSS and
 `-X importtime`), to find what to trim.
@@ -47,6 +52,10 @@ class Candidate:
     process: Optional[subprocess.Popen[bytes]] = None
     cpu_start: float = 0.0
     cpu_end: float = 0.0
+    wakes_start: int = 0
+    wakes_end: int = 0
+    faults_start: int = 0
+    faults_end: int = 0
     rss_kb: int = 0
     exit_code: Optional[int] = None
 
@@ -65,6 +74,24 @@ def cpu_seconds(pid: int) -> float:
             text = handle.read()
         fields = text[text.rindex(")") + 2 :].split()
         return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def wakes(pid: int) -> int:
+    """Times the process went to sleep of its own accord, all threads (voluntary context switches):
+    each is one wake-up, since a sleeping process switches out again after it ran."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/status") as handle:
+            for line in handle:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def minor_faults(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        text = handle.read()
+    return int(text[text.rindex(")") + 2 :].split()[7])
 
 
 def status_kb(pid: int, key: str) -> int:
@@ -87,11 +114,22 @@ def default_python() -> str:
 
 
 LAUNCHER = "import sys\nfrom shrinkd.cli import main\nsys.exit(main())"
+# The baseline that explains a wake's cost on any machine: the least a Python daemon can do,
+# wake every 10 s and read /proc/buddyinfo.
+TRIVIAL_LOOP = (
+    "import os, time\n"
+    "fd = os.open('/proc/buddyinfo', os.O_RDONLY)\n"
+    "while True:\n"
+    "    os.pread(fd, 65536, 0)\n"
+    "    time.sleep(10)\n"
+)
+# WatchdogSec= of packaging/systemd/shrinkd.service (5 min): shrinkd pings every half of it.
+WATCHDOG_USEC = "300000000"
 
 
 def candidates(python: str, notify_socket: str, dry_run: bool) -> List[Candidate]:
     base = {key: value for key, value in os.environ.items() if key not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-    shrinkd_env = dict(base, PYTHONPATH=str(REPO), NOTIFY_SOCKET=notify_socket, WATCHDOG_USEC="30000000")
+    shrinkd_env = dict(base, PYTHONPATH=str(REPO), NOTIFY_SOCKET=notify_socket, WATCHDOG_USEC=WATCHDOG_USEC)
     # Started as the packaged /usr/bin/shrinkd starts it (its exact code), not with
     # `-m shrinkd`, whose runpy and importlib.util the deployed daemon never loads.
     run = [python, "-c", LAUNCHER, "run"] + (["--dry-run"] if dry_run else [])
@@ -101,6 +139,7 @@ def candidates(python: str, notify_socket: str, dry_run: bool) -> List[Candidate
     nohang = shutil.which("nohang") or ("/usr/sbin/nohang" if os.path.exists("/usr/sbin/nohang") else None)
     if nohang:
         found.append(Candidate("nohang", [nohang, "--monitor", "--config", "/etc/nohang/nohang.conf"], base))
+    found.append(Candidate("loop", [python, "-c", TRIVIAL_LOOP], base))
     found.append(Candidate("bare", [python, "-c", "import time; time.sleep(1e6)"], base))
     return found
 
@@ -132,6 +171,8 @@ def measure(items: Sequence[Candidate], settle: float, window: float, notify: so
             item.exit_code = item.process.poll()
             if item.exit_code is None:
                 item.cpu_start = cpu_seconds(item.process.pid)
+                item.wakes_start = wakes(item.process.pid)
+                item.faults_start = minor_faults(item.process.pid)
         started = time.monotonic()
         sleep_draining(window)
         elapsed = time.monotonic() - started
@@ -140,6 +181,8 @@ def measure(items: Sequence[Candidate], settle: float, window: float, notify: so
             item.exit_code = item.process.poll()
             if item.exit_code is None:
                 item.cpu_end = cpu_seconds(item.process.pid)
+                item.wakes_end = wakes(item.process.pid)
+                item.faults_end = minor_faults(item.process.pid)
                 item.rss_kb = status_kb(item.process.pid, "VmRSS")
         return elapsed, messages
     finally:
@@ -222,7 +265,9 @@ def import_costs(python: str) -> Tuple[List[str], List[Tuple[str, int]], List[Tu
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--window", type=float, default=180.0, help="measured window in seconds (default 180)")
+    parser.add_argument(
+        "--window", type=float, default=600.0, help="measured window in seconds (default 600: shrinkd wakes rarely)"
+    )
     parser.add_argument("--settle", type=float, default=15.0, help="seconds after start before measuring (default 15)")
     parser.add_argument("--python", default=None, help="interpreter for shrinkd and the bare one (default: Debian's python3)")
     parser.add_argument("--act", action="store_true", help="run shrinkd without --dry-run")
@@ -244,16 +289,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"idle: kernel {platform.release()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}")
     print(f"python for shrinkd and bare: {python} ({python_version(python)})")
     print(f"window {elapsed:.1f} s after {args.settle:.0f} s settling; CPU = scheduler run time (schedstat) per minute")
-    print(f"{'process':10s} {'CPU ms/min':>11s} {'RSS MB':>8s}")
+    print("wakes = voluntary context switches; faults = minor page faults")
+    print(f"{'process':10s} {'CPU ms/min':>11s} {'wakes/min':>10s} {'ms/wake':>8s} {'faults/wake':>12s} {'RSS MB':>8s}")
     figures: Dict[str, Tuple[float, float]] = {}
     for item in items:
         if item.exit_code is not None:
             print(f"{item.name:10s} exited early with code {item.exit_code}: {' '.join(item.command)}")
             continue
         cpu = (item.cpu_end - item.cpu_start) * 1000 * 60 / elapsed
+        woke = item.wakes_end - item.wakes_start
+        per_minute = woke * 60 / elapsed
+        per_wake = f"{cpu / per_minute:8.2f}" if woke else f"{'-':>8s}"
+        faults = f"{(item.faults_end - item.faults_start) / woke:12.1f}" if woke else f"{'-':>12s}"
         rss = item.rss_kb / 1024
         figures[item.name] = (cpu, rss)
-        print(f"{item.name:10s} {cpu:11.2f} {rss:8.1f}")
+        print(f"{item.name:10s} {cpu:11.2f} {per_minute:10.2f} {per_wake} {faults} {rss:8.1f}")
     ready = sum(1 for message in messages if b"READY=1" in message)
     pings = sum(1 for message in messages if b"WATCHDOG=1" in message)
     print(f"shrinkd sd_notify: READY=1 x{ready}, WATCHDOG=1 x{pings}")
