@@ -573,6 +573,11 @@ class GlobalCondition(Condition):
     """A trigger from the `triggers` section: the configured trigger is the condition."""
 
     __slots__ = ()
+    sustain_polls: int  # a slot of each kind: its `sustain` key
+
+    @property
+    def sustain(self) -> int:
+        return self.sustain_polls
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -612,10 +617,6 @@ class Pressure(GlobalCondition):
     @property
     def name(self) -> str:
         return f"psi:{self.pressure}"
-
-    @property
-    def sustain(self) -> int:
-        return self.sustain_polls
 
     def value(self, obs: Observation, recent: Recent) -> Optional[float]:
         return obs.psi(self.pressure)
@@ -661,10 +662,6 @@ class Rate(GlobalCondition):
     @property
     def name(self) -> str:
         return f"vmstat:{self.counter}"
-
-    @property
-    def sustain(self) -> int:
-        return self.sustain_polls
 
     @property
     def counters(self) -> Tuple[str, ...]:
@@ -719,10 +716,6 @@ class AllocationFailures(GlobalCondition):
     @property
     def name(self) -> str:
         return "allocation_failures"
-
-    @property
-    def sustain(self) -> int:
-        return self.sustain_polls
 
     @property
     def counters(self) -> Tuple[str, ...]:

@@ -167,13 +167,9 @@ def guest() -> Iterator[Path]:
     yield out
 
 
-def entries(path: Path) -> List[Dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
-
-
 def runs(out: Path) -> List[List[Dict[str, Any]]]:
     """The events of each shrinkd process, in order: the two `--once` runs, then the background daemon."""
-    journal = entries(out / "journal.json")
+    journal = vm.journal_entries(out / "journal.json")
     result: List[List[Dict[str, Any]]] = []
     current: List[Dict[str, Any]] = []
     for entry in journal:
@@ -267,7 +263,7 @@ def test_the_module_backend_is_used_when_the_module_is_loaded(guest: Path) -> No
 
 
 def test_journalctl_filters_by_message_id(guest: Path) -> None:
-    reclaimed = entries(guest / "reclaimed.json")
+    reclaimed = vm.journal_entries(guest / "reclaimed.json")
     assert [e["SHRINKD_BACKEND"] for e in reclaimed] == ["memory_reclaim", "shrinkmem"]
 
 

@@ -12,9 +12,8 @@ reports it (allocation_failed) and compacts for the allocation_failures trigger.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Iterator
 
 import pytest
 
@@ -78,10 +77,6 @@ def guest(request: pytest.FixtureRequest) -> Iterator[Path]:
     yield out
 
 
-def entries(path: Path) -> List[Dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
-
-
 def test_the_kernel_s_report_parses(guest: Path) -> None:
     records = [line for line in (guest / "kmsg-records.txt").read_text().splitlines() if line]
     assert records, "the kernel logged no allocation failure"
@@ -92,7 +87,7 @@ def test_the_kernel_s_report_parses(guest: Path) -> None:
 
 
 def test_the_failure_is_an_event_with_its_fields(guest: Path) -> None:
-    journal = entries(guest / "journal.json")
+    journal = vm.journal_entries(guest / "journal.json")
     failed = [e for e in journal if e.get("SHRINKD_EVENT") == "allocation_failed" and e["SHRINKD_SOURCE"] == "kernel_log"]
     assert len(failed) == 1, [e["MESSAGE"] for e in journal]
     event = failed[0]
@@ -103,7 +98,7 @@ def test_the_failure_is_an_event_with_its_fields(guest: Path) -> None:
 
 
 def test_shrinkd_compacts_at_once_for_the_failure(guest: Path) -> None:
-    journal = entries(guest / "journal.json")
+    journal = vm.journal_entries(guest / "journal.json")
     failed = next(e for e in journal if e.get("SHRINKD_EVENT") == "allocation_failed")
     compacted = [
         e for e in journal if e.get("SHRINKD_EVENT") == "compacted" and e["SHRINKD_TRIGGER"] == "allocation_failures"

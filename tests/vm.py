@@ -15,6 +15,7 @@ Usable from the shell too: `python -m tests.vm [--kernel 6.12] [--memory 2G] -- 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -26,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 # Run directories live in the repo (not /tmp: the guest mounts its own tmpfs there).
@@ -183,6 +184,11 @@ def build_module(out: Path, series: str, tree: Path = REPO / "kmod", name: str =
     if built.returncode != 0:
         raise VMError(f"building the module against {headers_dir(series)} failed:\n{built.stdout}{built.stderr}")
     return source / f"{name}.ko"
+
+
+def journal_entries(path: Path) -> List[Dict[str, Any]]:
+    """The entries of `journalctl -o json` output saved by a guest."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
 def available() -> Optional[str]:
