@@ -33,7 +33,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -150,7 +150,7 @@ def _is_action(line: str) -> bool:
     return bool(words) and words[0] in ("compacted", "reclaimed", "skipped")
 
 
-def run_one(workload: str, strategy: str, window: int, kernel: str, results: Path) -> Dict[str, Any]:
+def run_one(workload: str, strategy: str, window: int, kernel: str, results: Path, cpus: int = 2) -> Dict[str, Any]:
     target = results / kernel / workload / strategy
     if (target / "summary.json").exists():
         return dict(json.loads((target / "summary.json").read_text()))
@@ -168,7 +168,7 @@ def run_one(workload: str, strategy: str, window: int, kernel: str, results: Pat
         .replace("__INSMOD__", insmod)
     )
     started = time.monotonic()
-    result = vm.run_in_vm(script, kernel=kernel, memory=MEMORY, disks=[disk], out_dir=run_dir, timeout=1800)
+    result = vm.run_in_vm(script, kernel=kernel, memory=MEMORY, cpus=cpus, disks=[disk], out_dir=run_dir, timeout=3600)
     disk.unlink()
     if result.returncode != 0 or not (run_dir / "done").exists():
         log = (run_dir / "log.txt").read_text() if (run_dir / "log.txt").exists() else result.output[-3000:]
@@ -237,14 +237,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help=f"where runs are kept (default {DEFAULT_RESULTS})")
     parser.add_argument("--again", action="store_true", help="run again what was already measured")
     parser.add_argument("--docs", action="store_true", help="write the table (and plot) into docs/outcome.md")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="guests at once, one virtual CPU each when more than one (default 1)"
+    )
     args = parser.parse_args(argv)
-    rows = []
-    for workload in args.workloads:
-        for strategy in args.strategies:
-            if args.again:
-                shutil.rmtree(args.results / args.kernel / workload / strategy, ignore_errors=True)
-            print(f"outcome: {workload} / {strategy} ...", file=sys.stderr, flush=True)
-            rows.append(run_one(workload, strategy, args.window, args.kernel, args.results))
+    pairs = [(workload, strategy) for workload in args.workloads for strategy in args.strategies]
+    if args.again:
+        for workload, strategy in pairs:
+            shutil.rmtree(args.results / args.kernel / workload / strategy, ignore_errors=True)
+    cpus = 1 if args.jobs > 1 else 2
+
+    def one(pair: Tuple[str, str]) -> Dict[str, Any]:
+        print(f"outcome: {pair[0]} / {pair[1]} ...", file=sys.stderr, flush=True)
+        return run_one(pair[0], pair[1], args.window, args.kernel, args.results, cpus)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
+        rows = list(pool.map(one, pairs))
     text = table(rows)
     sys.stdout.write(text)
     if args.docs:

@@ -6,8 +6,9 @@ the same machine state:
             on files kept open (the kernel's own work of generating the text);
   poll:     the daemon's regular poll, as Daemon.tick does it with the built-in
             configuration: read and parse what the decisions need (procfs.Reader:
-            buddyinfo always; zoneinfo and vmstat/PSI only when the policy needs them
-            every poll, else zoneinfo is re-parsed once a minute), metrics
+            buddyinfo always; vmstat (the counters picked) and PSI when the policy
+            needs them, which the built-in allocation-failure watch does every poll;
+            zoneinfo only when a condition needs it fresh, else every ten minutes), metrics
             (view.observe: the kernel-exact indexes), decide (Policy.evaluate);
   full:     the same with every file read and parsed afresh (the daemon's poll once
             a minute and around actions).
@@ -130,9 +131,22 @@ def measure(procfs: ProcFS, cycles: int, rounds: int) -> Dict[str, float]:
     for _ in range(rounds):
         for name, step in steps.items():
             samples[name].append(per_cycle_us(step, cycles))
+    result = {name: statistics.median(values) for name, values in samples.items()}
+    # What a regular poll leaves to the garbage collector, and the most it holds at once: what
+    # freezing start-up objects out of the collector (gc.freeze) could save.
+    import gc
+    import tracemalloc
+
+    before = [stat["collections"] for stat in gc.get_stats()]
+    for _ in range(1000):
+        regular()
+    result["gc per 1000 polls"] = sum(stat["collections"] for stat in gc.get_stats()) - sum(before)
+    tracemalloc.start()
+    regular()
+    result["peak bytes per poll"] = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     bare.close()
     reader.close()
-    result = {name: statistics.median(values) for name, values in samples.items()}
     for name in bare.names:  # where read+parse goes, file by file
         with OpenFile(procfs.proc(name)) as handle:
             text = handle.read()
@@ -170,6 +184,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name in FILES:
         if f"read {name}" in result:
             print(f"    {name + ':':18s} read+decode {result[f'read {name}']:7.1f} us, parse {result[f'parse {name}']:7.1f} us")
+    print(f"garbage collections per 1000 regular polls: {result['gc per 1000 polls']:.0f}")
+    print(f"memory allocated at most during one regular poll: {result['peak bytes per poll'] / 1024:.0f} KiB")
     print(f"ratio regular/bare:   {result['regular'] / result['bare']:10.2f}x (target <= 2x)")
     print(f"ratio full/bare:      {result['full'] / result['bare']:10.2f}x")
     return 0

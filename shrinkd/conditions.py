@@ -740,7 +740,7 @@ class AllocationFailures(GlobalCondition):
         return value / self.count
 
     def text(self, value: float) -> str:
-        return f"{int(value)} in {self.window:g} s"
+        return f"{int(value)} failure{'' if int(value) == 1 else 's'} within {self.window:g} s"
 
     def field(self, value: float) -> str:
         return str(int(value))

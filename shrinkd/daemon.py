@@ -41,7 +41,10 @@ if TYPE_CHECKING:
 
     ConfigLoader = Callable[[], Config]
 
-ZONEINFO_REFRESH = 60.0  # seconds
+# Seconds between parses of /proc/zoneinfo when no condition needs it fresh: its managed pages
+# and watermarks change with memory blocks (a uevent refreshes it at once) and rare sysctls,
+# and its parse is most of what a poll costs.
+ZONEINFO_REFRESH = 600.0
 DETECT_INTERVAL = 10.0  # seconds between looks for new or gone backends, without kernel uevents
 WAKE_WINDOW = 600.0  # seconds of wake-ups the wake rates are taken over
 

@@ -21,7 +21,7 @@ import pytest
 
 from shrinkd import config, configload, metrics, parse
 from shrinkd.actions import Tunables
-from shrinkd.daemon import Daemon
+from shrinkd.daemon import ZONEINFO_REFRESH, Daemon
 from shrinkd.journal import MESSAGE_IDS, Journal
 from shrinkd.notify import Notifier
 from shrinkd.udevwatch import classify, parse_uevent
@@ -482,7 +482,7 @@ def test_a_poll_reads_vmstat_only_when_a_decision_needs_it(tree: Tree, extra: st
         (tree.proc / "vmstat").write_text("compact_stall broken\n")
         clock.now += 10
         d.tick()
-        clock.now += 60  # zoneinfo and the counters are read again once a minute
+        clock.now += ZONEINFO_REFRESH  # zoneinfo and the counters are read again then
         d.tick()
     finally:
         d.close()
