@@ -1,8 +1,8 @@
 """Allocation failures (the kernel's log and /proc/vmstat), prediction, and how often the daemon wakes.
 
 The kernel's own records are in tests/fixtures/kmsg/ (captured from Debian's kernels by
-tests/test_failures_vm.py); the older and interleaved formats below are as kernels printed
-them in public bug reports (cited beside each). The live behaviour is in tests/test_failures_vm.py.
+tests/test_defaults_vm.py); the older and interleaved formats below are as kernels printed
+them in public bug reports (cited beside each). The live behaviour is in tests/test_defaults_vm.py.
 """
 
 from __future__ import annotations
