@@ -16,12 +16,13 @@
  * CPU, kCFI): the module refuses to load there, with one message saying why.
  *
  * shrink_all_memory() checks no signals, so large requests are split into
- * chunks with a fatal-signal check between them.
+ * chunks; any pending signal, or the freezer, stops a request between them.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/ctype.h>
 #include <linux/freezer.h>
 #include <linux/fs.h>
 #include <linux/kernel.h>
@@ -32,6 +33,7 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/sched/signal.h>
+#include <linux/seq_file.h>
 #include <linux/spinlock.h>
 #include <linux/swap.h>
 #include <linux/uaccess.h>
@@ -42,7 +44,7 @@
 
 #include "uapi/shrinkmem.h"
 
-#define SHRINKMEM_VERSION "1.0.0"
+#define SHRINKMEM_VERSION "1.1.0"
 
 /* Pages per megabyte. */
 #define MB_SHIFT (20 - PAGE_SHIFT)
@@ -53,30 +55,93 @@
  */
 #define TEXT_MAX 64
 
+/*
+ * Largest chunk. A chunk cannot be interrupted, so it bounds how long a
+ * signal or the freezer (whose timeout is 20 s) waits for a request to stop.
+ */
+#define CHUNK_MB_MAX 64
+
+static unsigned long shrinkmem_total_mb(void)
+{
+	return totalram_pages() >> MB_SHIFT;
+}
+
+/* max_mb: 1 MB up to the machine's RAM; 0 until set (init then sets a quarter of RAM). */
 static unsigned long max_mb;
-module_param(max_mb, ulong, 0644);
-MODULE_PARM_DESC(max_mb, "Largest request in MB; 0 means total RAM (default: total RAM)");
+
+static int shrinkmem_set_max_mb(const char *val, const struct kernel_param *kp)
+{
+	unsigned long mb;
+
+	if (kstrtoul(val, 10, &mb) || !mb) {
+		pr_err("max_mb=%.*s: not a whole number of megabytes from 1 to %lu\n",
+		       (int)strcspn(val, "\n"), val, shrinkmem_total_mb());
+		return -EINVAL;
+	}
+	if (mb > shrinkmem_total_mb()) {
+		pr_err("max_mb=%lu: more than this machine's %lu MB of RAM\n",
+		       mb, shrinkmem_total_mb());
+		return -EINVAL;
+	}
+	WRITE_ONCE(max_mb, mb);
+	return 0;
+}
+
+static const struct kernel_param_ops max_mb_ops = {
+	.set = shrinkmem_set_max_mb,
+	.get = param_get_ulong,
+};
+module_param_cb(max_mb, &max_mb_ops, &max_mb, 0644);
+MODULE_PARM_DESC(max_mb, "Largest request in MB, 1 to total RAM (default: a quarter of RAM)");
 
 static unsigned int chunk_mb = 16;
-module_param(chunk_mb, uint, 0644);
-MODULE_PARM_DESC(chunk_mb, "Reclaim in chunks of this many MB, checking for a fatal signal between them (1-1024, default 16)");
+
+static int shrinkmem_set_chunk_mb(const char *val, const struct kernel_param *kp)
+{
+	unsigned int mb;
+
+	if (kstrtouint(val, 10, &mb) || !mb || mb > CHUNK_MB_MAX) {
+		pr_err("chunk_mb=%.*s: not a whole number of megabytes from 1 to %d\n",
+		       (int)strcspn(val, "\n"), val, CHUNK_MB_MAX);
+		return -EINVAL;
+	}
+	WRITE_ONCE(chunk_mb, mb);
+	return 0;
+}
+
+static const struct kernel_param_ops chunk_mb_ops = {
+	.set = shrinkmem_set_chunk_mb,
+	.get = param_get_uint,
+};
+module_param_cb(chunk_mb, &chunk_mb_ops, &chunk_mb, 0644);
+MODULE_PARM_DESC(chunk_mb, "Reclaim in chunks of this many MB, checking for signals and the freezer between them (1-64, default 16)");
 
 /* One reclaim at a time. */
 static DEFINE_MUTEX(shrinkmem_lock);
 
 /* Counters for read(); updated under stats_lock, never held while reclaiming. */
 static DEFINE_SPINLOCK(stats_lock);
-static struct {
+static struct shrinkmem_stats {
 	u64 calls;
 	u64 pages_requested;
 	u64 pages_reclaimed;
 	u64 last_requested;
 	u64 last_reclaimed;
 	u64 last_duration_ns;
+	u64 longest_chunk_ns;
 	int last_result;
+	u32 last_flags;
 } stats;
 
-static u32 method;
+/* What one request did. */
+struct shrinkmem_outcome {
+	unsigned long reclaimed;
+	u64 duration_ns;
+	u32 flags;	/* SHRINKMEM_RESULT_* */
+};
+
+/* Set once at load, read-only after it. */
+static u32 method __ro_after_init;
 
 #ifdef SHRINKMEM_EXPORTED
 
@@ -94,7 +159,7 @@ static unsigned long shrinkmem_shrink(unsigned long pages)
 
 #else /* !SHRINKMEM_EXPORTED */
 
-static unsigned long (*shrink_fn)(unsigned long nr_to_reclaim);
+static unsigned long (*shrink_fn)(unsigned long nr_to_reclaim) __ro_after_init;
 
 /*
  * Find shrink_all_memory() with a kprobe that is registered disabled (never
@@ -137,6 +202,15 @@ static int shrinkmem_check_safe(void)
 		return -EOPNOTSUPP;
 	}
 #ifndef SHRINKMEM_EXPORTED
+	/*
+	 * The kprobe's address is the function's entry only where that has been
+	 * checked; on powerpc64, for one, it is not (local entry points, function
+	 * descriptors). Kbuild stops such builds too; this catches any other.
+	 */
+	if (!IS_ENABLED(CONFIG_X86_64) && !IS_ENABLED(CONFIG_ARM64) && !IS_ENABLED(CONFIG_ARM)) {
+		pr_err("refusing to load: calling shrink_all_memory() through the address a kprobe finds is proven only on x86_64, arm64 and arm; rebuild the kernel with patches/export-shrink_all_memory.patch, or use /sys/fs/cgroup/memory.reclaim (5.19+)\n");
+		return -EOPNOTSUPP;
+	}
 	if (IS_ENABLED(CONFIG_CFI_CLANG) || IS_ENABLED(CONFIG_CFI)) {
 		pr_err("refusing to load: kCFI would reject an indirect call to shrink_all_memory(); rebuild the kernel with patches/export-shrink_all_memory.patch, or use /sys/fs/cgroup/memory.reclaim (5.19+)\n");
 		return -EOPNOTSUPP;
@@ -156,53 +230,67 @@ static const char *shrinkmem_method_name(void)
 	return method == SHRINKMEM_METHOD_EXPORT ? "export" : "kprobe";
 }
 
-/* The request limit in pages: max_mb, or total RAM when max_mb is 0. */
+/* The request limit in pages. */
 static unsigned long shrinkmem_max_pages(void)
 {
-	unsigned long mb = READ_ONCE(max_mb);
+	return READ_ONCE(max_mb) << MB_SHIFT;
+}
 
-	if (!mb)
-		return totalram_pages();
-	if (mb > ULONG_MAX >> MB_SHIFT)
-		return ULONG_MAX;
-	return mb << MB_SHIFT;
+static const char *shrinkmem_end_text(int ret, u32 flags)
+{
+	if (flags & SHRINKMEM_RESULT_FROZEN)
+		return " (stopped: the system is freezing)";
+	if (ret || (flags & SHRINKMEM_RESULT_INTERRUPTED))
+		return " (interrupted)";
+	return "";
 }
 
 /*
  * Reclaim up to @pages pages, chunk by chunk. Stops when done, when a chunk
- * reclaims less than it asked for (nothing more to take now), on a fatal
- * signal (-EINTR) or when the system is freezing for suspend.
+ * reclaims less than it asked for (nothing more to take now), when a signal
+ * is pending, or when the system is freezing for suspend; @out says which.
+ * Returns -ERESTARTSYS when a signal came while waiting for another request
+ * (nothing done), else 0.
  */
-static int shrinkmem_reclaim(unsigned long pages, unsigned long *reclaimed,
-			     u64 *duration_ns)
+static int shrinkmem_reclaim(unsigned long pages, struct shrinkmem_outcome *out)
 {
 	unsigned long chunk_pages, chunk, got, done = 0;
-	u64 start;
-	int ret = 0;
+	u64 start, chunk_start, chunk_ns, longest = 0;
+	u32 flags = 0;
 
-	*reclaimed = 0;
-	*duration_ns = 0;
-	if (mutex_lock_killable(&shrinkmem_lock))
-		return -EINTR;
+	out->reclaimed = 0;
+	out->duration_ns = 0;
+	out->flags = 0;
+	if (mutex_lock_interruptible(&shrinkmem_lock))
+		return -ERESTARTSYS;
 
-	chunk_pages = (unsigned long)clamp_val(READ_ONCE(chunk_mb), 1U, 1024U) << MB_SHIFT;
+	chunk_pages = (unsigned long)READ_ONCE(chunk_mb) << MB_SHIFT;
 	start = ktime_get_ns();
 	while (done < pages) {
-		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
+		/* The freezer wakes tasks with a fake signal: check it first. */
+		if (freezing(current)) {
+			flags = SHRINKMEM_RESULT_FROZEN;
 			break;
 		}
-		if (freezing(current))
+		if (signal_pending(current)) {
+			flags = SHRINKMEM_RESULT_INTERRUPTED;
 			break;
+		}
 		chunk = min(pages - done, chunk_pages);
+		chunk_start = ktime_get_ns();
 		got = shrinkmem_shrink(chunk);
+		chunk_ns = ktime_get_ns() - chunk_start;
+		longest = max(longest, chunk_ns);
 		done += got;
-		if (got < chunk)
+		if (got < chunk) {
+			flags = SHRINKMEM_RESULT_SHORT;
 			break;
+		}
 		cond_resched();
 	}
-	*duration_ns = ktime_get_ns() - start;
-	*reclaimed = done;
+	out->duration_ns = ktime_get_ns() - start;
+	out->reclaimed = done;
+	out->flags = flags;
 
 	spin_lock(&stats_lock);
 	stats.calls++;
@@ -210,97 +298,132 @@ static int shrinkmem_reclaim(unsigned long pages, unsigned long *reclaimed,
 	stats.pages_reclaimed += done;
 	stats.last_requested = pages;
 	stats.last_reclaimed = done;
-	stats.last_duration_ns = *duration_ns;
-	stats.last_result = ret;
+	stats.last_duration_ns = out->duration_ns;
+	stats.longest_chunk_ns = max(stats.longest_chunk_ns, longest);
+	stats.last_result = (flags & SHRINKMEM_RESULT_INTERRUPTED) ? -EINTR : 0;
+	stats.last_flags = flags;
 	spin_unlock(&stats_lock);
 
 	mutex_unlock(&shrinkmem_lock);
-	return ret;
+	return 0;
 }
 
-static ssize_t shrinkmem_read(struct file *file, char __user *buf, size_t count,
-			      loff_t *ppos)
+/* May this file ask for reclaim? The opener's capability decides, not the caller's. */
+static bool shrinkmem_may_reclaim(struct file *file)
 {
-	char text[512];
-	u64 calls, requested, reclaimed, last_req, last_rec, last_ns;
-	int last_result, len;
+	return file_ns_capable(file, &init_user_ns, CAP_SYS_ADMIN);
+}
+
+/* read(): one snapshot per open (or per seek to 0), so partial reads agree. */
+static int shrinkmem_show(struct seq_file *m, void *v)
+{
+	struct shrinkmem_stats snap;
 
 	spin_lock(&stats_lock);
-	calls = stats.calls;
-	requested = stats.pages_requested;
-	reclaimed = stats.pages_reclaimed;
-	last_req = stats.last_requested;
-	last_rec = stats.last_reclaimed;
-	last_ns = stats.last_duration_ns;
-	last_result = stats.last_result;
+	snap = stats;
 	spin_unlock(&stats_lock);
 
-	len = scnprintf(text, sizeof(text),
-			"method: %s\nabi_version: %d\npage_size: %lu\nmax_pages: %lu\n"
-			"calls: %llu\npages_requested: %llu\npages_reclaimed: %llu\n"
-			"last_pages_requested: %llu\nlast_pages_reclaimed: %llu\n"
-			"last_duration_ns: %llu\nlast_result: %d\n",
-			shrinkmem_method_name(), SHRINKMEM_ABI_VERSION, PAGE_SIZE,
-			shrinkmem_max_pages(), calls, requested, reclaimed,
-			last_req, last_rec, last_ns, last_result);
-	return simple_read_from_buffer(buf, count, ppos, text, len);
+	seq_printf(m, "method: %s\nabi_version: %d\npage_size: %lu\nmax_pages: %lu\n",
+		   shrinkmem_method_name(), SHRINKMEM_ABI_VERSION, PAGE_SIZE,
+		   shrinkmem_max_pages());
+	seq_printf(m, "calls: %llu\npages_requested: %llu\npages_reclaimed: %llu\n",
+		   snap.calls, snap.pages_requested, snap.pages_reclaimed);
+	seq_printf(m, "last_pages_requested: %llu\nlast_pages_reclaimed: %llu\n",
+		   snap.last_requested, snap.last_reclaimed);
+	seq_printf(m, "last_duration_ns: %llu\nlast_result: %d\nlast_flags: %u\n",
+		   snap.last_duration_ns, snap.last_result, snap.last_flags);
+	seq_printf(m, "longest_chunk_ns: %llu\n", snap.longest_chunk_ns);
+	return 0;
 }
 
-/* Text requests: a decimal number of megabytes, optionally newline-ended. */
+static int shrinkmem_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, shrinkmem_show, NULL);
+}
+
+/*
+ * The text request: 1 to TEXT_MAX bytes, decimal digits with no sign and no
+ * leading zero, then at most one newline ("100" or "100\n"). Anything else is
+ * EINVAL; digits that overflow an unsigned long are ERANGE.
+ */
+static int shrinkmem_parse_mb(char *text, size_t len, unsigned long *mb)
+{
+	size_t digits = len, i;
+
+	if (digits && text[digits - 1] == '\n')
+		digits--;
+	if (!digits || text[0] == '0')
+		return -EINVAL;
+	for (i = 0; i < digits; i++)
+		if (!isdigit(text[i]))
+			return -EINVAL;
+	text[digits] = '\0';
+	return kstrtoul(text, 10, mb);
+}
+
 static ssize_t shrinkmem_write(struct file *file, const char __user *buf,
 			       size_t count, loff_t *ppos)
 {
 	char text[TEXT_MAX + 1];
-	unsigned long mb, pages, reclaimed;
-	u64 ns;
+	struct shrinkmem_outcome out;
+	unsigned long mb;
 	int ret;
 
-	if (!capable(CAP_SYS_ADMIN))
+	if (!shrinkmem_may_reclaim(file))
 		return -EPERM;
 	if (!count || count > TEXT_MAX)
 		return -EINVAL;
 	if (copy_from_user(text, buf, count))
 		return -EFAULT;
-	text[count] = '\0';
-	if (strlen(text) != count)
-		return -EINVAL;
-	ret = kstrtoul(text, 10, &mb);
+	ret = shrinkmem_parse_mb(text, count, &mb);
 	if (ret)
 		return ret;
-	if (!mb)
-		return -EINVAL;
-	if (mb > shrinkmem_max_pages() >> MB_SHIFT)
+	if (mb > READ_ONCE(max_mb))
 		return -ERANGE;
-	pages = mb << MB_SHIFT;
 
-	ret = shrinkmem_reclaim(pages, &reclaimed, &ns);
+	ret = shrinkmem_reclaim(mb << MB_SHIFT, &out);
 	pr_info("requested %lu MB, reclaimed %lu pages in %llu us%s\n", mb,
-		reclaimed, div_u64(ns, NSEC_PER_USEC), ret ? " (interrupted)" : "");
-	return ret ? ret : count;
+		out.reclaimed, div_u64(out.duration_ns, NSEC_PER_USEC),
+		shrinkmem_end_text(ret, out.flags));
+	/*
+	 * A signal ends the write with EINTR, whatever was reclaimed before it
+	 * (the log line and read() tell how much); it is never restarted, which
+	 * would repeat the whole request. The freezer ends it as done.
+	 */
+	if (ret == -ERESTARTSYS || (out.flags & SHRINKMEM_RESULT_INTERRUPTED))
+		return -EINTR;
+	return count;
 }
 
-static long shrinkmem_ioctl_reclaim(struct shrinkmem_reclaim __user *argp)
+static long shrinkmem_ioctl_reclaim(struct file *file,
+				    struct shrinkmem_reclaim __user *argp)
 {
 	struct shrinkmem_reclaim req;
-	unsigned long reclaimed;
-	u64 ns;
+	struct shrinkmem_outcome out;
 	int ret;
 
+	if (!shrinkmem_may_reclaim(file))
+		return -EPERM;
 	if (copy_from_user(&req, argp, sizeof(req)))
 		return -EFAULT;
-	if (req.flags || req.reserved || !req.pages_requested)
+	if (req.flags || req.result || !req.pages_requested)
 		return -EINVAL;
 	if (req.pages_requested > shrinkmem_max_pages())
 		return -ERANGE;
+	/* Make sure the reply can be written before reclaiming anything. */
+	if (copy_to_user(argp, &req, sizeof(req)))
+		return -EFAULT;
 
-	ret = shrinkmem_reclaim(req.pages_requested, &reclaimed, &ns);
+	ret = shrinkmem_reclaim(req.pages_requested, &out);
 	pr_debug("ioctl requested %llu pages, reclaimed %lu pages in %llu us%s\n",
-		 req.pages_requested, reclaimed, div_u64(ns, NSEC_PER_USEC),
-		 ret ? " (interrupted)" : "");
+		 req.pages_requested, out.reclaimed,
+		 div_u64(out.duration_ns, NSEC_PER_USEC),
+		 shrinkmem_end_text(ret, out.flags));
 	if (ret)
 		return ret;
-	req.pages_reclaimed = reclaimed;
-	req.duration_ns = ns;
+	req.pages_reclaimed = out.reclaimed;
+	req.duration_ns = out.duration_ns;
+	req.result = out.flags;
 	if (copy_to_user(argp, &req, sizeof(req)))
 		return -EFAULT;
 	return 0;
@@ -326,12 +449,8 @@ static long shrinkmem_ioctl(struct file *file, unsigned int cmd, unsigned long a
 
 	switch (cmd) {
 	case SHRINKMEM_IOC_RECLAIM:
-		if (!capable(CAP_SYS_ADMIN))
-			return -EPERM;
-		return shrinkmem_ioctl_reclaim(argp);
+		return shrinkmem_ioctl_reclaim(file, argp);
 	case SHRINKMEM_IOC_INFO:
-		if (!capable(CAP_SYS_ADMIN))
-			return -EPERM;
 		return shrinkmem_ioctl_info(argp);
 	default:
 		return -ENOTTY;
@@ -340,7 +459,10 @@ static long shrinkmem_ioctl(struct file *file, unsigned int cmd, unsigned long a
 
 static const struct file_operations shrinkmem_fops = {
 	.owner = THIS_MODULE,
-	.read = shrinkmem_read,
+	.open = shrinkmem_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
 	.write = shrinkmem_write,
 	.unlocked_ioctl = shrinkmem_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
@@ -364,7 +486,7 @@ static int __init shrinkmem_init(void)
 	if (ret)
 		return ret;
 	if (!max_mb)
-		max_mb = totalram_pages() >> MB_SHIFT;
+		max_mb = max(shrinkmem_total_mb() / 4, 1UL);
 
 	ret = misc_register(&shrinkmem_misc);
 	if (ret) {

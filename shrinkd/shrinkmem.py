@@ -26,17 +26,22 @@ from shrinkd.errors import ActionError, MissingInputError
 DEVICE = "/dev/shrinkmem"
 
 # SHRINKMEM_ABI_VERSION the client was written for.
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 METHOD_EXPORT = 1
 METHOD_KPROBE = 2
 METHOD_NAMES = {METHOD_EXPORT: "export", METHOD_KPROBE: "kprobe"}
 
+# struct shrinkmem_reclaim.result: why a request ended early (0: it reclaimed all it asked for).
+RESULT_INTERRUPTED = 0x1
+RESULT_FROZEN = 0x2
+RESULT_SHORT = 0x4
+
 IOC_MAGIC = ord("Y")
 
 # struct shrinkmem_reclaim and struct shrinkmem_info, field by field ("=": no implicit padding;
 # the header pads explicitly).
-RECLAIM_FIELDS = ("pages_requested", "pages_reclaimed", "duration_ns", "flags", "reserved")
+RECLAIM_FIELDS = ("pages_requested", "pages_reclaimed", "duration_ns", "flags", "result")
 RECLAIM_STRUCT = struct.Struct("=QQQII")
 INFO_FIELDS = ("abi_version", "method", "max_pages", "page_size", "reserved")
 INFO_STRUCT = struct.Struct("=IIQII")
@@ -93,6 +98,17 @@ class ReclaimResult:
     pages_requested: int
     pages_reclaimed: int
     duration_ns: int
+    result: int = 0  # RESULT_* bits: why the request ended early, 0 when it did not
+
+    @property
+    def interrupted(self) -> bool:
+        """A signal stopped the request part-way; pages_reclaimed is what it did until then."""
+        return bool(self.result & RESULT_INTERRUPTED)
+
+    @property
+    def frozen(self) -> bool:
+        """The system began freezing tasks (suspend, hibernation) and the request stopped part-way."""
+        return bool(self.result & RESULT_FROZEN)
 
 
 @dataclass(frozen=True)
@@ -112,9 +128,13 @@ def _errno_text(error: OSError) -> str:
 
 
 class ShrinkMem:
-    """An open /dev/shrinkmem. Opening needs read-write access to the node; requests need CAP_SYS_ADMIN."""
+    """An open /dev/shrinkmem. Opening needs read-write access to the node; requests need CAP_SYS_ADMIN.
 
-    def __init__(self, path: Union[str, Path] = DEVICE) -> None:
+    Opening asks the module its ABI version (SHRINKMEM_IOC_INFO) and refuses a module
+    that speaks another one, with an ActionError naming both versions.
+    """
+
+    def __init__(self, path: Union[str, Path] = DEVICE, *, check_abi: bool = True) -> None:
         self.path = str(path)
         self._fd: Optional[int] = None
         try:
@@ -125,6 +145,28 @@ class ShrinkMem:
                     self.path, f"cannot open: {_errno_text(error)}; is the shrinkmem module loaded?"
                 ) from None
             raise ActionError(f"{self.path}: cannot open: {_errno_text(error)}") from None
+        if check_abi:
+            try:
+                self._check_abi()
+            except BaseException:
+                self.close()
+                raise
+
+    def _check_abi(self) -> None:
+        buffer = bytearray(INFO_STRUCT.size)
+        try:
+            fcntl.ioctl(self._fileno(), IOC_INFO, buffer, True)
+        except OSError as error:
+            raise ActionError(
+                f"{self.path}: cannot ask the shrinkmem module its ABI version (SHRINKMEM_IOC_INFO: "
+                f"{_errno_text(error)}); this shrinkd needs ABI version {ABI_VERSION}"
+            ) from None
+        version = INFO_STRUCT.unpack(buffer)[0]
+        if version != ABI_VERSION:
+            raise ActionError(
+                f"{self.path}: the loaded shrinkmem module speaks ABI version {version}, this shrinkd needs "
+                f"version {ABI_VERSION}: load the module that came with this shrinkd"
+            )
 
     def _fileno(self) -> int:
         if self._fd is None:
@@ -132,7 +174,11 @@ class ShrinkMem:
         return self._fd
 
     def reclaim(self, pages: int) -> ReclaimResult:
-        """Reclaim up to `pages` pages (SHRINKMEM_IOC_RECLAIM); blocks until the kernel is done."""
+        """Reclaim up to `pages` pages (SHRINKMEM_IOC_RECLAIM); blocks until the kernel is done.
+
+        A signal (a handled SIGTERM, say) stops the request between chunks: the
+        result then has `interrupted` set and counts what was reclaimed until then.
+        """
         if isinstance(pages, bool) or not isinstance(pages, int) or not 0 <= pages <= _U64_MAX:
             raise ValueError(f"pages must be an integer from 0 to 2**64-1, got {pages!r}")
         buffer = bytearray(RECLAIM_STRUCT.pack(pages, 0, 0, 0, 0))
@@ -142,8 +188,8 @@ class ShrinkMem:
             raise ActionError(
                 f"{self.path}: SHRINKMEM_IOC_RECLAIM of {pages} pages failed: {_errno_text(error)}"
             ) from None
-        requested, reclaimed, duration_ns, _flags, _reserved = RECLAIM_STRUCT.unpack(buffer)
-        return ReclaimResult(requested, reclaimed, duration_ns)
+        requested, reclaimed, duration_ns, _flags, result = RECLAIM_STRUCT.unpack(buffer)
+        return ReclaimResult(requested, reclaimed, duration_ns, result)
 
     def info(self) -> ModuleInfo:
         """The module's ABI version, how it reaches shrink_all_memory(), its limit and page size."""

@@ -25,6 +25,7 @@ from shrinkd.errors import ActionError, MissingInputError
 REPO = Path(__file__).resolve().parent.parent
 HEADER = REPO / "kmod" / "uapi" / "shrinkmem.h"
 STRUCT_CODES = {"__u64": "Q", "__u32": "I", "__u16": "H", "__u8": "B", "__s64": "q", "__s32": "i"}
+RESULT_CONSTANTS = ("RESULT_INTERRUPTED", "RESULT_FROZEN", "RESULT_SHORT")
 DIRECTIONS = {"_IO": (), "_IOR": ("read",), "_IOW": ("write",), "_IOWR": ("read", "write")}
 
 
@@ -110,6 +111,8 @@ def test_constants_match_the_header_text() -> None:
     assert int(defines["SHRINKMEM_METHOD_EXPORT"]) == shrinkmem.METHOD_EXPORT
     assert int(defines["SHRINKMEM_METHOD_KPROBE"]) == shrinkmem.METHOD_KPROBE
     assert defines["SHRINKMEM_IOC_MAGIC"] == repr(chr(shrinkmem.IOC_MAGIC))
+    for name in RESULT_CONSTANTS:
+        assert int(defines[f"SHRINKMEM_{name}"], 0) == getattr(shrinkmem, name), name
 
 
 # ---------------------------------------------------------------- the header as the compiler sees it
@@ -128,6 +131,7 @@ def c_probe_source() -> str:
         for _, field in fields:
             lines.append(f'\tprintf("offsetof {name}.{field} %zu\\n", offsetof(struct {name}, {field}));')
     constants = ["SHRINKMEM_ABI_VERSION", "SHRINKMEM_METHOD_EXPORT", "SHRINKMEM_METHOD_KPROBE", "SHRINKMEM_IOC_MAGIC"]
+    constants += [f"SHRINKMEM_{name}" for name in RESULT_CONSTANTS]
     for name in [*parsed_ioctls(), *constants]:
         lines.append(f'\tprintf("value {name} %lu\\n", (unsigned long)({name}));')
     lines += ["\treturn 0;", "}", ""]
@@ -165,6 +169,8 @@ def test_compiled_header_matches_the_client(tmp_path: Path) -> None:
     assert seen["value SHRINKMEM_METHOD_EXPORT"] == shrinkmem.METHOD_EXPORT
     assert seen["value SHRINKMEM_METHOD_KPROBE"] == shrinkmem.METHOD_KPROBE
     assert seen["value SHRINKMEM_IOC_MAGIC"] == shrinkmem.IOC_MAGIC
+    for name in RESULT_CONSTANTS:
+        assert seen[f"value SHRINKMEM_{name}"] == getattr(shrinkmem, name), name
 
 
 def test_header_has_one_layout_for_32_bit_callers(tmp_path: Path) -> None:
@@ -309,7 +315,7 @@ def test_ioctl_refused_is_a_one_line_action_error(tmp_path: Path) -> None:
     node = tmp_path / "node"
     node.write_bytes(b"")
     assert shrinkmem.available(node)
-    with shrinkmem.ShrinkMem(node) as dev:
+    with shrinkmem.ShrinkMem(node, check_abi=False) as dev:
         with pytest.raises(ActionError) as caught:
             dev.reclaim(256)
         assert str(caught.value) == (
@@ -326,5 +332,23 @@ def test_ioctl_refused_is_a_one_line_action_error(tmp_path: Path) -> None:
 def test_reclaim_rejects_values_the_abi_cannot_carry(tmp_path: Path, pages: object) -> None:
     node = tmp_path / "node"
     node.write_bytes(b"")
-    with shrinkmem.ShrinkMem(node) as dev, pytest.raises(ValueError, match="pages must be"):
+    with shrinkmem.ShrinkMem(node, check_abi=False) as dev, pytest.raises(ValueError, match="pages must be"):
         dev.reclaim(pages)  # type: ignore[arg-type]
+
+
+def test_open_refuses_what_cannot_tell_its_abi_version(tmp_path: Path) -> None:
+    """Opening asks the ABI version first; a node that cannot answer is refused in one line, its fd closed.
+
+    (A module that answers with another version is refused in a booted kernel:
+    tests/test_kmod_vm.py loads a module built with another SHRINKMEM_ABI_VERSION.)
+    """
+    node = tmp_path / "node"
+    node.write_bytes(b"")
+    fds_before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(ActionError) as caught:
+        shrinkmem.ShrinkMem(node)
+    assert str(caught.value) == (
+        f"{node}: cannot ask the shrinkmem module its ABI version (SHRINKMEM_IOC_INFO: ENOTTY "
+        f"({os.strerror(errno.ENOTTY)})); this shrinkd needs ABI version {shrinkmem.ABI_VERSION}"
+    )
+    assert len(os.listdir("/proc/self/fd")) == fds_before
