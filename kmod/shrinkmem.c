@@ -338,6 +338,8 @@ static int shrinkmem_show(struct seq_file *m, void *v)
 
 static int shrinkmem_open(struct inode *inode, struct file *file)
 {
+	/* misc_open() left the miscdevice here; seq_file wants the field empty. */
+	file->private_data = NULL;
 	return single_open(file, shrinkmem_show, NULL);
 }
 
