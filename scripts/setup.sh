@@ -21,6 +21,9 @@ runtime_pkgs=(python3-venv)
 test_pkgs=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static kmod
            util-linux systemd udev make linux-source-6.1 earlyoom nohang e2fsprogs
            python3-yaml dkms gcc g++)
+# Test kernels built from linux-source-6.1 (tests/testkernels.py): kCFI needs clang-16
+# and its LLVM tools; Kbuild needs flex, bison, bc, and libelf for objtool.
+test_pkgs+=(clang-16 lld-16 llvm-16 flex bison bc libelf-dev)
 # bookworm-backports' 6.12 kernel: an IBT-enabled build the module must also handle.
 bpo_pkgs=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 
@@ -50,11 +53,11 @@ fi
 
 if [ -n "$need$need_bpo" ]; then
     echo "setup: installing Debian packages:" $need $need_bpo
-    $SUDO apt-get update -qq
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
     # shellcheck disable=SC2086
-    [ -z "$need" ] || $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null
+    [ -z "$need" ] || $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $need >/dev/null
     # shellcheck disable=SC2086
-    [ -z "$need_bpo" ] || $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports $need_bpo >/dev/null
+    [ -z "$need_bpo" ] || $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends -t bookworm-backports $need_bpo >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then
