@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 REPO = Path(__file__).resolve().parent.parent
 # Run directories live in the repo (not /tmp: the guest mounts its own tmpfs there).
@@ -54,7 +54,12 @@ def _version_key(name: str) -> List[int]:
     return [int(part) for part in re.findall(r"\d+", name)]
 
 
-def kernel_image(series: str) -> Path:
+def kernel_image(series: Union[str, Path]) -> Path:
+    """The image of an installed Debian kernel series, or `series` itself when it is a path to an image."""
+    if isinstance(series, Path):
+        if not series.is_file():
+            raise VMError(f"{series}: no such kernel image")
+        return series
     found = kernels()
     if series not in found:
         raise VMError(f"no Debian {series} kernel in /boot (have {sorted(found)}): run scripts/setup.sh")
@@ -92,7 +97,7 @@ def new_run_dir(prefix: str = "run-") -> Path:
 def run_in_vm(
     script: str,
     *,
-    kernel: str = "6.1",
+    kernel: Union[str, Path] = "6.1",
     memory: str = "1G",
     cpus: int = 2,
     numa: Optional[Sequence[str]] = None,
@@ -101,7 +106,7 @@ def run_in_vm(
     out_dir: Optional[Path] = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> VMResult:
-    """Boot a Debian kernel and run a bash script in it as root.
+    """Boot a Debian kernel (a series, e.g. "6.1", or the path of a kernel image) and run a bash script in it as root.
 
     The script runs with `set -eu` off (it decides), cwd at the repo, and $OUT
     set to a writable folder shared with the host (returned as result.out_dir).
