@@ -6,12 +6,20 @@ shrink_all_memory() directly; the refusal checks are compiled in exactly where t
 kernel's configuration needs them; the export patch applies to the 6.1 source;
 `make -C kmod` finds a kernel tree by itself; DKMS builds the module from dkms.conf.
 
-In each kernel (Debian 6.1 and bookworm-backports' 6.12, under QEMU, one boot each)
+In each kernel under QEMU (Debian 6.1, bookworm-backports' 6.12, and two kernels
+built from Debian's 6.1 source by tests/testkernels.py: gcc with the export patch,
+lockdep and KASAN, and clang-16 with kCFI and the export patch; one boot each)
 tests/kmod/guest_checks.py loads the module and measures; the tests below judge what
-it recorded: the device node, reclaim of page cache read from ext4 on a virtio disk
-(text and ioctl), the bad-input table, unprivileged callers, parallel writers, a
-killed request, a seeded fuzz, rmmod and a second insmod with max_mb, and a clean
-kernel log.
+it recorded: the device node, parameters validated at load and in sysfs, reclaim of
+page cache read from ext4 on a virtio disk (text and ioctl), the bad-input table,
+EFAULT paths, unprivileged callers and descriptors handed between them, read()
+snapshots, parallel writers traced with kprobe events, a seeded fuzz, requests
+stopped by SIGKILL, a handled SIGTERM, SIGINT and the freezer, rmmod while open,
+reload, a module of another ABI version, and a clean kernel log.
+
+Two more test kernels must refuse the module (without CONFIG_HIBERNATION; kCFI
+without the export): insmod fails with the module's one-line reason, nothing is
+registered, and the kernel log has no warning.
 """
 
 from __future__ import annotations
@@ -25,16 +33,23 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 import pytest
 
 from shrinkd import shrinkmem
-from tests import vm
+from tests import testkernels, vm
 
 REPO = vm.REPO
 KMOD = REPO / "kmod"
 SERIES = ["6.1", "6.12"]
+# Kernels built by tests/testkernels.py where the whole suite runs, and those that must refuse the module.
+SUITE_KERNELS = ["gcc-debug-export", "clang-kcfi-export"]
+TARGETS = SERIES + SUITE_KERNELS
+REFUSALS = {
+    "gcc-nohib": "refusing to load: this kernel is built without CONFIG_HIBERNATION",
+    "clang-kcfi": "refusing to load: kCFI would reject an indirect call to shrink_all_memory()",
+}
 LINUX_SOURCE = Path("/usr/src/linux-source-6.1.tar.xz")
 PAGE_KB = 4
 MB_PAGES = 1024 // PAGE_KB
@@ -45,6 +60,7 @@ BAD_KERNEL_LOG = re.compile(
     r"|possible recursive locking|sleeping function called from invalid context|scheduling while atomic"
     r"|blocked for more than \d+ seconds|detected stall|soft lockup|hard LOCKUP|UBSAN:|KASAN:|refcount_t:"
     r"|list_(add|del) corruption|[Kk]probe.*(fail|error|invalid)|shrinkmem: (refusing|cannot)"
+    r"|CFI failure|Freezing.*(failed|aborted)|refusing to freeze|kernel BUG"
 )
 
 # The documented result of each bad text write and ioctl (kmod/README.md, "Errors").
@@ -65,11 +81,18 @@ EXPECTED_WRITE_ERRNO = {
     "leading_space": "EINVAL",
     "two_newlines": "EINVAL",
     "hex": "EINVAL",
+    "plus_sign": "EINVAL",
+    "leading_zero": "EINVAL",
+    "zero_then_newline_only": "EINVAL",
+    "trailing_space": "EINVAL",
+    "crlf": "EINVAL",
+    "tab": "EINVAL",
+    "newline_only": "EINVAL",
 }
 EXPECTED_IOCTL_ERRNO = {
     "zero_pages": "EINVAL",
     "flags_set": "EINVAL",
-    "reserved_set": "EINVAL",
+    "result_set": "EINVAL",
     "over_max": "ERANGE",
     "u64_max": "ERANGE",
     "bad_pointer": "EFAULT",
@@ -115,17 +138,47 @@ def make(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def build_in(dest: Path, kdir: Path, release: str) -> Build:
+def build_in(dest: Path, kdir: Path, release: str, *make_vars: str) -> Build:
     directory = copy_kmod(dest)
-    result = make(directory, f"KDIR={kdir}", "W=1")
+    result = make(directory, f"KDIR={kdir}", "W=1", *make_vars)
     return Build(release, kdir, directory, result.returncode, result.stdout + result.stderr)
 
 
+# ---------------------------------------------------------------- targets: Debian's kernels and ours
+
+
 @functools.cache
-def build(series: str) -> Build:
-    """The module built with W=1 against a series' headers, in a copy of kmod/ of its own."""
-    release = vm.kernel_release(series)
-    return build_in(vm.VM_ROOT / f"kmod-{release}", vm.headers_dir(series), release)
+def built_kernel(name: str) -> testkernels.TestKernel:
+    """A kernel of tests/testkernels.py, built now when it is not cached (a cold run builds each once)."""
+    reason = testkernels.available()
+    if reason is not None:
+        pytest.fail(f"cannot build test kernel {name}: {reason}")
+    return testkernels.ensure(name)
+
+
+def kernel_of(target: str) -> Union[str, Path]:
+    """What tests/vm.py boots: a Debian series, or the image of a test kernel."""
+    return target if target in SERIES else built_kernel(target).image
+
+
+def kdir_of(target: str) -> Path:
+    return vm.headers_dir(target) if target in SERIES else built_kernel(target).build_dir
+
+
+def release_of(target: str) -> str:
+    return vm.kernel_release(target) if target in SERIES else built_kernel(target).release
+
+
+def make_vars_of(target: str) -> List[str]:
+    """Extra make variables a module build for the target needs (clang kernels: LLVM=-16)."""
+    return [] if target in SERIES else [v for v in built_kernel(target).make_vars if not v.startswith("ARCH=")]
+
+
+@functools.cache
+def build(target: str) -> Build:
+    """The module built with W=1 against a target's headers, in a copy of kmod/ of its own."""
+    release = release_of(target)
+    return build_in(vm.VM_ROOT / f"kmod-{release}", kdir_of(target), release, *make_vars_of(target))
 
 
 def compiler_diagnostics(output: str) -> List[str]:
@@ -234,6 +287,9 @@ def test_kernel_log_filter_tells_reports_from_noise() -> None:
         "[   12.3] rcu: INFO: rcu_preempt self-detected stall on CPU",
         "[   12.3] Kprobe: failed to register probe",
         "[   12.3] shrinkmem: refusing to load: the CPU enforces IBT",
+        "[   12.3] CFI failure at shrinkmem_reclaim+0x1c/0x90 [shrinkmem] (target: 0xffffffff8128f2a0; expected type: 0x1fc9a2b2)",
+        "[   12.3] Freezing user space processes failed after 20.004 seconds (1 tasks refusing to freeze, wq_busy=0):",
+        "[   12.3] BUG: KASAN: slab-out-of-bounds in shrinkmem_write+0x1/0x2",
     ]
     noise = [
         "[    0.000000] calibrate_delay_direct() failed to get a good estimate for loops_per_jiffy.",
@@ -242,13 +298,21 @@ def test_kernel_log_filter_tells_reports_from_noise() -> None:
         "[   86.226112] hrtimer: interrupt took 13991860 ns",
         "[  129.547000] shrinkmem: requested 600 MB, reclaimed 154545 pages in 11092383 us",
         "[   31.442638] virtme-ng-init: udev is done",
+        "[   40.1] Freezing user space processes ... (elapsed 0.004 seconds) done.",
+        "[   40.1] PM: suspend debug: Waiting for 5 second(s).",
+        "[   40.1] shrinkmem: max_mb=0: not a whole number of megabytes from 1 to 2962",
+        "[   40.1] shrinkmem: requested 2400 MB, reclaimed 3584 pages in 1510112 us (interrupted)",
     ]
     assert [line for line in reports if not BAD_KERNEL_LOG.search(line)] == []
     assert [line for line in noise if BAD_KERNEL_LOG.search(line)] == []
 
 
+ALL_BUILDS = TARGETS + sorted(REFUSALS)
+EXPORTING = {"gcc-debug-export", "clang-kcfi-export"}
+
+
 @needs_kernels
-@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("series", ALL_BUILDS)
 def test_w1_build_is_warning_free(series: str) -> None:
     result = build(series)
     assert result.returncode == 0, result.output
@@ -257,11 +321,12 @@ def test_w1_build_is_warning_free(series: str) -> None:
 
 
 @needs_kernels
-@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("series", ALL_BUILDS)
 def test_build_resolves_symbol_as_the_headers_allow(series: str) -> None:
-    """Debian's kernels do not export shrink_all_memory(): the module must use the kprobe."""
+    """Debian's kernels do not export shrink_all_memory(): the module must use the kprobe; the patched ones do."""
     result = build(series)
     assert result.returncode == 0, result.output
+    assert exports_shrink_all_memory(result.kdir) == (series in EXPORTING)
     symbols = undefined_symbols(result.ko)
     if exports_shrink_all_memory(result.kdir):
         assert "shrink_all_memory" in symbols and "register_kprobe" not in symbols
@@ -270,21 +335,28 @@ def test_build_resolves_symbol_as_the_headers_allow(series: str) -> None:
 
 
 @needs_kernels
-@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("series", ALL_BUILDS)
 def test_refusals_compiled_in_where_the_config_needs_them(series: str) -> None:
-    """The IBT refusal exists only in IBT builds; the no-hibernation refusal only without hibernation."""
+    """The IBT and kCFI refusals exist only in kprobe builds for such kernels; the no-hibernation one only without it."""
     result = build(series)
     assert result.returncode == 0, result.output
     config = kernel_config(result.kdir)
     binary = result.ko.read_bytes()
+    kprobe_path = not exports_shrink_all_memory(result.kdir)
     ibt = config.get("CONFIG_X86_KERNEL_IBT") == "y"
     cfi = config.get("CONFIG_CFI_CLANG") == "y" or config.get("CONFIG_CFI") == "y"
     hibernation = config.get("CONFIG_HIBERNATION") == "y"
-    assert (b"the CPU enforces IBT" in binary) == ibt
-    assert (b"kCFI would reject" in binary) == cfi
+    assert (b"the CPU enforces IBT" in binary) == (ibt and kprobe_path)
+    assert (b"kCFI would reject" in binary) == (cfi and kprobe_path)
     assert (b"built without CONFIG_HIBERNATION" in binary) == (not hibernation)
+    # x86_64 is a proven architecture: the unproven-architecture refusal is compiled out.
+    assert b"is proven only on x86_64, arm64 and arm" not in binary
     if series == "6.12":
         assert ibt, "bookworm-backports' 6.12 is an IBT build: the IBT check must be exercised by this build"
+    if series.startswith("clang-kcfi"):
+        assert cfi, f"{series} must be a kCFI kernel"
+    if series == "gcc-nohib":
+        assert not hibernation
 
 
 @needs_kernels
@@ -379,6 +451,65 @@ def test_make_with_a_wrong_kdir_says_what_to_do() -> None:
     assert "KDIR=/nonexistent/kernel is not a kernel build tree" in result.stderr, result.stderr
 
 
+@needs_kernels
+def test_make_honours_kernel_src_as_yocto_passes_it() -> None:
+    """KERNEL_SRC (Yocto's module class) picks the tree, not the build host's kernel; KDIR still wins over it."""
+    directory = copy_kmod(vm.VM_ROOT / "kmod-kernel-src")
+    tree = vm.headers_dir("6.12")
+    result = make(directory, f"KERNEL_SRC={tree}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert f"-C {tree} " in output, output
+    modinfo = subprocess.run(
+        ["modinfo", "-F", "vermagic", str(directory / "shrinkmem.ko")], capture_output=True, text=True
+    )
+    assert modinfo.stdout.split()[0] == vm.kernel_release("6.12")
+    other = vm.headers_dir("6.1")
+    both = make(directory, f"KERNEL_SRC={tree}", f"KDIR={other}", "clean")
+    assert both.returncode == 0 and f"-C {other} " in both.stdout, both.stdout + both.stderr
+    wrong = make(directory, "KERNEL_SRC=/nonexistent/kernel")
+    assert wrong.returncode != 0
+    assert "KERNEL_SRC=/nonexistent/kernel is not a kernel build tree" in wrong.stderr, wrong.stderr
+
+
+@needs_kernels
+@pytest.mark.parametrize("series", SERIES)
+def test_modules_install_goes_under_install_mod_path(series: str) -> None:
+    """`make modules_install INSTALL_MOD_PATH=DIR` puts the module under DIR/lib/modules/RELEASE, nowhere else."""
+    directory = copy_kmod(vm.VM_ROOT / f"kmod-install-{series}")
+    tree = vm.headers_dir(series)
+    release = vm.kernel_release(series)
+    staging = vm.VM_ROOT / f"install-root-{series}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    host_before = sorted(Path("/lib/modules", release).rglob("shrinkmem.ko*"))
+    built = make(directory, f"KERNEL_SRC={tree}")
+    assert built.returncode == 0, built.stdout + built.stderr
+    result = make(directory, f"KERNEL_SRC={tree}", f"INSTALL_MOD_PATH={staging}", "modules_install")
+    assert result.returncode == 0, result.stdout + result.stderr
+    installed = sorted(p.relative_to(staging) for p in staging.rglob("shrinkmem.ko*"))
+    assert len(installed) == 1, installed
+    assert installed[0].parts[:3] == ("lib", "modules", release), installed
+    assert sorted(Path("/lib/modules", release).rglob("shrinkmem.ko*")) == host_before
+
+
+@needs_kernels
+def test_kbuild_stops_outside_the_proven_architectures() -> None:
+    """Real Kbuild, against Debian 6.1's headers, told the kernel is not x86_64 (CONFIG_X86_64 unset on the command
+    line, as on powerpc64): the kprobe build stops with the module's message; the export path still builds."""
+    directory = copy_kmod(vm.VM_ROOT / "kmod-unproven")
+    refused = make(directory, f"KDIR={vm.headers_dir('6.1')}", "CONFIG_X86_64=")
+    assert refused.returncode != 0
+    assert (
+        "shrinkmem: this kernel (x86) does not export shrink_all_memory(), and the kprobe path is proven only on"
+        " x86_64, arm64 and arm" in refused.stderr
+    ), refused.stderr
+    assert not (directory / "shrinkmem.o").exists()
+    allowed = make(directory, f"KDIR={export_kdir('6.1')}", "CONFIG_X86_64=")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "shrink_all_memory" in undefined_symbols(directory / "shrinkmem.ko")
+
+
 def test_dkms_conf_matches_the_module() -> None:
     conf = dkms_conf()
     assert conf["PACKAGE_NAME"] == "shrinkmem"
@@ -448,52 +579,94 @@ def make_data_disk(run_dir: Path, cache_mb: int) -> Path:
 
 
 # The kill test: a request of KILL_REQUEST_MB has to swap out KILL_HOG_MB of anonymous
-# memory (about 30 s under emulation); it is killed KILL_AFTER_S into it.
+# memory (about 30 s under emulation on Debian's kernels); it is killed KILL_AFTER_S into
+# it, and so are the SIGTERM, SIGINT and freezer requests after it.
 GUEST_MEMORY = "3G"
 KILL_HOG_MB = 2000
 KILL_REQUEST_MB = 2400
 KILL_AFTER_S = 2.0
 
 GUEST_SCRIPT = """\
-$PY tests/kmod/guest_checks.py --ko {ko} --out "$OUT" --data-disk /dev/vda --swap-disk /dev/vdb \
-    --hog-mb {hog_mb} --kill-mb {kill_mb} --kill-after {kill_after} > "$OUT/guest-log.txt" 2>&1
+$PY tests/kmod/guest_checks.py --ko {ko} --other-abi-ko {other_ko} --out "$OUT" --data-disk /dev/vda \
+    --swap-disk /dev/vdb --hog-mb {hog_mb} --kill-mb {kill_mb} --kill-after {kill_after} {extra} \
+    > "$OUT/guest-log.txt" 2>&1
 status=$?
 cat "$OUT/guest-log.txt"
 exit $status
 """
 
+# What the lockdep and KASAN kernel adds to the guest's results.
+DEBUG_EXTRA = "--debug-state"
+ALL_SECTIONS = [
+    "load",
+    "params",
+    "cache",
+    "bad_inputs",
+    "unprivileged",
+    "snapshot",
+    "parallel",
+    "fuzz",
+    "kill",
+    "reload",
+]
 
-@pytest.fixture(scope="module", params=SERIES)
+
+@functools.cache
+def other_abi_build(target: str) -> Build:
+    """The module with SHRINKMEM_ABI_VERSION raised by one, for the client's version check."""
+    release = release_of(target)
+    directory = copy_kmod(vm.VM_ROOT / f"kmod-other-abi-{release}")
+    header = directory / "uapi" / "shrinkmem.h"
+    version = header_abi_version()
+    text = header.read_text().replace(
+        f"#define SHRINKMEM_ABI_VERSION {version}", f"#define SHRINKMEM_ABI_VERSION {version + 1}"
+    )
+    header.write_text(text)
+    result = make(directory, f"KDIR={kdir_of(target)}", *make_vars_of(target))
+    return Build(release, kdir_of(target), directory, result.returncode, result.stdout + result.stderr)
+
+
+@pytest.fixture(scope="module", params=TARGETS)
 def guest(request: pytest.FixtureRequest) -> Iterator[GuestRun]:
     reason = vm.available()
     if reason is not None:
         pytest.skip(reason)
-    series: str = request.param
-    built = build(series)
+    target: str = request.param
+    built = build(target)
     assert built.returncode == 0, built.output
-    run_dir = vm.new_run_dir(f"kmod-{series}-")
+    other = other_abi_build(target)
+    assert other.returncode == 0, other.output
+    run_dir = vm.new_run_dir(f"kmod-{target}-")
     data = make_data_disk(run_dir, cache_mb=640)
     swap = run_dir / "swap.img"
     with open(swap, "wb") as f:
         f.truncate((KILL_HOG_MB + 512) << 20)
+    extra = DEBUG_EXTRA if target == "gcc-debug-export" else ""
     try:
         result = vm.run_in_vm(
-            GUEST_SCRIPT.format(ko=built.ko, hog_mb=KILL_HOG_MB, kill_mb=KILL_REQUEST_MB, kill_after=KILL_AFTER_S),
-            kernel=series,
+            GUEST_SCRIPT.format(
+                ko=built.ko,
+                other_ko=other.ko,
+                hog_mb=KILL_HOG_MB,
+                kill_mb=KILL_REQUEST_MB,
+                kill_after=KILL_AFTER_S,
+                extra=extra,
+            ),
+            kernel=kernel_of(target),
             memory=GUEST_MEMORY,
             cpus=2,
             disks=[data, swap],
             out_dir=run_dir,
-            timeout=900,
+            timeout=1800,
         )
     finally:
         data.unlink()
         swap.unlink()
     results_file = run_dir / "results.json"
     if not results_file.exists():
-        pytest.fail(f"{series}: the guest wrote no results (exit {result.returncode}):\n{result.output[-6000:]}")
+        pytest.fail(f"{target}: the guest wrote no results (exit {result.returncode}):\n{result.output[-6000:]}")
     run = GuestRun(
-        series, vm.kernel_release(series), json.loads(results_file.read_text()), result.output, run_dir, result.seconds
+        target, release_of(target), json.loads(results_file.read_text()), result.output, run_dir, result.seconds
     )
     (run_dir / "figures.json").write_text(json.dumps(figures(run), indent=1))
     yield run
@@ -534,6 +707,17 @@ def figures(run: GuestRun) -> Dict[str, Any]:
         out["killed_after_s"] = kill["killed"]["kill_after_s"]
         out["exit_after_kill_s"] = kill["killed"]["exit_after_kill_s"]
         out["killed_reclaimed_MB"] = round(int(kill["killed"]["summary"]["last_pages_reclaimed"]) * PAGE_KB / 1024, 1)
+        out["longest_chunk_ms"] = round(int(kill.get("full_summary", {}).get("longest_chunk_ns", 0)) / 1e6, 1)
+    for name in ("sigterm", "sigint"):
+        stopped = kill.get(name, {})
+        if "summary" in stopped:
+            out[f"{name}_return_after_signal_s"] = stopped.get("return_after_signal_s")
+            out[f"{name}_reclaimed_MB"] = round(int(stopped["summary"]["last_pages_reclaimed"]) * PAGE_KB / 1024, 1)
+    freezer = kill.get("freezer", {})
+    if "writer" in freezer:
+        out["freezer_state_write"] = freezer["state_write"]
+        out["freezer_seconds"] = freezer["freeze_seconds"]
+        out["freezer_reclaimed_MB"] = round(freezer["writer"].get("pages_reclaimed", 0) * PAGE_KB / 1024, 1)
     fuzz = run.results.get("fuzz", {})
     if "counts" in fuzz:
         out["fuzz_seconds"] = fuzz["seconds"]
@@ -542,6 +726,33 @@ def figures(run: GuestRun) -> Dict[str, Any]:
 
 def summary_int(summary: Dict[str, str], key: str) -> int:
     return int(summary[key])
+
+
+SUMMARY_KEYS = {
+    "method",
+    "abi_version",
+    "page_size",
+    "max_pages",
+    "calls",
+    "pages_requested",
+    "pages_reclaimed",
+    "last_pages_requested",
+    "last_pages_reclaimed",
+    "last_duration_ns",
+    "last_result",
+    "last_flags",
+    "longest_chunk_ns",
+}
+
+
+def parse_summary(text: str) -> Dict[str, str]:
+    """read()'s text as key -> value; every line must be `key: value`."""
+    out: Dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(": ")
+        assert sep and key not in out, f"bad summary line {line!r} in {text!r}"
+        out[key] = value
+    return out
 
 
 @pytest.mark.vm
@@ -555,8 +766,8 @@ def test_module_loads_with_device_node_and_modinfo(guest: GuestRun) -> None:
     assert load["summary"]["method"] == method
     assert load["info"]["abi_version"] == header_abi_version() == shrinkmem.ABI_VERSION
     assert load["info"]["page_size"] == PAGE_KB * 1024
-    # max_mb defaults to total RAM.
-    assert int(load["parameters"]["max_mb"]) == load["mem_total_kB"] // 1024
+    # max_mb defaults to a quarter of RAM (totalram_pages() in MB, divided by 4).
+    assert int(load["parameters"]["max_mb"]) == max(load["totalram_pages"] // MB_PAGES // 4, 1)
     assert load["info"]["max_pages"] == int(load["parameters"]["max_mb"]) * MB_PAGES
     assert load["parameters"]["chunk_mb"] == "16"
     assert any(f"shrinkmem: ready: shrink_all_memory() via {method}" in line for line in load["load_log"])
@@ -564,7 +775,7 @@ def test_module_loads_with_device_node_and_modinfo(guest: GuestRun) -> None:
     assert modinfo["license"] == "GPL"
     assert modinfo["version"] == module_version() == dkms_conf()["PACKAGE_VERSION"]
     assert modinfo["description"] and modinfo["author"]
-    assert modinfo["vermagic"].split()[0] == guest.release
+    assert modinfo["vermagic"].split()[0] == guest.release == guest.results["uname"]
     assert re.search(r"^parm:\s+max_mb:", load["modinfo"], re.M)
     assert re.search(r"^parm:\s+chunk_mb:", load["modinfo"], re.M)
     assert load["summary"]["calls"] == "0"
@@ -617,6 +828,7 @@ def test_ioctl_reclaimed_count_matches_free_memory(guest: GuestRun) -> None:
     assert result["pages_requested"] == 100 * MB_PAGES
     assert 100 * MB_PAGES <= result["pages_reclaimed"] <= 110 * MB_PAGES, result
     assert result["duration_ns"] > 0
+    assert result["result"] == 0, result  # the whole request was reclaimed
     before, after = cache["ioctl_before"], cache["ioctl_after"]
     rise_pages = (free_kb(after) - free_kb(before)) // PAGE_KB
     assert abs(rise_pages - result["pages_reclaimed"]) <= IOCTL_TOLERANCE * result["pages_requested"], (
@@ -652,6 +864,14 @@ def test_bad_inputs_run_no_reclaim_and_log_nothing(guest: GuestRun) -> None:
     assert sorted(bad["writes"]) == sorted(EXPECTED_WRITE_ERRNO)
     assert bad["calls_before"] == bad["calls_after"]
     assert [line for line in bad["log"] if "shrinkmem" in line] == []
+
+
+@pytest.mark.vm
+def test_efault_paths_reclaim_nothing(guest: GuestRun) -> None:
+    """A write from an unmapped buffer and an ioctl whose reply cannot be written: EFAULT, and no request counted."""
+    bad = guest.section("bad_inputs")
+    assert bad["efault"] == {"write_unmapped": {"errno": "EFAULT"}, "ioctl_read_only_reply": {"errno": "EFAULT"}}
+    assert bad["calls_before"] == bad["calls_after"]
     assert bad["client_error"] == ("/dev/shrinkmem: SHRINKMEM_IOC_RECLAIM of 0 pages failed: EINVAL (Invalid argument)")
 
 
@@ -661,13 +881,14 @@ def test_unprivileged_callers_are_refused(guest: GuestRun) -> None:
     nobody = unpriv["nobody"]
     assert nobody["uid"] == 65534 and nobody["open"] == "EACCES", nobody
     no_admin = unpriv["root_without_cap_sys_admin"]
+    # Requests need CAP_SYS_ADMIN; the INFO ioctl and read() answer the same question and need none.
     assert no_admin == {
         "uid": 0,
         "euid": 0,
         "open": "ok",
         "write": "EPERM",
         "reclaim": "EPERM",
-        "info": "EPERM",
+        "info": "ok",
         "read": "ok",
     }
     opened = unpriv["nobody_device_0666"]
@@ -677,17 +898,52 @@ def test_unprivileged_callers_are_refused(guest: GuestRun) -> None:
         "open": "ok",
         "write": "EPERM",
         "reclaim": "EPERM",
-        "info": "EPERM",
+        "info": "ok",
         "read": "ok",
     }
-    assert unpriv["calls_before"] == unpriv["calls_after"]
+    assert unpriv["calls_before"] == unpriv["calls_mid"] == unpriv["calls_after_refusals"]
+
+
+@pytest.mark.vm
+def test_the_openers_capability_decides(guest: GuestRun) -> None:
+    """A descriptor opened without CAP_SYS_ADMIN cannot reclaim even in root's hands; one opened by root can in nobody's."""
+    unpriv = guest.section("unprivileged")
+    assert unpriv["opened_by_nobody_used_by_root"] == {
+        "uid": 0,
+        "euid": 0,
+        "write": "EPERM",
+        "reclaim": "EPERM",
+        "info": "ok",
+        "read": "ok",
+    }
+    assert unpriv["opened_by_root_used_by_nobody"] == {
+        "uid": 65534,
+        "euid": 65534,
+        "write": "ok",
+        "reclaim": "ok",
+        "info": "ok",
+        "read": "ok",
+    }
+    # The two requests made through root's descriptor, and nothing else.
+    assert int(unpriv["calls_after"]) == int(unpriv["calls_after_refusals"]) + 2
+
+
+@pytest.mark.vm
+def test_read_is_one_snapshot_until_a_seek_to_0(guest: GuestRun) -> None:
+    snap = guest.section("snapshot")
+    assert snap["write"] == {"ret": 2}
+    first = parse_summary(snap["first"] + snap["rest"])
+    fresh = parse_summary(snap["after_seek"])
+    assert set(first) == set(fresh) == SUMMARY_KEYS, (first, fresh)
+    assert int(fresh["calls"]) == int(first["calls"]) + 1
+    assert int(fresh["pages_requested"]) == int(first["pages_requested"]) + MB_PAGES
 
 
 @pytest.mark.vm
 def test_parallel_writers_all_complete_and_add_up(guest: GuestRun) -> None:
     par = guest.section("parallel")
-    writers, writes = par["writers"], par["writes"]
-    assert (writers, writes) == (4, 20)
+    writers, writes, request_mb = par["writers"], par["writes"], par["request_mb"]
+    assert (writers, writes, request_mb) == (4, 10, 4)
     for output in par["outputs"]:
         assert output["rc"] == 0 and output["results"] == [2] * writes, output
     before, after = par["before"], par["after"]
@@ -695,12 +951,102 @@ def test_parallel_writers_all_complete_and_add_up(guest: GuestRun) -> None:
     requested = summary_int(after, "pages_requested") - summary_int(before, "pages_requested")
     reclaimed = summary_int(after, "pages_reclaimed") - summary_int(before, "pages_reclaimed")
     assert calls == writers * writes
-    assert requested == writers * writes * MB_PAGES
-    lines = [re.search(r"shrinkmem: requested 1 MB, reclaimed (\d+) pages", line) for line in par["log"]]
+    assert requested == writers * writes * request_mb * MB_PAGES
+    lines = [re.search(rf"shrinkmem: requested {request_mb} MB, reclaimed (\d+) pages", line) for line in par["log"]]
     logged = [int(m.group(1)) for m in lines if m]
     assert len(logged) == writers * writes
     assert sum(logged) == reclaimed
-    assert reclaimed >= writers * writes * MB_PAGES, "the page cache had room for every request"
+    assert reclaimed >= writers * writes * request_mb * MB_PAGES, "the page cache had room for every request"
+
+
+TRACE_LINE = re.compile(r"^\s*(?P<task>.+)-(?P<pid>\d+)\s+\[\d+\].*?\s(?P<time>\d+\.\d+): (?P<event>enter|exit):")
+
+
+def trace_events(lines: List[str]) -> List[tuple[int, str]]:
+    """(pid, "enter"/"exit") for each kprobe event of a tracefs trace, in order."""
+    events = []
+    for line in lines:
+        match = TRACE_LINE.match(line)
+        assert match, f"unparsed trace line {line!r}"
+        events.append((int(match.group("pid")), match.group("event")))
+    return events
+
+
+def overlapping_requests(events: List[tuple[int, str]], chunks_per_request: int) -> List[str]:
+    """Ways in which the traced shrink_all_memory() calls show two requests at once.
+
+    Calls must not overlap (each enter is followed by the same task's exit), and a
+    request's chunks come one after another: every run of one task's calls is a whole
+    number of requests.
+    """
+    problems: List[str] = []
+    inside: Optional[int] = None
+    runs: List[List[int]] = []
+    for index, (pid, event) in enumerate(events):
+        if event == "enter":
+            if inside is not None:
+                problems.append(f"event {index}: pid {pid} entered while pid {inside} was inside")
+            inside = pid
+            if runs and runs[-1][0] == pid:
+                runs[-1][1] += 1
+            else:
+                runs.append([pid, 1])
+        else:
+            if inside != pid:
+                problems.append(f"event {index}: pid {pid} returned but pid {inside} was inside")
+            inside = None
+    for pid, count in runs:
+        if count % chunks_per_request:
+            problems.append(
+                f"pid {pid} made {count} calls in a row, not a whole number of {chunks_per_request}-chunk requests"
+            )
+    return problems
+
+
+def test_overlap_check_catches_interleaved_requests() -> None:
+    """The check below can fail: overlapping calls, and requests whose chunks interleave, are both reported."""
+    serial = [
+        (1, "enter"),
+        (1, "exit"),
+        (1, "enter"),
+        (1, "exit"),
+        (2, "enter"),
+        (2, "exit"),
+        (2, "enter"),
+        (2, "exit"),
+    ]
+    assert overlapping_requests(serial, 2) == []
+    overlapping = [(1, "enter"), (2, "enter"), (1, "exit"), (2, "exit")]
+    assert len(overlapping_requests(overlapping, 1)) == 3
+    interleaved = [
+        (1, "enter"),
+        (1, "exit"),
+        (2, "enter"),
+        (2, "exit"),
+        (1, "enter"),
+        (1, "exit"),
+        (2, "enter"),
+        (2, "exit"),
+    ]
+    assert overlapping_requests(interleaved, 2) != []
+    line = "          python-245     [001] d..2.   123.456789: enter: (shrink_all_memory+0x0/0xd0)"
+    assert trace_events([line]) == [(245, "enter")]
+
+
+@pytest.mark.vm
+def test_parallel_requests_never_run_at_once(guest: GuestRun) -> None:
+    """kprobe events on shrink_all_memory(), 4 writers of 4-chunk requests: one request at a time, chunks together."""
+    par = guest.section("parallel")
+    events = trace_events(par["trace"])
+    chunks = par["request_mb"] // par["chunk_mb"]
+    total = par["writers"] * par["writes"] * chunks
+    assert sum(1 for _, event in events if event == "enter") == total, par["trace"][:20]
+    assert overlapping_requests(events, chunks) == []
+    # The writers really competed: the trace switches between them many times.
+    pids = {output["pid"] for output in par["outputs"]}
+    assert {pid for pid, _ in events} == pids
+    switches = sum(1 for (a, _), (b, _) in zip(events, events[1:]) if a != b)
+    assert switches >= par["writers"], switches
 
 
 @pytest.mark.vm
@@ -738,6 +1084,123 @@ def test_killed_waiter_leaves_the_queue_at_once(guest: GuestRun) -> None:
         kill["killed"]["log"]
     )
     assert waiter["exit_after_kill_s"] < 10.0, waiter
+
+
+def chunk_seconds(kill: Dict[str, Any]) -> float:
+    """The longest single chunk seen in this guest (read()'s longest_chunk_ns), in seconds."""
+    return int(kill["full_summary"]["longest_chunk_ns"]) / 1e9
+
+
+@pytest.mark.vm
+def test_handled_sigterm_stops_an_ioctl_with_its_partial_count(guest: GuestRun) -> None:
+    """A daemon's SIGTERM (handled, not fatal) ends a large SHRINKMEM_IOC_RECLAIM between chunks: it returns 0 with
+    RESULT_INTERRUPTED and what it reclaimed so far, and the handler runs."""
+    kill = guest.section("kill")
+    term = kill["sigterm"]
+    assert term["returncode"] == 0, term
+    assert len(term["signals_at"]) == 1, term
+    assert term["result"] == shrinkmem.RESULT_INTERRUPTED, term
+    assert term["pages_requested"] == kill["request_mb"] * MB_PAGES
+    assert 0 < term["pages_reclaimed"] < term["pages_requested"], term
+    summary = term["summary"]
+    assert summary_int(summary, "last_pages_reclaimed") == term["pages_reclaimed"]
+    assert summary["last_result"] == "-4" and summary_int(summary, "last_flags") == shrinkmem.RESULT_INTERRUPTED
+    # Within one chunk: the wait after the signal is no longer than the longest chunk of this run (plus
+    # scheduling), far from the uninterrupted request's kill["full_seconds"].
+    assert term["return_after_signal_s"] <= chunk_seconds(kill) + 2.0, (term, kill["full_summary"])
+
+
+@pytest.mark.vm
+def test_sigint_stops_a_text_write_and_read_reports_progress(guest: GuestRun) -> None:
+    """SIGINT (Python's KeyboardInterrupt) ends a large text write: EINTR to the writer, the progress in read() and
+    in the log line, as kmod/README.md says."""
+    kill = guest.section("kill")
+    stopped = kill["sigint"]
+    assert stopped.get("keyboard_interrupt") is True, stopped
+    summary = stopped["summary"]
+    reclaimed = summary_int(summary, "last_pages_reclaimed")
+    assert summary["last_result"] == "-4" and summary_int(summary, "last_flags") == shrinkmem.RESULT_INTERRUPTED
+    assert summary_int(summary, "last_pages_requested") == kill["request_mb"] * MB_PAGES
+    assert 0 < reclaimed < summary_int(summary, "last_pages_requested"), summary
+    line = f"requested {kill['request_mb']} MB, reclaimed {reclaimed} pages in "
+    assert any(line in entry and entry.endswith("(interrupted)") for entry in stopped["log"]), stopped["log"]
+    assert stopped["return_after_signal_s"] <= chunk_seconds(kill) + 2.0, (stopped, kill["full_summary"])
+
+
+@pytest.mark.vm
+def test_freezer_ends_a_request_cleanly_and_says_so(guest: GuestRun) -> None:
+    """Freezing user space (suspend's pm_test "freezer") while a large ioctl runs: the request ends between chunks
+    with RESULT_FROZEN, the freeze succeeds, and the task is thawed with its result."""
+    freezer = guest.section("kill")["freezer"]
+    assert "freeze" in freezer["states"], freezer["states"]
+    assert freezer["state_write"] == "ok", freezer
+    assert any("Freezing user space processes" in line and "done" in line for line in freezer["log"]), freezer["log"]
+    writer = freezer["writer"]
+    assert writer["returncode"] == 0, writer
+    assert writer["result"] == shrinkmem.RESULT_FROZEN, writer
+    assert 0 < writer["pages_reclaimed"] < writer["pages_requested"], writer
+    assert writer["signals_at"] == []
+    assert summary_int(freezer["summary"], "last_flags") == shrinkmem.RESULT_FROZEN
+    assert freezer["summary"]["last_result"] == "0"
+
+
+@pytest.mark.vm
+def test_parameters_are_validated_in_sysfs(guest: GuestRun) -> None:
+    params = guest.section("params")
+    writes, before, total = params["writes"], params["before"], params["total_mb"]
+    for name in ("max_mb=abc", "max_mb=0", "max_mb=-1", "max_mb=ram+1"):
+        assert writes[name] == {"write": "EINVAL", "value": before["max_mb"]}, (name, writes[name])
+    for name in ("chunk_mb=0", "chunk_mb=65", "chunk_mb=1024"):
+        assert writes[name] == {"write": "EINVAL", "value": before["chunk_mb"]}, (name, writes[name])
+    assert writes["max_mb=ram"] == {"write": "ok", "value": str(total)}
+    assert writes["chunk_mb=64"] == {"write": "ok", "value": "64"}
+    assert params["restored"] == {name: {"write": "ok", "value": value} for name, value in before.items()}
+    messages = [line.split("shrinkmem: ", 1)[1] for line in params["log"] if "shrinkmem: " in line]
+    assert messages == [
+        f"max_mb=abc: not a whole number of megabytes from 1 to {total}",
+        f"max_mb=0: not a whole number of megabytes from 1 to {total}",
+        f"max_mb=-1: not a whole number of megabytes from 1 to {total}",
+        f"max_mb={total + 1}: more than this machine's {total} MB of RAM",
+        "chunk_mb=0: not a whole number of megabytes from 1 to 64",
+        "chunk_mb=65: not a whole number of megabytes from 1 to 64",
+        "chunk_mb=1024: not a whole number of megabytes from 1 to 64",
+    ], params["log"]
+
+
+@pytest.mark.vm
+def test_bad_parameters_refuse_the_load(guest: GuestRun) -> None:
+    reload = guest.section("reload")
+    total = guest.section("params")["total_mb"]
+    expected = {
+        "max_mb=0": f"max_mb=0: not a whole number of megabytes from 1 to {total}",
+        "max_mb=ram+1": f"max_mb={total + 1}: more than this machine's {total} MB of RAM",
+        "max_mb=abc": f"max_mb=abc: not a whole number of megabytes from 1 to {total}",
+        "chunk_mb=65": "chunk_mb=65: not a whole number of megabytes from 1 to 64",
+    }
+    for name, message in expected.items():
+        refused = reload["bad_load_parameters"][name]
+        assert refused["rc"] != 0 and "Invalid parameters" in refused["stderr"], (name, refused)
+        assert not refused["loaded"], name
+        assert any(line.endswith(f"shrinkmem: {message}") for line in refused["log"]), (name, refused["log"])
+
+
+@pytest.mark.vm
+def test_rmmod_while_open_is_refused_and_the_module_keeps_working(guest: GuestRun) -> None:
+    busy = guest.section("reload")["rmmod_while_open"]
+    assert busy["rc"] != 0 and "in use" in busy["stderr"], busy
+    assert busy["module_still_there"] and busy["device_still_there"]
+    assert busy["write_after"] == {"ret": 2}
+
+
+@pytest.mark.vm
+def test_client_refuses_a_module_of_another_abi_version(guest: GuestRun) -> None:
+    other = guest.section("reload")["other_abi"]
+    assert other["insmod_rc"] == 0, other
+    assert other["client"] == (
+        f"/dev/shrinkmem: the loaded shrinkmem module speaks ABI version {shrinkmem.ABI_VERSION + 1}, this shrinkd needs"
+        f" version {shrinkmem.ABI_VERSION}: load the module that came with this shrinkd"
+    )
+    assert other["rmmod_rc"] == 0
 
 
 @pytest.mark.vm
@@ -781,4 +1244,65 @@ def test_kernel_log_stays_clean(guest: GuestRun) -> None:
     dmesg = guest.results["dmesg"]
     assert "shrinkmem: ready" in dmesg
     bad = [line for line in dmesg.splitlines() if BAD_KERNEL_LOG.search(line)]
+    assert bad == [], "\n".join(bad)
+    if guest.series == "gcc-debug-export":
+        # Here the scan means something: lockdep and KASAN watched the whole suite, and lockdep was
+        # still on at the end (it turns itself off after its first report).
+        config = kernel_config(kdir_of(guest.series))
+        assert config.get("CONFIG_PROVE_LOCKING") == "y" and config.get("CONFIG_KASAN") == "y"
+        assert "KernelAddressSanitizer initialized" in dmesg
+        debug = guest.results.get("debug_state")
+        assert debug is not None and debug["debug_locks"] == 1 and debug["lock_classes"] > 0, debug
+        assert list(guest.results["section_seconds"]) == ALL_SECTIONS, guest.results["section_seconds"]
+
+
+# ---------------------------------------------------------------- kernels that must refuse the module
+
+REFUSAL_SCRIPT = """\
+$PY tests/kmod/guest_checks.py --ko {ko} --out "$OUT" --sections load > "$OUT/guest-log.txt" 2>&1
+status=$?
+cat "$OUT/guest-log.txt"
+exit $status
+"""
+
+
+@pytest.fixture(scope="module", params=sorted(REFUSALS))
+def refusal(request: pytest.FixtureRequest) -> Iterator[GuestRun]:
+    reason = vm.available()
+    if reason is not None:
+        pytest.skip(reason)
+    target: str = request.param
+    built = build(target)
+    assert built.returncode == 0, built.output
+    run_dir = vm.new_run_dir(f"kmod-{target}-")
+    result = vm.run_in_vm(
+        REFUSAL_SCRIPT.format(ko=built.ko), kernel=kernel_of(target), memory="1G", out_dir=run_dir, timeout=900
+    )
+    results_file = run_dir / "results.json"
+    if not results_file.exists():
+        pytest.fail(f"{target}: the guest wrote no results (exit {result.returncode}):\n{result.output[-6000:]}")
+    yield GuestRun(
+        target, release_of(target), json.loads(results_file.read_text()), result.output, run_dir, result.seconds
+    )
+
+
+@pytest.mark.vm
+def test_refusing_kernel_refuses_with_one_line_and_registers_nothing(refusal: GuestRun) -> None:
+    load = refusal.section("load")
+    assert refusal.results["uname"] == refusal.release
+    assert load["insmod_rc"] != 0
+    assert "Operation not supported" in load["insmod_stderr"], load["insmod_stderr"]
+    lines = [line for line in load["load_log"] if "shrinkmem" in line]
+    assert len(lines) == 1 and REFUSALS[refusal.series] in lines[0], load["load_log"]
+    assert not load["device_exists"] and not load["module_listed"] and not load["misc_listed"]
+    # The module is built the way the refusal needs: no export, so the kprobe path, which refuses.
+    assert "register_kprobe" in undefined_symbols(build(refusal.series).ko)
+
+
+@pytest.mark.vm
+def test_refusing_kernel_log_has_no_warning(refusal: GuestRun) -> None:
+    dmesg = refusal.results["dmesg"]
+    bad = [
+        line for line in dmesg.splitlines() if BAD_KERNEL_LOG.search(line) and "shrinkmem: refusing to load" not in line
+    ]
     assert bad == [], "\n".join(bad)

@@ -13,13 +13,16 @@ others still run. Progress goes to stdout with guest uptimes.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import fcntl
 import json
+import mmap
 import os
 import random
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -87,9 +90,23 @@ def memory_snapshot() -> Json:
     }
 
 
+def ram_pages() -> int:
+    """totalram_pages(), as sysinfo(2) reports it (MemTotal rounded to kB loses nothing: pages are whole kB)."""
+    return meminfo()["MemTotal"] // PAGE_KB
+
+
 def summary() -> Dict[str, str]:
     with shrinkmem.ShrinkMem() as dev:
         return dev.summary()
+
+
+def result_json(result: shrinkmem.ReclaimResult) -> Json:
+    return {
+        "pages_requested": result.pages_requested,
+        "pages_reclaimed": result.pages_reclaimed,
+        "duration_ns": result.duration_ns,
+        "result": result.result,
+    }
 
 
 def dmesg() -> str:
@@ -132,6 +149,9 @@ def section_load(args: argparse.Namespace) -> Json:
             "insmod_rc": result.returncode,
             "insmod_stderr": result.stderr,
             "load_log": dmesg().splitlines()[before:],
+            "device_exists": os.path.exists(DEVICE),
+            "module_listed": Path("/sys/module/shrinkmem").exists(),
+            "misc_listed": "shrinkmem" in Path("/proc/misc").read_text(),
         }
     node = os.stat(DEVICE)
     with shrinkmem.ShrinkMem() as dev:
@@ -155,6 +175,7 @@ def section_load(args: argparse.Namespace) -> Json:
         "summary": text,
         "parameters": params,
         "mem_total_kB": meminfo()["MemTotal"],
+        "totalram_pages": ram_pages(),
         "load_log": dmesg().splitlines()[before:],
     }
 
@@ -195,11 +216,7 @@ def section_cache(args: argparse.Namespace) -> Json:
         out["ioctl_before"] = memory_snapshot()
         result = dev.reclaim(pages)
         out["ioctl_after"] = memory_snapshot()
-    out["ioctl_result"] = {
-        "pages_requested": result.pages_requested,
-        "pages_reclaimed": result.pages_reclaimed,
-        "duration_ns": result.duration_ns,
-    }
+    out["ioctl_result"] = result_json(result)
     out["ioctl_summary"] = summary()
     return out
 
@@ -225,6 +242,13 @@ def section_bad_inputs(args: argparse.Namespace) -> Json:
         "leading_space": b" 100",
         "two_newlines": b"100\n\n",
         "hex": b"0x10",
+        "plus_sign": b"+100",
+        "leading_zero": b"0100",
+        "zero_then_newline_only": b"00\n",
+        "trailing_space": b"100 ",
+        "crlf": b"100\r\n",
+        "tab": b"\t100",
+        "newline_only": b"\n",
     }
     results = {name: write_text(payload) for name, payload in inputs.items()}
     layout = shrinkmem.RECLAIM_STRUCT
@@ -232,7 +256,7 @@ def section_bad_inputs(args: argparse.Namespace) -> Json:
     ioctls: Dict[str, Json] = {
         "zero_pages": ioctl_raw(shrinkmem.IOC_RECLAIM, bytearray(layout.pack(0, 0, 0, 0, 0))),
         "flags_set": ioctl_raw(shrinkmem.IOC_RECLAIM, bytearray(layout.pack(1, 0, 0, 1, 0))),
-        "reserved_set": ioctl_raw(shrinkmem.IOC_RECLAIM, bytearray(layout.pack(1, 0, 0, 0, 1))),
+        "result_set": ioctl_raw(shrinkmem.IOC_RECLAIM, bytearray(layout.pack(1, 0, 0, 0, 1))),
         "over_max": ioctl_raw(shrinkmem.IOC_RECLAIM, bytearray(layout.pack(max_pages + 1, 0, 0, 0, 0))),
         "u64_max": ioctl_raw(shrinkmem.IOC_RECLAIM, bytearray(layout.pack((1 << 64) - 1, 0, 0, 0, 0))),
         "bad_pointer": ioctl_raw(shrinkmem.IOC_RECLAIM, 16),
@@ -241,6 +265,9 @@ def section_bad_inputs(args: argparse.Namespace) -> Json:
         "wrong_size": ioctl_raw(shrinkmem.IOC_RECLAIM + (8 << 16), bytearray(layout.size + 8)),
         "foreign_cmd": ioctl_raw(0x5401, bytearray(64)),  # TCGETS
     }
+    # A write from an unmapped buffer, and an ioctl whose reply cannot be written
+    # (a read-only page): EFAULT, before anything is reclaimed.
+    efault = {"write_unmapped": raw_write_from(16, 4), "ioctl_read_only_reply": ioctl_read_only_reply(256)}
     # The Python client's message for a refused request: one line naming the errno.
     try:
         with shrinkmem.ShrinkMem() as dev:
@@ -252,11 +279,45 @@ def section_bad_inputs(args: argparse.Namespace) -> Json:
         "max_mb": max_mb,
         "writes": results,
         "ioctls": ioctls,
+        "efault": efault,
         "client_error": client_error,
         "calls_before": calls_before,
         "calls_after": summary()["calls"],
         "log": dmesg().splitlines()[lines_before:],
     }
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+LIBC.write.restype = ctypes.c_ssize_t
+LIBC.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
+LIBC.ioctl.restype = ctypes.c_int
+
+
+def raw_write_from(address: int, length: int) -> Json:
+    """write(2) from an address the process has not mapped (below mmap_min_addr)."""
+    fd = os.open(DEVICE, os.O_WRONLY)
+    try:
+        ret = LIBC.write(fd, address, length)
+        return {"ret": ret} if ret >= 0 else {"errno": errno.errorcode[ctypes.get_errno()]}
+    finally:
+        os.close(fd)
+
+
+def ioctl_read_only_reply(pages: int) -> Json:
+    """SHRINKMEM_IOC_RECLAIM with a valid request in a page mapped read-only: the reply cannot be written."""
+    page = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    page.write(shrinkmem.RECLAIM_STRUCT.pack(pages, 0, 0, 0, 0))
+    address = ctypes.addressof(ctypes.c_char.from_buffer(page))
+    if LIBC.mprotect(ctypes.c_void_p(address), ctypes.c_size_t(mmap.PAGESIZE), mmap.PROT_READ) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect")
+    fd = os.open(DEVICE, os.O_RDWR)
+    try:
+        ret = LIBC.ioctl(fd, shrinkmem.IOC_RECLAIM, address)
+        return {"ret": ret} if ret >= 0 else {"errno": errno.errorcode[ctypes.get_errno()]}
+    finally:
+        os.close(fd)
+        LIBC.mprotect(ctypes.c_void_p(address), ctypes.c_size_t(mmap.PAGESIZE), mmap.PROT_READ | mmap.PROT_WRITE)
 
 
 # Standalone (python -S, no imports from the repo): interpreter start-up is slow under emulation.
@@ -293,19 +354,121 @@ def probe(prefix: List[str]) -> Json:
     return data
 
 
+# Tries the four operations on an inherited descriptor (argv[1]) and prints errno names.
+FD_PROBE = r"""
+import errno, fcntl, json, os, sys
+fd, reclaim, info, reclaim_size, info_size = (int(a) for a in sys.argv[1:6])
+request = (256).to_bytes(8, sys.byteorder) + bytes(reclaim_size - 8)
+out = {"uid": os.getuid(), "euid": os.geteuid()}
+for name, call in (("write", lambda: os.write(fd, b"1\n")),
+                   ("reclaim", lambda: fcntl.ioctl(fd, reclaim, bytearray(request), True)),
+                   ("info", lambda: fcntl.ioctl(fd, info, bytearray(info_size), True)),
+                   ("read", lambda: os.pread(fd, 4096, 0))):
+    try:
+        call()
+        out[name] = "ok"
+    except OSError as e:
+        out[name] = errno.errorcode[e.errno]
+print(json.dumps(out))
+"""
+
+# Opens the device (as whoever runs it) and sends the descriptor over the socket argv[1].
+FD_SENDER = r"""
+import os, socket, sys
+sock = socket.socket(fileno=int(sys.argv[1]))
+fd = os.open(sys.argv[2], os.O_RDWR)
+socket.send_fds(sock, [b"fd"], [fd])
+"""
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+
+
+def try_fd(fd: int) -> Json:
+    """The four operations on a descriptor, by this (root) process."""
+    out: Json = {"uid": os.getuid(), "euid": os.geteuid()}
+    request = bytearray(shrinkmem.RECLAIM_STRUCT.pack(256, 0, 0, 0, 0))
+    calls: Dict[str, Callable[[], object]] = {
+        "write": lambda: os.write(fd, b"1\n"),
+        "reclaim": lambda: fcntl.ioctl(fd, shrinkmem.IOC_RECLAIM, request, True),
+        "info": lambda: fcntl.ioctl(fd, shrinkmem.IOC_INFO, bytearray(shrinkmem.INFO_STRUCT.size), True),
+        "read": lambda: os.pread(fd, 4096, 0),
+    }
+    for name, call in calls.items():
+        try:
+            call()
+            out[name] = "ok"
+        except OSError as error:
+            out[name] = errno_name(error)
+    return out
+
+
+def opened_by_nobody_used_by_root() -> Json:
+    """An unprivileged opener hands its descriptor to root: root must not be able to reclaim through it."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with parent, child:
+        sender = subprocess.Popen(
+            [*NOBODY, sys.executable, "-S", "-c", FD_SENDER, str(child.fileno()), DEVICE], pass_fds=[child.fileno()]
+        )
+        _msg, fds, _flags, _addr = socket.recv_fds(parent, 16, 1)
+        sender.wait(timeout=120)
+    if not fds:
+        return {"failed": "no descriptor received"}
+    try:
+        return try_fd(fds[0])
+    finally:
+        os.close(fds[0])
+
+
+def opened_by_root_used_by_nobody() -> Json:
+    """A privileged opener hands its descriptor to an unprivileged process: the opener's right goes with it."""
+    fd = os.open(DEVICE, os.O_RDWR)
+    try:
+        numbers = [shrinkmem.IOC_RECLAIM, shrinkmem.IOC_INFO, shrinkmem.RECLAIM_STRUCT.size, shrinkmem.INFO_STRUCT.size]
+        result = run(*NOBODY, sys.executable, "-S", "-c", FD_PROBE, str(fd), *map(str, numbers), pass_fds=[fd])
+    finally:
+        os.close(fd)
+    if result.returncode != 0:
+        return {"failed": result.returncode, "stderr": result.stderr[-2000:]}
+    data: Json = json.loads(result.stdout)
+    return data
+
+
 def section_unprivileged(args: argparse.Namespace) -> Json:
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
     no_admin = ["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin"]
     calls_before = summary()["calls"]
-    out: Json = {"nobody": probe(nobody), "root_without_cap_sys_admin": probe(no_admin)}
+    out: Json = {"nobody": probe(NOBODY), "root_without_cap_sys_admin": probe(no_admin)}
     os.chmod(DEVICE, 0o666)
     try:
-        out["nobody_device_0666"] = probe(nobody)
+        out["nobody_device_0666"] = probe(NOBODY)
+        calls_mid = summary()["calls"]
+        out["opened_by_nobody_used_by_root"] = opened_by_nobody_used_by_root()
     finally:
         os.chmod(DEVICE, 0o600)
     out["calls_before"] = calls_before
+    out["calls_after_refusals"] = summary()["calls"]
+    out["calls_mid"] = calls_mid
+    out["opened_by_root_used_by_nobody"] = opened_by_root_used_by_nobody()
     out["calls_after"] = summary()["calls"]
     return out
+
+
+def section_snapshot(args: argparse.Namespace) -> Json:
+    """read() returns one snapshot per open: a request between two partial reads does not show until a seek to 0."""
+    fd = os.open(DEVICE, os.O_RDONLY)
+    try:
+        first = os.read(fd, 20)
+        write = write_text(b"1\n")
+        rest = b""
+        while True:
+            piece = os.read(fd, 7)
+            if not piece:
+                break
+            rest += piece
+        os.lseek(fd, 0, os.SEEK_SET)
+        fresh = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    return {"first": first.decode(), "write": write, "rest": rest.decode(), "after_seek": fresh.decode()}
 
 
 WRITER = r"""
@@ -321,24 +484,74 @@ print(json.dumps(results))
 """
 
 
+TRACING = Path("/sys/kernel/tracing")
+TRACE_GROUP = "shrinkmem_test"
+
+
+def append(path: Path, text: str) -> None:
+    """Append as the shell's >> does: open(..., "a") would seek to the end, which tracefs refuses (EINVAL)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def start_trace() -> None:
+    """kprobe events on shrink_all_memory()'s entry and return, through tracefs."""
+    if not (TRACING / "kprobe_events").exists():
+        run("mount", "-t", "tracefs", "nodev", str(TRACING), check=True)
+    for probe in (f"p:{TRACE_GROUP}/enter shrink_all_memory", f"r:{TRACE_GROUP}/exit shrink_all_memory"):
+        try:
+            append(TRACING / "kprobe_events", probe + "\n")
+        except OSError as error:
+            raise RuntimeError(f"{probe}: {error}; error_log: {(TRACING / 'error_log').read_text()}") from None
+    (TRACING / "trace").write_text("")
+    (TRACING / "events" / TRACE_GROUP / "enable").write_text("1\n")
+
+
+def stop_trace() -> List[str]:
+    (TRACING / "events" / TRACE_GROUP / "enable").write_text("0\n")
+    lines = [line for line in (TRACING / "trace").read_text().splitlines() if not line.startswith("#")]
+    for event in ("enter", "exit"):
+        append(TRACING / "kprobe_events", f"-:{TRACE_GROUP}/{event}\n")
+    return lines
+
+
 def section_parallel(args: argparse.Namespace) -> Json:
-    writers, writes = 4, 20
+    """Writers at once, chunks of 1 MB: a kprobe trace of shrink_all_memory() shows whether requests overlap."""
+    writers, writes, request_mb = 4, 10, 4
+    chunk_mb = PARAMETERS / "chunk_mb"
+    old_chunk = chunk_mb.read_text().strip()
+    chunk_mb.write_text("1\n")
     before = summary()
     lines_before = dmesg().count("\n")
-    procs = [
-        subprocess.Popen([sys.executable, "-S", "-c", WRITER, str(writes), "1\n"], stdout=subprocess.PIPE, text=True)
-        for _ in range(writers)
-    ]
-    outputs = []
-    for proc in procs:
-        stdout, _ = proc.communicate(timeout=600)
-        outputs.append({"rc": proc.returncode, "results": json.loads(stdout) if stdout.strip() else None})
+    start_trace()
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-S", "-c", WRITER, str(writes), f"{request_mb}\n"], stdout=subprocess.PIPE, text=True
+            )
+            for _ in range(writers)
+        ]
+        outputs = []
+        for proc in procs:
+            stdout, _ = proc.communicate(timeout=600)
+            outputs.append(
+                {"rc": proc.returncode, "pid": proc.pid, "results": json.loads(stdout) if stdout.strip() else None}
+            )
+    finally:
+        trace = stop_trace()
+        chunk_mb.write_text(old_chunk + "\n")
     return {
         "writers": writers,
         "writes": writes,
+        "request_mb": request_mb,
+        "chunk_mb": 1,
         "outputs": outputs,
         "before": before,
         "after": summary(),
+        "trace": trace,
         "log": dmesg().splitlines()[lines_before:],
     }
 
@@ -362,6 +575,12 @@ def random_write_payload(rng: random.Random, max_mb: int) -> bytes:
     return bytes(rng.choice(b"0123456789\n -+xe") for _ in range(rng.randrange(5, 70)))
 
 
+# ioctl type codes the VFS answers before the driver sees them (fs/ioctl.c: FIOCLEX,
+# FIONBIO, FIOASYNC, FIOQSIZE ('T'), FIFREEZE/FITHAW ('X'), FS_IOC_* ('f'), FIGETBSZ
+# (0), FICLONE and friends (0x94)): any other command must get exactly ENOTTY.
+VFS_IOCTL_TYPES = {0x00, ord("T"), ord("X"), ord("f"), 0x94}
+
+
 def section_fuzz(args: argparse.Namespace) -> Json:
     """A bounded random sequence of writes, ioctls and reads with a fixed seed."""
     rng = random.Random(args.seed)
@@ -370,7 +589,7 @@ def section_fuzz(args: argparse.Namespace) -> Json:
         "write": {"EINVAL", "ERANGE"},
         "reclaim": {"EINVAL", "ERANGE", "EFAULT"},
         "info": {"EFAULT"},
-        "other_ioctl": {"ENOTTY", "EFAULT", "EINVAL"},
+        "other_ioctl": {"ENOTTY"},
         "read": set(),
     }
     max_pages = (max_mb << 10) // PAGE_KB + 1
@@ -422,7 +641,7 @@ def section_fuzz(args: argparse.Namespace) -> Json:
                             | (ord("Y") << 8)
                             | rng.randrange(256)
                         )
-                    if cmd in (shrinkmem.IOC_RECLAIM, shrinkmem.IOC_INFO):
+                    if cmd in (shrinkmem.IOC_RECLAIM, shrinkmem.IOC_INFO) or (cmd >> 8) & 0xFF in VFS_IOCTL_TYPES:
                         continue
                     fcntl.ioctl(fd, cmd, bytearray(rng.randbytes(rng.randrange(1, 128))), True)
                 else:
@@ -504,11 +723,114 @@ def go(writer: subprocess.Popen[str]) -> None:
         raise RuntimeError("writer did not write")
 
 
+# Started ahead of time like KILLED_WRITER: a SIGTERM handler that only notes the time,
+# as a daemon's would, then one large SHRINKMEM_IOC_RECLAIM through the client.
+IOCTL_WRITER = r"""
+import json, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from shrinkd import shrinkmem
+signals = []
+signal.signal(signal.SIGTERM, lambda number, frame: signals.append(time.monotonic()))
+dev = shrinkmem.ShrinkMem()
+print("ready", flush=True)
+sys.stdin.readline()
+print("writing", flush=True)
+result = dev.reclaim(int(sys.argv[2]))
+returned = time.monotonic()
+print(json.dumps({"returned_at": returned, "signals_at": signals, "pages_requested": result.pages_requested,
+                  "pages_reclaimed": result.pages_reclaimed, "duration_ns": result.duration_ns,
+                  "result": result.result}), flush=True)
+"""
+
+# A text write under Python's own SIGINT handler (KeyboardInterrupt).
+SIGINT_WRITER = r"""
+import errno, json, os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
+fd = os.open("/dev/shrinkmem", os.O_WRONLY)
+print("ready", flush=True)
+sys.stdin.readline()
+print("writing", flush=True)
+try:
+    out = {"returned": os.write(fd, sys.argv[1].encode())}
+except KeyboardInterrupt:
+    out = {"keyboard_interrupt": True}
+except OSError as e:
+    out = {"errno": errno.errorcode[e.errno]}
+out["returned_at"] = time.monotonic()
+print(json.dumps(out), flush=True)
+"""
+
+
+def start_script(script: str, *argv: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-S", "-c", script, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("writer did not start")
+    return proc
+
+
+def finish(proc: subprocess.Popen[str]) -> Json:
+    stdout, _ = proc.communicate(timeout=600)
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    data: Json = json.loads(lines[-1]) if lines else {"stdout": stdout}
+    data["returncode"] = proc.returncode
+    return data
+
+
+def interrupt_after(proc: subprocess.Popen[str], number: int, after: float) -> Json:
+    """Let proc's request run `after` seconds, send it the signal; when it ended, what read() and the log say."""
+    lines_before = dmesg().count("\n")
+    go(proc)
+    started = time.monotonic()
+    time.sleep(after)
+    sent_at = time.monotonic()
+    proc.send_signal(number)
+    out = finish(proc)
+    ended = time.monotonic()
+    out["signal_after_s"] = round(sent_at - started, 3)
+    if "returned_at" in out:
+        out["return_after_signal_s"] = round(out["returned_at"] - sent_at, 3)
+    out["exit_after_signal_s"] = round(ended - sent_at, 3)
+    out["summary"] = summary()
+    out["log"] = dmesg().splitlines()[lines_before:]
+    return out
+
+
+def freeze_during(proc: subprocess.Popen[str], after: float) -> Json:
+    """Freeze user space for suspend (pm_test "freezer": freeze, wait 5 s, thaw) while proc reclaims."""
+    lines_before = dmesg().count("\n")
+    power = Path("/sys/power")
+    out: Json = {"states": (power / "state").read_text().split(), "pm_test": (power / "pm_test").read_text().strip()}
+    go(proc)
+    time.sleep(after)
+    (power / "pm_test").write_text("freezer")
+    started = time.monotonic()
+    try:
+        (power / "state").write_text("freeze")
+        out["state_write"] = "ok"
+    except OSError as error:
+        out["state_write"] = errno_name(error)
+    out["freeze_seconds"] = round(time.monotonic() - started, 3)
+    (power / "pm_test").write_text("none")
+    out["writer"] = finish(proc)
+    out["summary"] = summary()
+    out["log"] = dmesg().splitlines()[lines_before:]
+    return out
+
+
 def section_kill(args: argparse.Namespace) -> Json:
-    """A large request that has to swap out anonymous memory: killed part-way, then the same uninterrupted."""
+    """Large requests that have to swap out anonymous memory, stopped part-way (SIGKILL, a handled SIGTERM,
+    SIGINT, the freezer), then the same uninterrupted."""
     run("mkswap", args.swap_disk, check=True)
     run("swapon", args.swap_disk, check=True)
     out: Json = {"request_mb": args.kill_mb, "hog_mb": args.hog_mb}
+    max_mb = Path("/sys/module/shrinkmem/parameters/max_mb")
+    default_max_mb = max_mb.read_text().strip()
+    max_mb.write_text(f"{meminfo()['MemTotal'] >> 10}\n")
+    out["max_mb_raised_to"] = max_mb.read_text().strip()
+    pages = (args.kill_mb << 10) // PAGE_KB
     hog = None
     try:
         hog = start_hog(args.hog_mb)
@@ -518,6 +840,10 @@ def section_kill(args: argparse.Namespace) -> Json:
         # mutex behind it: killing the waiter must not wait for the first.
         writer = start_writer(f"{args.kill_mb}\n")
         waiter = start_writer("1\n")
+        # Started now: interpreter start-up is slow under emulation, keep it out of the timed windows.
+        sigterm = start_script(IOCTL_WRITER, str(REPO), str(pages))
+        sigint = start_script(SIGINT_WRITER, f"{args.kill_mb}\n")
+        frozen = start_script(IOCTL_WRITER, str(REPO), str(pages))
         go(writer)
         started = time.monotonic()
         time.sleep(0.3)
@@ -545,36 +871,117 @@ def section_kill(args: argparse.Namespace) -> Json:
             "summary": summary(),
             "log": dmesg().splitlines()[lines_before:],
         }
-        log(f"killed request exited {out['killed']['exit_after_kill_s']} s after SIGKILL; now uninterrupted")
+        log(f"killed request exited {out['killed']['exit_after_kill_s']} s after SIGKILL; now SIGTERM")
+        out["sigterm"] = interrupt_after(sigterm, signal.SIGTERM, args.kill_after)
+        log(f"SIGTERM: returned {out['sigterm'].get('return_after_signal_s')} s after the signal; now SIGINT")
+        out["sigint"] = interrupt_after(sigint, signal.SIGINT, args.kill_after)
+        log(f"SIGINT: returned {out['sigint'].get('return_after_signal_s')} s after the signal; now the freezer")
+        out["freezer"] = freeze_during(frozen, args.kill_after)
+        log(f"freezer: {out['freezer']['state_write']} in {out['freezer']['freeze_seconds']} s; now uninterrupted")
         out["full_before"] = memory_snapshot()
         started = time.monotonic()
         with shrinkmem.ShrinkMem() as dev:
-            result = dev.reclaim((args.kill_mb << 10) // PAGE_KB)
+            result = dev.reclaim(pages)
         out["full_seconds"] = round(time.monotonic() - started, 3)
-        out["full_result"] = {
-            "pages_requested": result.pages_requested,
-            "pages_reclaimed": result.pages_reclaimed,
-            "duration_ns": result.duration_ns,
-        }
+        out["full_result"] = result_json(result)
         out["full_after"] = memory_snapshot()
+        out["full_summary"] = summary()
         log(f"uninterrupted request done in {out['full_seconds']} s")
     finally:
         if hog is not None:
             stop(hog)
         run("swapoff", args.swap_disk)
+        max_mb.write_text(default_max_mb + "\n")
+    return out
+
+
+PARAMETERS = Path("/sys/module/shrinkmem/parameters")
+
+
+def set_parameter(name: str, value: str) -> Json:
+    """Write a module parameter through sysfs: ok or the errno name, and the value it has afterwards."""
+    try:
+        (PARAMETERS / name).write_text(value)
+        out: Json = {"write": "ok"}
+    except OSError as error:
+        out = {"write": errno_name(error)}
+    out["value"] = (PARAMETERS / name).read_text().strip()
+    return out
+
+
+def section_params(args: argparse.Namespace) -> Json:
+    """Module parameters are validated when set through sysfs: a bad value is refused and leaves the old one."""
+    lines_before = dmesg().count("\n")
+    total_mb = ram_pages() * PAGE_KB >> 10
+    before = {name: (PARAMETERS / name).read_text().strip() for name in ("max_mb", "chunk_mb")}
+    writes = {
+        "max_mb=abc": set_parameter("max_mb", "abc\n"),
+        "max_mb=0": set_parameter("max_mb", "0\n"),
+        "max_mb=-1": set_parameter("max_mb", "-1\n"),
+        "max_mb=ram+1": set_parameter("max_mb", f"{total_mb + 1}\n"),
+        "chunk_mb=0": set_parameter("chunk_mb", "0\n"),
+        "chunk_mb=65": set_parameter("chunk_mb", "65\n"),
+        "chunk_mb=1024": set_parameter("chunk_mb", "1024\n"),
+        "max_mb=ram": set_parameter("max_mb", f"{total_mb}\n"),
+        "chunk_mb=64": set_parameter("chunk_mb", "64\n"),
+    }
+    restored = {name: set_parameter(name, value + "\n") for name, value in before.items()}
+    return {
+        "total_mb": total_mb,
+        "before": before,
+        "writes": writes,
+        "restored": restored,
+        "log": dmesg().splitlines()[lines_before:],
+    }
+
+
+def insmod_refused(ko: str, *params: str) -> Json:
+    lines_before = dmesg().count("\n")
+    result = run("insmod", ko, *params)
+    out: Json = {
+        "rc": result.returncode,
+        "stderr": result.stderr.strip(),
+        "loaded": Path("/sys/module/shrinkmem").exists(),
+        "log": dmesg().splitlines()[lines_before:],
+    }
+    if out["loaded"]:
+        run("rmmod", "shrinkmem")
     return out
 
 
 def section_reload(args: argparse.Namespace) -> Json:
     out: Json = {}
+    # rmmod while the device is open: refused (the open file holds the module), and it still works.
+    fd = os.open(DEVICE, os.O_RDWR)
+    try:
+        busy = run("rmmod", "shrinkmem")
+        out["rmmod_while_open"] = {
+            "rc": busy.returncode,
+            "stderr": busy.stderr.strip(),
+            "module_still_there": Path("/sys/module/shrinkmem").exists(),
+            "device_still_there": os.path.exists(DEVICE),
+        }
+        try:
+            out["rmmod_while_open"]["write_after"] = {"ret": os.write(fd, b"1\n")}
+        except OSError as error:
+            out["rmmod_while_open"]["write_after"] = {"errno": errno_name(error)}
+    finally:
+        os.close(fd)
     out["rmmod_rc"] = run("rmmod", "shrinkmem").returncode
     out["device_after_rmmod"] = os.path.exists(DEVICE)
     out["module_after_rmmod"] = Path("/sys/module/shrinkmem").exists()
+    total_mb = ram_pages() * PAGE_KB >> 10
+    out["bad_load_parameters"] = {
+        "max_mb=0": insmod_refused(args.ko, "max_mb=0"),
+        "max_mb=ram+1": insmod_refused(args.ko, f"max_mb={total_mb + 1}"),
+        "max_mb=abc": insmod_refused(args.ko, "max_mb=abc"),
+        "chunk_mb=65": insmod_refused(args.ko, "chunk_mb=65"),
+    }
     load = run("insmod", args.ko, "max_mb=64")
     out["insmod_rc"] = load.returncode
     out["insmod_stderr"] = load.stderr
     out["device_after_insmod"] = os.path.exists(DEVICE)
-    out["max_mb_param"] = Path("/sys/module/shrinkmem/parameters/max_mb").read_text().strip()
+    out["max_mb_param"] = (PARAMETERS / "max_mb").read_text().strip()
     with shrinkmem.ShrinkMem() as dev:
         info = dev.info()
     out["max_pages"] = info.max_pages
@@ -583,14 +990,27 @@ def section_reload(args: argparse.Namespace) -> Json:
     out["summary"] = summary()
     out["final_rmmod_rc"] = run("rmmod", "shrinkmem").returncode
     out["device_after_final_rmmod"] = os.path.exists(DEVICE)
+    if args.other_abi_ko:
+        # A module that speaks another ABI version: the client refuses it when it opens the device.
+        other = run("insmod", args.other_abi_ko)
+        mismatch: Json = {"insmod_rc": other.returncode, "insmod_stderr": other.stderr}
+        try:
+            with shrinkmem.ShrinkMem():
+                mismatch["client"] = "opened"
+        except ActionError as error:
+            mismatch["client"] = str(error)
+        mismatch["rmmod_rc"] = run("rmmod", "shrinkmem").returncode
+        out["other_abi"] = mismatch
     return out
 
 
 SECTIONS: List[tuple[str, Callable[[argparse.Namespace], Json]]] = [
     ("load", section_load),
+    ("params", section_params),
     ("cache", section_cache),
     ("bad_inputs", section_bad_inputs),
     ("unprivileged", section_unprivileged),
+    ("snapshot", section_snapshot),
     ("parallel", section_parallel),
     ("fuzz", section_fuzz),
     ("kill", section_kill),
@@ -598,17 +1018,30 @@ SECTIONS: List[tuple[str, Callable[[argparse.Namespace], Json]]] = [
 ]
 
 
+def lockdep_state() -> Json:
+    """From /proc/lockdep_stats: whether lockdep is still on (it stops after its first report) and what it tracks."""
+    stats: Dict[str, int] = {}
+    for line in Path("/proc/lockdep_stats").read_text().splitlines():
+        key, _, value = line.partition(":")
+        words = value.split()
+        if words and words[0].isdigit():
+            stats[key.strip()] = int(words[0])
+    return {"debug_locks": stats.get("debug_locks", -1), "lock_classes": stats.get("lock-classes", 0)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ko", required=True)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--data-disk", required=True)
-    parser.add_argument("--swap-disk", required=True)
+    parser.add_argument("--data-disk")
+    parser.add_argument("--swap-disk")
     parser.add_argument("--seed", type=int, default=20240229)
     parser.add_argument("--fuzz-calls", type=int, default=2000)
     parser.add_argument("--kill-mb", type=int, default=600, help="size of the request that is killed")
     parser.add_argument("--hog-mb", type=int, default=500, help="anonymous memory the request has to swap out")
     parser.add_argument("--kill-after", type=float, default=2.0, help="seconds before SIGKILL")
+    parser.add_argument("--debug-state", action="store_true", help="record lockdep's state at the end")
+    parser.add_argument("--other-abi-ko", help="a build of the module with another SHRINKMEM_ABI_VERSION")
     parser.add_argument("--sections", default=",".join(name for name, _ in SECTIONS), help="comma-separated subset")
     args = parser.parse_args()
     chosen = args.sections.split(",")
@@ -630,6 +1063,8 @@ def main() -> int:
         if name == "load" and results[name].get("insmod_rc") != 0:
             log("insmod failed: skipping the rest")
             break
+    if args.debug_state:
+        results["debug_state"] = lockdep_state()
     results["dmesg"] = dmesg()
     results["uptime_at_end"] = float(Path("/proc/uptime").read_text().split()[0])
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
