@@ -1060,6 +1060,8 @@ def main() -> int:
             results[name] = {"error": traceback.format_exc()}
             log(f"section {name} raised:\n{results[name]['error']}")
         results.setdefault("section_seconds", {})[name] = round(time.monotonic() - started, 1)
+        # Written after every section too, so that a guest that runs out of time still leaves what it measured.
+        (args.out / "results.partial.json").write_text(json.dumps(results, indent=1))
         if name == "load" and results[name].get("insmod_rc") != 0:
             log("insmod failed: skipping the rest")
             break
