@@ -595,6 +595,10 @@ cat "$OUT/guest-log.txt"
 exit $status
 """
 
+# A kernel log that holds a whole run (the default 128 KB wraps during the fuzz and the
+# kill test, and the final scan must see every line from boot on).
+LOG_BUF = "log_buf_len=8M"
+
 # What the lockdep and KASAN kernel adds to the guest's results.
 DEBUG_EXTRA = "--debug-state"
 ALL_SECTIONS = [
@@ -694,6 +698,7 @@ def _boot(target: str) -> GuestRun:
             memory=GUEST_MEMORY,
             cpus=2,
             disks=[data, swap],
+            append=[LOG_BUF],
             out_dir=run_dir,
             timeout=1800,
         )
@@ -1327,7 +1332,12 @@ def refusal(request: pytest.FixtureRequest) -> Iterator[GuestRun]:
     assert built.returncode == 0, built.output
     run_dir = vm.new_run_dir(f"kmod-{target}-")
     result = vm.run_in_vm(
-        REFUSAL_SCRIPT.format(ko=built.ko), kernel=kernel_of(target), memory="1G", out_dir=run_dir, timeout=900
+        REFUSAL_SCRIPT.format(ko=built.ko),
+        kernel=kernel_of(target),
+        memory="1G",
+        append=[LOG_BUF],
+        out_dir=run_dir,
+        timeout=900,
     )
     results_file = run_dir / "results.json"
     if not results_file.exists():

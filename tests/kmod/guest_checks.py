@@ -900,11 +900,15 @@ PARAMETERS = Path("/sys/module/shrinkmem/parameters")
 
 def set_parameter(name: str, value: str) -> Json:
     """Write a module parameter through sysfs: ok or the errno name, and the value it has afterwards."""
+    # One write(2), as `echo` makes (a buffered Python file would try again when it closes).
+    fd = os.open(PARAMETERS / name, os.O_WRONLY)
     try:
-        (PARAMETERS / name).write_text(value)
+        os.write(fd, value.encode())
         out: Json = {"write": "ok"}
     except OSError as error:
         out = {"write": errno_name(error)}
+    finally:
+        os.close(fd)
     out["value"] = (PARAMETERS / name).read_text().strip()
     return out
 
