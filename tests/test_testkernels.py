@@ -1,0 +1,89 @@
+"""tests/testkernels.py without building a kernel: what each test kernel asks for, and the cache keys.
+
+The kernels themselves are built and booted by tests/test_kmod_vm.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import testkernels
+
+needs_inputs = pytest.mark.skipif(testkernels.available() is not None, reason=str(testkernels.available()))
+
+
+def diff(a: dict[str, str], b: dict[str, str]) -> dict[str, tuple[str, str]]:
+    return {key: (a.get(key, "n"), b.get(key, "n")) for key in set(a) | set(b) if a.get(key, "n") != b.get(key, "n")}
+
+
+def test_each_kernel_asks_for_what_its_test_needs() -> None:
+    wanted = {name: spec.wanted() for name, spec in testkernels.SPECS.items()}
+    for name, options in wanted.items():
+        # What the module and its guest checks use, on every test kernel.
+        for option in (
+            "CONFIG_MODULES",
+            "CONFIG_MODULE_UNLOAD",
+            "CONFIG_KPROBES",
+            "CONFIG_KPROBE_EVENTS",
+            "CONFIG_SWAP",
+        ):
+            assert options[option] == "y", (name, option)
+        assert options["CONFIG_SUSPEND"] == options["CONFIG_PM_DEBUG"] == "y", name  # the freezer's pm_test
+        assert options["CONFIG_DEBUG_INFO_NONE"] == "y", name  # debug info would double the build
+    assert wanted["gcc-nohib"]["CONFIG_HIBERNATION"] == "n"
+    assert wanted["gcc-debug-export"]["CONFIG_HIBERNATION"] == "y"
+    for name in ("clang-kcfi", "clang-kcfi-export"):
+        assert wanted[name]["CONFIG_CFI_CLANG"] == "y" and testkernels.SPECS[name].compiler == "clang"
+    debug = wanted["gcc-debug-export"]
+    assert debug["CONFIG_PROVE_LOCKING"] == debug["CONFIG_KASAN"] == "y"
+    assert [name for name, spec in testkernels.SPECS.items() if spec.export_patch] == [
+        "gcc-debug-export",
+        "gcc-nohib",
+        "clang-kcfi-export",
+    ]
+
+
+def test_kernels_sharing_a_tree_differ_by_one_thing() -> None:
+    """What makes the second kernel of a compiler cheap: one option (gcc) or the one-line patch (clang)."""
+    specs = testkernels.SPECS
+    gcc = diff(specs["gcc-debug-export"].wanted(), specs["gcc-nohib"].wanted())
+    assert gcc == {"CONFIG_HIBERNATION": ("y", "n")}
+    assert specs["gcc-debug-export"].export_patch == specs["gcc-nohib"].export_patch
+    assert diff(specs["clang-kcfi"].wanted(), specs["clang-kcfi-export"].wanted()) == {}
+    assert (specs["clang-kcfi"].export_patch, specs["clang-kcfi-export"].export_patch) == (False, True)
+    # The build order of a tree: the first kernel listed of each compiler is the full build.
+    order = [spec.compiler for spec in specs.values()]
+    assert order == ["gcc", "gcc", "clang", "clang"]
+
+
+def test_config_parsing_reads_set_and_unset_options() -> None:
+    text = 'CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="x y"\n# comment\nCONFIG_D=0x10\n'
+    assert testkernels.parse_config(text) == {"CONFIG_A": "y", "CONFIG_B": "n", "CONFIG_C": '"x y"', "CONFIG_D": "0x10"}
+    assert testkernels.parse_fragment("CONFIG_A=n\n# CONFIG_B is not set\n") == {"CONFIG_A": "n", "CONFIG_B": "n"}
+
+
+def test_cache_root_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SHRINKD_TEST_CACHE", str(tmp_path))
+    assert testkernels.cache_root() == tmp_path / "kernels"
+    monkeypatch.delenv("SHRINKD_TEST_CACHE")
+    assert testkernels.cache_root() == Path("/var/cache/shrinkd-tests/kernels")
+
+
+@needs_inputs
+def test_keys_are_stable_and_tell_the_kernels_apart() -> None:
+    keys = {name: testkernels.spec_key(spec) for name, spec in testkernels.SPECS.items()}
+    assert len(set(keys.values())) == len(keys)
+    assert keys == {name: testkernels.spec_key(spec) for name, spec in testkernels.SPECS.items()}
+    # Every input changes the key: here the patch (the clang pair differs by nothing else).
+    assert all(len(key) == 16 for key in keys.values())
+
+
+@needs_inputs
+def test_virtme_options_are_the_required_lists_only() -> None:
+    """virtme-ng's options come without its optional extras (graphics, sound, BPF), which a test kernel does not need."""
+    options = testkernels.virtme_options()
+    assert options.startswith("##: Arch-specific options")
+    assert "CONFIG_VIRTIO_PCI=y" in options and "CONFIG_9P_FS=y" in options
+    assert "CONFIG_DRM_VIRTIO_GPU" not in options and "CONFIG_SND" not in options
