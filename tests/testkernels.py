@@ -136,7 +136,12 @@ class KernelSpec:
 
     def wanted(self) -> Dict[str, str]:
         """CONFIG_X -> value ("n" for off) that the resolved configuration must have."""
-        return parse_fragment(BASE_FRAGMENT + self.fragment)
+        wanted = parse_fragment(BASE_FRAGMENT + self.fragment)
+        # DEBUG_INFO_NONE overrides virtme's DWARF choice where that choice is visible
+        # (it needs DEBUG_KERNEL); what must hold everywhere is no debug info at all.
+        del wanted["CONFIG_DEBUG_INFO_NONE"]
+        wanted["CONFIG_DEBUG_INFO"] = "n"
+        return wanted
 
 
 SPECS: Dict[str, KernelSpec] = {
