@@ -1014,93 +1014,90 @@ def test_parallel_writers_all_complete_and_add_up(guest: GuestRun) -> None:
     assert reclaimed >= writers * writes * request_mb * MB_PAGES, "the page cache had room for every request"
 
 
-TRACE_LINE = re.compile(r"^\s*(?P<task>.+)-(?P<pid>\d+)\s+\[\d+\].*?\s(?P<time>\d+\.\d+): (?P<event>enter|exit):")
+TRACE_LINE = re.compile(
+    r"^\s*(?P<task>.+)-(?P<pid>\d+)\s+\[\d+\].*?\s(?P<time>\d+\.\d+): (?P<event>enter|exit):.*\s(?:nr|ret)=(?P<value>\d+)$"
+)
 
 
-def trace_events(lines: List[str]) -> List[tuple[int, str]]:
-    """(pid, "enter"/"exit") for each kprobe event of a tracefs trace, in order."""
+def trace_events(lines: List[str]) -> List[tuple[int, str, int]]:
+    """(pid, "enter" or "exit", pages asked or reclaimed) for each kprobe event of a tracefs trace, in order."""
     events = []
     for line in lines:
         match = TRACE_LINE.match(line)
         assert match, f"unparsed trace line {line!r}"
-        events.append((int(match.group("pid")), match.group("event")))
+        events.append((int(match.group("pid")), match.group("event"), int(match.group("value"))))
     return events
 
 
-def overlapping_requests(events: List[tuple[int, str]], chunks_per_request: int) -> List[str]:
-    """Ways in which the traced shrink_all_memory() calls show two requests at once.
+def overlapping_requests(
+    events: List[tuple[int, str, int]], request_pages: int, chunk_pages: int
+) -> tuple[int, List[str]]:
+    """Requests rebuilt from traced shrink_all_memory() calls, and every sign that two ran at once.
 
-    Calls must not overlap (each enter is followed by the same task's exit), and a
-    request's chunks come one after another: every run of one task's calls is a whole
-    number of requests.
+    A request of `request_pages` asks chunk by chunk (min(left, chunk_pages)) until it has
+    them all or a chunk comes back short, as the module does. Calls must not overlap, and
+    once a request has begun no other task may call until it has ended.
     """
     problems: List[str] = []
     inside: Optional[int] = None
-    runs: List[List[int]] = []
-    for index, (pid, event) in enumerate(events):
+    current: Optional[List[int]] = None  # [pid, pages left]
+    asked = 0
+    done = 0
+    for index, (pid, event, value) in enumerate(events):
         if event == "enter":
             if inside is not None:
-                problems.append(f"event {index}: pid {pid} entered while pid {inside} was inside")
+                problems.append(f"event {index}: pid {pid} called while pid {inside} was inside")
             inside = pid
-            if runs and runs[-1][0] == pid:
-                runs[-1][1] += 1
-            else:
-                runs.append([pid, 1])
+            if current is not None and current[0] != pid:
+                problems.append(
+                    f"event {index}: pid {pid} called while pid {current[0]}'s request had {current[1]} pages to go"
+                )
+                current = None
+            if current is None:
+                current = [pid, request_pages]
+            if value != min(current[1], chunk_pages):
+                problems.append(f"event {index}: pid {pid} asked {value} pages, its request had {current[1]} to go")
+            asked = value
         else:
             if inside != pid:
                 problems.append(f"event {index}: pid {pid} returned but pid {inside} was inside")
             inside = None
-    for pid, count in runs:
-        if count % chunks_per_request:
-            problems.append(
-                f"pid {pid} made {count} calls in a row, not a whole number of {chunks_per_request}-chunk requests"
-            )
-    return problems
+            if current is not None:
+                current[1] -= value
+                if current[1] <= 0 or value < asked:
+                    current = None
+                    done += 1
+    return done, problems
 
 
 def test_overlap_check_catches_interleaved_requests() -> None:
     """The check below can fail: overlapping calls, and requests whose chunks interleave, are both reported."""
-    serial = [
-        (1, "enter"),
-        (1, "exit"),
-        (1, "enter"),
-        (1, "exit"),
-        (2, "enter"),
-        (2, "exit"),
-        (2, "enter"),
-        (2, "exit"),
-    ]
-    assert overlapping_requests(serial, 2) == []
-    overlapping = [(1, "enter"), (2, "enter"), (1, "exit"), (2, "exit")]
-    assert len(overlapping_requests(overlapping, 1)) == 3
-    interleaved = [
-        (1, "enter"),
-        (1, "exit"),
-        (2, "enter"),
-        (2, "exit"),
-        (1, "enter"),
-        (1, "exit"),
-        (2, "enter"),
-        (2, "exit"),
-    ]
-    assert overlapping_requests(interleaved, 2) != []
-    line = "          python-245     [001] d..2.   123.456789: enter: (shrink_all_memory+0x0/0xd0)"
-    assert trace_events([line]) == [(245, "enter")]
+    serial = [(1, "enter", 2), (1, "exit", 2), (1, "enter", 2), (1, "exit", 3), (2, "enter", 2), (2, "exit", 5)]
+    assert overlapping_requests(serial, 4, 2) == (2, [])
+    short = [(1, "enter", 2), (1, "exit", 1), (2, "enter", 2), (2, "exit", 2), (2, "enter", 2), (2, "exit", 2)]
+    assert overlapping_requests(short, 4, 2) == (2, [])
+    overlapping = [(1, "enter", 2), (2, "enter", 2), (1, "exit", 2), (2, "exit", 2)]
+    assert overlapping_requests(overlapping, 2, 2)[1] != []
+    interleaved = [(1, "enter", 2), (1, "exit", 2), (2, "enter", 2), (2, "exit", 2), (1, "enter", 2), (1, "exit", 2)]
+    assert overlapping_requests(interleaved, 4, 2)[1] != []
+    enter = "          python-284     [000] .N...  1168.828969: enter: (shrink_all_memory+0x0/0x100) nr=256"
+    leave = "          python-284     [000] .....  1169.080075: exit: (shrinkmem_reclaim+0xae/0x200 [shrinkmem] <- shrink_all_memory) ret=300"
+    assert trace_events([enter, leave]) == [(284, "enter", 256), (284, "exit", 300)]
 
 
 @pytest.mark.vm
 def test_parallel_requests_never_run_at_once(guest: GuestRun) -> None:
-    """kprobe events on shrink_all_memory(), 4 writers of 4-chunk requests: one request at a time, chunks together."""
+    """kprobe events on shrink_all_memory() with its argument and result, 4 writers of 4-chunk requests: the
+    requests rebuilt from the trace never overlap, call by call and request by request."""
     par = guest.section("parallel")
     events = trace_events(par["trace"])
-    chunks = par["request_mb"] // par["chunk_mb"]
-    total = par["writers"] * par["writes"] * chunks
-    assert sum(1 for _, event in events if event == "enter") == total, par["trace"][:20]
-    assert overlapping_requests(events, chunks) == []
+    requests, problems = overlapping_requests(events, par["request_mb"] * MB_PAGES, par["chunk_mb"] * MB_PAGES)
+    assert problems == []
+    assert requests == par["writers"] * par["writes"]
     # The writers really competed: the trace switches between them many times.
     pids = {output["pid"] for output in par["outputs"]}
-    assert {pid for pid, _ in events} == pids
-    switches = sum(1 for (a, _), (b, _) in zip(events, events[1:]) if a != b)
+    assert {pid for pid, _, _ in events} == pids
+    switches = sum(1 for (a, _, _), (b, _, _) in zip(events, events[1:]) if a != b)
     assert switches >= par["writers"], switches
 
 

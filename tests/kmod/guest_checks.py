@@ -501,7 +501,11 @@ def start_trace() -> None:
     """kprobe events on shrink_all_memory()'s entry and return, through tracefs."""
     if not (TRACING / "kprobe_events").exists():
         run("mount", "-t", "tracefs", "nodev", str(TRACING), check=True)
-    for probe in (f"p:{TRACE_GROUP}/enter shrink_all_memory", f"r:{TRACE_GROUP}/exit shrink_all_memory"):
+    probes = (
+        f"p:{TRACE_GROUP}/enter shrink_all_memory nr=$arg1:u64",
+        f"r:{TRACE_GROUP}/exit shrink_all_memory ret=$retval:u64",
+    )
+    for probe in probes:
         try:
             append(TRACING / "kprobe_events", probe + "\n")
         except OSError as error:
