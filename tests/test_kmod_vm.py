@@ -1138,11 +1138,6 @@ def test_killed_waiter_leaves_the_queue_at_once(guest_full: GuestRun) -> None:
     assert waiter["exit_after_kill_s"] < 10.0, waiter
 
 
-def chunk_seconds(kill: Dict[str, Any]) -> float:
-    """The longest single chunk seen in this guest (read()'s longest_chunk_ns), in seconds."""
-    return int(kill["full_summary"]["longest_chunk_ns"]) / 1e9
-
-
 @pytest.mark.vm
 def test_handled_sigterm_stops_an_ioctl_with_its_partial_count(guest_full: GuestRun) -> None:
     """A daemon's SIGTERM (handled, not fatal) ends a large SHRINKMEM_IOC_RECLAIM between chunks: it returns 0 with
@@ -1157,9 +1152,10 @@ def test_handled_sigterm_stops_an_ioctl_with_its_partial_count(guest_full: Guest
     summary = term["summary"]
     assert summary_int(summary, "last_pages_reclaimed") == term["pages_reclaimed"]
     assert summary["last_result"] == "-4" and summary_int(summary, "last_flags") == shrinkmem.RESULT_INTERRUPTED
-    # Within one chunk: the wait after the signal is no longer than the longest chunk of this run (plus
-    # scheduling), far from the uninterrupted request's kill["full_seconds"].
-    assert term["return_after_signal_s"] <= chunk_seconds(kill) + 2.0, (term, kill["full_summary"])
+    # RESULT_INTERRUPTED says it stopped between chunks, not at the end. The time from the signal to
+    # the return (figures.json, with the longest chunk) gets the kill test's generous behaviour bound:
+    # the uninterrupted request takes tens of seconds.
+    assert term["return_after_signal_s"] < 10.0, (term, kill["full_summary"])
 
 
 @pytest.mark.vm
@@ -1176,7 +1172,7 @@ def test_sigint_stops_a_text_write_and_read_reports_progress(guest_full: GuestRu
     assert 0 < reclaimed < summary_int(summary, "last_pages_requested"), summary
     line = f"requested {kill['request_mb']} MB, reclaimed {reclaimed} pages in "
     assert any(line in entry and entry.endswith("(interrupted)") for entry in stopped["log"]), stopped["log"]
-    assert stopped["return_after_signal_s"] <= chunk_seconds(kill) + 2.0, (stopped, kill["full_summary"])
+    assert stopped["return_after_signal_s"] < 10.0, (stopped, kill["full_summary"])
 
 
 @pytest.mark.vm
