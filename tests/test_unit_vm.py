@@ -45,6 +45,7 @@ import pytest
 
 from shrinkd.journal import MESSAGE_IDS
 from tests import vm
+from tests.debs import build_debs
 
 pytestmark = pytest.mark.vm
 
@@ -310,12 +311,7 @@ def guest() -> Path:
     if reason is not None:
         pytest.skip(reason)
     out = vm.new_run_dir("unit-")
-    built = subprocess.run(
-        ["bash", str(vm.REPO / "packaging" / "build-debs.sh"), str(out / "debs"), "shrinkd"],
-        capture_output=True, text=True, check=False,
-    )
-    assert built.returncode == 0, built.stderr
-    deb = Path(built.stdout.split()[0])
+    deb = build_debs(out / "debs")["shrinkd"]
     shutil.copy(build_module(out), out / "shrinkmem.ko")
     (out / "probe.py").write_text(PROBE)
     (out / "inside.py").write_text(INSIDE)
