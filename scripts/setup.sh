@@ -74,3 +74,14 @@ if [ ! -e "$stamp" ]; then
     .venv/bin/pip install -q -e "$extra"
     touch "$stamp"
 fi
+
+# PyPI tools the packaging tests run: oelint-adv lints the Yocto layer, bitbake-setup
+# carries BitBake's own parser (the bb library), kconfiglib reads the Buildroot tree's
+# Config.in files (openembedded-core and Buildroot themselves are on neither PyPI nor Debian).
+tools="oelint-adv==9.11.2 bitbake-setup==2.19.0 kconfiglib==14.1.0"
+tools_stamp=".venv/.tools-$(echo "$tools" | sha1sum | cut -c1-12)"
+if [ "$runtime_only" -eq 0 ] && [ ! -e "$tools_stamp" ]; then
+    # shellcheck disable=SC2086
+    .venv/bin/pip install -q $tools
+    touch "$tools_stamp"
+fi
