@@ -280,7 +280,7 @@ def test_bitbake_parses_openembedded_core_with_the_layer() -> None:
         f'BBPATH = "${{TOPDIR}}"\nBBFILES ?= ""\nBBLAYERS = "{checkouts["core"] / "meta"} {LAYER}"\n')
     # Parse only: BitBake's sanity class refuses root and wants every build host tool.
     (build / "conf" / "local.conf").write_text(
-        'MACHINE = "qemux86-64"\nINIT_MANAGER = "systemd"\nINHERIT:remove = "sanity"\n'
+        'MACHINE = "qemux86-64"\nINIT_MANAGER = "systemd"\nINHERIT:remove = "sanity uninative"\n'
         'HOSTTOOLS:remove = "chrpath gawk"\n')
     locales = build / "locale"
     subprocess.run(["localedef", "-i", "en_US", "-f", "UTF-8", str(locales / "en_US.UTF-8")], check=False,
