@@ -282,9 +282,12 @@ def test_bitbake_parses_openembedded_core_with_the_layer() -> None:
     (build / "conf" / "local.conf").write_text(
         'MACHINE = "qemux86-64"\nINIT_MANAGER = "systemd"\nINHERIT:remove = "sanity uninative"\n'
         'HOSTTOOLS:remove = "chrpath gawk"\n')
+    # BitBake insists on the en_US.UTF-8 locale: compiled here, so the machine's are left alone
     locales = build / "locale"
-    subprocess.run(["localedef", "-i", "en_US", "-f", "UTF-8", str(locales / "en_US.UTF-8")], check=False,
-                   capture_output=True)
+    locales.mkdir()
+    made = subprocess.run(["localedef", "-i", "en_US", "-f", "UTF-8", str(locales / "en_US.UTF-8")], check=False,
+                          capture_output=True, text=True)
+    assert (locales / "en_US.UTF-8").is_dir(), made.stdout + made.stderr
     env = {"PATH": f"{checkouts['bitbake'] / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
            "LANG": "en_US.UTF-8", "LOCPATH": str(locales), "BB_ENV_PASSTHROUGH_ADDITIONS": "LOCPATH",
            "BBPATH": str(build)}
