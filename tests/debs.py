@@ -126,7 +126,9 @@ def set_versions(src: Path, version: Optional[str], module_version: Optional[str
                             maintainer, f"shrinkmem {module_version}.")
         substitute(src / "kmod" / "dkms.conf", r'^PACKAGE_VERSION=.*$', f'PACKAGE_VERSION="{module_version}"')
         shrinkmem_c = src / "kmod" / "shrinkmem.c"
-        if "MODULE_VERSION(" in shrinkmem_c.read_text():
+        if re.search(r'^#define SHRINKMEM_VERSION "', shrinkmem_c.read_text(), re.M):
+            substitute(shrinkmem_c, r'^#define SHRINKMEM_VERSION ".*"$', f'#define SHRINKMEM_VERSION "{module_version}"')
+        else:
             substitute(shrinkmem_c, r'MODULE_VERSION\(".*"\)', f'MODULE_VERSION("{module_version}")')
 
 
