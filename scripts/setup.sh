@@ -24,6 +24,9 @@ test_pkgs=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static 
 # Test kernels built from linux-source-6.1 (tests/testkernels.py): kCFI needs clang-16
 # and its LLVM tools; Kbuild needs flex, bison, bc, and libelf for objtool.
 test_pkgs+=(clang-16 lld-16 llvm-16 flex bison bc libelf-dev)
+# The Debian source package's build dependencies (dpkg-buildpackage) and lintian.
+test_pkgs+=(debhelper dh-python pybuild-plugin-pyproject dh-dkms python3-all python3-setuptools
+            dpkg-dev lintian man-db)
 # bookworm-backports' 6.12 kernel: an IBT-enabled build the module must also handle.
 bpo_pkgs=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 
@@ -70,4 +73,15 @@ if [ ! -e "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -e "$extra"
     touch "$stamp"
+fi
+
+# PyPI tools the packaging tests run: oelint-adv lints the Yocto layer, bitbake-setup
+# carries BitBake's own parser (the bb library), kconfiglib reads the Buildroot tree's
+# Config.in files (openembedded-core and Buildroot themselves are on neither PyPI nor Debian).
+tools="oelint-adv==9.11.2 bitbake-setup==2.19.0 kconfiglib==14.1.0"
+tools_stamp=".venv/.tools-$(echo "$tools" | sha1sum | cut -c1-12)"
+if [ "$runtime_only" -eq 0 ] && [ ! -e "$tools_stamp" ]; then
+    # shellcheck disable=SC2086
+    .venv/bin/pip install -q $tools
+    touch "$tools_stamp"
 fi

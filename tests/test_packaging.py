@@ -1,32 +1,39 @@
-"""The systemd unit and the Debian packages: systemd-analyze verify and security, package contents.
+"""The systemd unit and the Debian packages: systemd-analyze verify and security, package contents, lintian.
 
-The packages are built with packaging/build-debs.sh into a folder under .vm/. The unit
-is verified inside a root made of the shrinkd package's files plus this machine's
-systemd units and /bin/kill, so `verify` checks the unit as installed (ExecStart=
-pointing at the packaged /usr/bin/shrinkd).
+The packages are built from the debian/ source package with dpkg-buildpackage (tests/debs.py)
+into a folder under .vm/. The unit is verified inside a root made of the shrinkd package's
+files plus this machine's systemd units and /bin/kill, so `verify` checks the unit as
+installed (ExecStart= pointing at the packaged /usr/bin/shrinkd). What the packages do
+when installed, removed, upgraded and purged in a booted system is tested in guests; here
+their maintainer scripts are read for the parts those tests rely on.
 """
 
 from __future__ import annotations
 
+import ast
+import gzip
+import io
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 from importlib import metadata
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
 
-from tests.debs import build_debs
+from tests.debs import build_debs, build_source
 from tests.vm import REPO, new_run_dir
 
 UNIT = REPO / "packaging" / "systemd" / "shrinkd.service"
 SCORE = re.compile(r"Overall exposure level for (\S+): (\d+\.\d+)")
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None or shutil.which("dpkg-deb") is None,
-    reason="systemd-analyze and dpkg-deb are needed: run scripts/setup.sh",
+    shutil.which("systemd-analyze") is None or shutil.which("dpkg-buildpackage") is None
+    or shutil.which("lintian") is None,
+    reason="systemd-analyze, dpkg-buildpackage and lintian are needed: run scripts/setup.sh",
 )
 
 
@@ -137,6 +144,42 @@ def field(deb: Path, name: str) -> str:
     return result.stdout.strip()
 
 
+def control_file(deb: Path, name: str) -> str:
+    result = run(["dpkg-deb", "--info", str(deb), name])
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def member(deb: Path, path: str) -> bytes:
+    """One file of a package's data, read with dpkg-deb --fsys-tarfile."""
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        extracted = archive.extractfile("." + path)
+        assert extracted is not None, path
+        return extracted.read()
+
+
+def changelog_top(deb: Path, package: str) -> str:
+    """The first line of a package's changelog (native packages: changelog.gz)."""
+    return gzip.decompress(member(deb, f"/usr/share/doc/{package}/changelog.gz")).decode().splitlines()[0]
+
+
+def python_version() -> str:
+    found = re.search(r'__version__ = "([^"]+)"', (REPO / "shrinkd" / "__init__.py").read_text())
+    assert found
+    return found.group(1)
+
+
+def module_version() -> str:
+    found = re.search(r'^PACKAGE_VERSION="?([^"\n]+)"?$', (REPO / "kmod" / "dkms.conf").read_text(), re.M)
+    assert found
+    return found.group(1)
+
+
+DEBIAN_NAMES = {"psutil": "python3-psutil", "pyudev": "python3-pyudev", "systemd-python": "python3-systemd",
+                "pyyaml": "python3-yaml"}
+
+
 def test_shrinkd_package_contents(debs: Dict[str, Path], installed_root: Path) -> None:
     deb = debs["shrinkd"]
     entries = listing(deb)
@@ -150,23 +193,42 @@ def test_shrinkd_package_contents(debs: Dict[str, Path], installed_root: Path) -
         ("lib/systemd/system/shrinkd.service", "packaging/systemd/shrinkd.service"),
         ("lib/udev/rules.d/60-shrinkd.rules", "packaging/udev/60-shrinkd.rules"),
         ("etc/shrinkd/shrinkd.yaml", "config/shrinkd.yaml"),
-        ("usr/share/doc/shrinkd/copyright", None),
+        ("usr/bin/shrinkd", "packaging/bin/shrinkd"),
+        # uncompressed: the unit's Documentation= names it
+        ("usr/share/doc/shrinkd/README.md", "README.md"),
+        ("usr/share/doc/shrinkd/copyright", "debian/copyright"),
     ):
         assert (installed_root / packaged).is_file(), packaged
-        if source:
-            assert (installed_root / packaged).read_bytes() == (REPO / source).read_bytes()
-    depends = [dep.split()[0] for dep in field(deb, "Depends").split(", ")]
+        assert (installed_root / packaged).read_bytes() == (REPO / source).read_bytes(), packaged
+    assert "/usr/share/man/man8/shrinkd.8.gz" in entries
+    # Depends: ${python3:Depends}, which dh_python3 derives from the wheel's Requires-Dist.
+    depends = {dep.split()[0] for dep in field(deb, "Depends").split(", ")}
     declared = [dep for dep in metadata.requires("shrinkd") or [] if "extra ==" not in dep]
-    debian = {"psutil": "python3-psutil", "pyudev": "python3-pyudev", "systemd-python": "python3-systemd",
-              "pyyaml": "python3-yaml"}
-    expected = ["python3"] + [debian[re.split(r"[<>=!~ ;\[]", dep)[0].lower()] for dep in declared]
+    expected = {"python3:any"} | {DEBIAN_NAMES[re.split(r"[<>=!~ ;\[]", dep)[0].lower()] for dep in declared}
     assert depends == expected
     assert "python3-yaml" in depends  # the configuration is YAML
     assert field(deb, "Architecture") == "all"
-    conffiles = run(["dpkg-deb", "--info", str(deb), "conffiles"])
-    assert conffiles.stdout.split() == ["/etc/shrinkd/shrinkd.yaml"]
-    version = re.search(r'__version__ = "([^"]+)"', (REPO / "shrinkd" / "__init__.py").read_text())
-    assert version and field(deb, "Version") == version.group(1)
+    assert control_file(deb, "conffiles").split() == ["/etc/shrinkd/shrinkd.yaml"]
+    assert field(deb, "Version") == python_version()
+    assert changelog_top(deb, "shrinkd").startswith(f"shrinkd ({python_version()}) ")
+
+
+def test_manual_page_lists_every_subcommand(debs: Dict[str, Path], tmp_path: Path) -> None:
+    from shrinkd.cli import build_parser
+
+    page = gzip.decompress(member(debs["shrinkd"], "/usr/share/man/man8/shrinkd.8.gz")).decode()
+    assert page.startswith(".TH SHRINKD 8 ")
+    commands = [action for action in build_parser()._actions if action.dest == "command"]
+    assert commands and commands[0].choices
+    for name in commands[0].choices:
+        assert f".SS shrinkd {name.replace('-', chr(92) + '-')} " in page, name
+    for code in range(6):
+        assert f".TP\n\\fB{code}\\fR\n" in page, code
+    if shutil.which("man"):
+        (tmp_path / "shrinkd.8").write_text(page)
+        rendered = run(["man", "--warnings", "-l", str(tmp_path / "shrinkd.8")], env=dict(os.environ, MANWIDTH="80"))
+        assert rendered.returncode == 0 and rendered.stderr == "", rendered.stderr
+        assert "check-config" in rendered.stdout
 
 
 def test_packaged_command_runs_with_debian_python(installed_root: Path) -> None:
@@ -177,26 +239,118 @@ def test_packaged_command_runs_with_debian_python(installed_root: Path) -> None:
     result = run(["/usr/bin/python3", str(launcher), "status", "--json"], env=env)
     assert result.returncode == 0, result.stderr
     assert '"zones"' in result.stdout
-    imports = run(["/usr/bin/python3", "-c", "import yaml"], env=env)
-    assert imports.returncode == 0, imports.stderr
+    version = run(["/usr/bin/python3", str(launcher), "--version"], env=env)
+    assert version.stdout.strip() == f"shrinkd {python_version()}", version.stdout + version.stderr
     config = run(["/usr/bin/python3", str(launcher), "check-config", str(installed_root / "etc/shrinkd/shrinkd.yaml")],
                  env=env)
     assert config.returncode == 0, config.stdout + config.stderr
 
 
+def test_launcher_imports_only_the_cli(installed_root: Path) -> None:
+    """The packaged launcher adds no module to the daemon (the one Python's installer writes imports re)."""
+    tree = ast.parse((installed_root / "usr" / "bin" / "shrinkd").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported == {"sys", "shrinkd.cli"}
+
+
+def test_maintainer_scripts_keep_the_service_usable(debs: Dict[str, Path]) -> None:
+    """Remove then install leaves the unit unmasked and enabled; purge removes the configuration."""
+    postinst = control_file(debs["shrinkd"], "postinst")
+    postrm = control_file(debs["shrinkd"], "postrm")
+    prerm = control_file(debs["shrinkd"], "prerm")
+    assert "deb-systemd-helper unmask 'shrinkd.service'" in postinst
+    assert "deb-systemd-helper enable 'shrinkd.service'" in postinst
+    assert "deb-systemd-invoke $_dh_action 'shrinkd.service'" in postinst
+    # removal neither masks the unit (the old hand-written postrm did) nor leaves it running
+    assert "mask" not in postrm.replace("unmask", "")
+    assert "deb-systemd-invoke stop 'shrinkd.service'" in prerm
+    purge = postrm[postrm.index('if [ "$1" = "purge" ]') :]
+    assert "rm -rf /etc/shrinkd" in purge and "deb-systemd-helper purge 'shrinkd.service'" in purge
+    assert "py3compile -p shrinkd" in postinst and "py3clean -p shrinkd" in prerm
+
+
 def test_dkms_package_contents(debs: Dict[str, Path]) -> None:
     deb = debs["shrinkmem-dkms"]
-    conf = (REPO / "kmod" / "dkms.conf").read_text()
-    version = re.search(r'^PACKAGE_VERSION="?([^"\n]+)"?$', conf, re.M)
-    assert version
-    assert field(deb, "Version") == version.group(1)
+    version = module_version()
+    assert field(deb, "Version") == version
+    # built from the shrinkd source package, at its own version, with its own changelog
+    assert field(deb, "Source") == f"shrinkd ({python_version()})"
+    assert changelog_top(deb, "shrinkmem-dkms").startswith(f"shrinkmem-dkms ({version}) ")
     assert field(deb, "Depends").startswith("dkms")
     entries = listing(deb)
-    source = f"/usr/src/shrinkmem-{version.group(1)}"
+    source = f"/usr/src/shrinkmem-{version}"
     tracked = run(["git", "ls-files", "kmod"], cwd=REPO).stdout.split()
     assert "kmod/shrinkmem.c" in tracked and "kmod/dkms.conf" in tracked
     for path in tracked:
         assert source + "/" + path[len("kmod/") :] in entries, path
     assert not [path for path in entries if path.endswith((".ko", ".o", ".mod.c"))]
-    postinst = run(["dpkg-deb", "--info", str(deb), "postinst"]).stdout
-    assert f"common.postinst shrinkmem {version.group(1)}" in postinst
+    assert member(deb, f"{source}/dkms.conf") == (REPO / "kmod" / "dkms.conf").read_bytes()
+    postinst = control_file(deb, "postinst")
+    assert f"DKMS_NAME=shrinkmem\nDKMS_PACKAGE_NAME=$DKMS_NAME-dkms\nDKMS_VERSION={version}\n" in postinst
+    assert "/usr/lib/dkms/common.postinst" in postinst and "$DKMS_POSTINST $DKMS_NAME $DKMS_VERSION" in postinst
+    prerm = control_file(deb, "prerm")
+    assert "dkms remove -m $DKMS_NAME -v $DKMS_VERSION --all" in prerm
+
+
+def bad_package(debs: Dict[str, Path], tmp: Path) -> Path:
+    """A copy of shrinkmem-dkms renamed shrinkmem-bad, with its maintainer on localhost: a lintian error."""
+    root = tmp / "root"
+    assert run(["dpkg-deb", "-R", str(debs["shrinkmem-dkms"]), str(root)]).returncode == 0
+    control = root / "DEBIAN" / "control"
+    # a source of its own, so that lintian checks it apart from ours
+    text = re.sub(r"^Source: .*\n", "", control.read_text().replace("Package: shrinkmem-dkms", "Package: shrinkmem-bad"),
+                  flags=re.M)
+    control.write_text(re.sub(r"^Maintainer: .*$", "Maintainer: shrinkd <shrinkd@localhost>", text, flags=re.M))
+    bad = tmp / "shrinkmem-bad_1.0.0_all.deb"
+    assert run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(bad)]).returncode == 0
+    return bad
+
+
+@pytest.fixture(scope="module")
+def lintian_hints(debs: Dict[str, Path]) -> Dict[str, List[str]]:
+    """Errors and warnings (E:/W: lines) of one lintian run, by package: the source package, both
+    binary packages and a bad package that shows the check can fail."""
+    out = new_run_dir("lintian-")
+    dsc = build_source(out)
+    targets = [dsc, debs["shrinkd"], debs["shrinkmem-dkms"], bad_package(debs, out)]
+    result = run(["lintian", "--display-level", ">=warning", *map(str, targets)])
+    assert result.returncode in (0, 1, 2), result.stderr
+    found: Dict[str, List[str]] = {}
+    for line in result.stdout.splitlines():
+        match = re.match(r"([EW]): (\S+?)( source)?: ", line)
+        if match:
+            found.setdefault(match.group(2) + (match.group(3) or ""), []).append(line)
+    return found
+
+
+def test_lintian_reports_no_error_or_warning(lintian_hints: Dict[str, List[str]]) -> None:
+    ours = {name: lines for name, lines in lintian_hints.items() if not name.startswith("shrinkmem-bad")}
+    assert ours == {}
+
+
+def test_lintian_sees_a_bad_package(lintian_hints: Dict[str, List[str]]) -> None:
+    """The check above can fail: a maintainer on localhost is an error."""
+    assert any("bogus-mail-host" in line for line in lintian_hints.get("shrinkmem-bad", []))
+
+
+def test_lintian_overrides_are_justified() -> None:
+    """Every lintian override in debian/ has a comment above it saying why."""
+    for overrides in (REPO / "debian").rglob("*lintian-overrides"):
+        previous = ""
+        for number, line in enumerate(overrides.read_text().splitlines(), 1):
+            if line.strip() and not line.startswith("#"):
+                assert previous.startswith("#"), f"{overrides}:{number}: override without a comment: {line}"
+            previous = line if line.strip() else previous
+
+
+def test_newer_version_for_upgrades(debs: Dict[str, Path]) -> None:
+    """build_debs(version=...) builds the same sources as a newer shrinkd, every version field agreeing."""
+    newer = build_debs(new_run_dir("debs-newer-"), version="99.0.1")
+    deb = newer["shrinkd"]
+    assert field(deb, "Version") == "99.0.1"
+    assert changelog_top(deb, "shrinkd").startswith("shrinkd (99.0.1) ")
+    assert b'__version__ = "99.0.1"' in member(deb, "/usr/lib/python3/dist-packages/shrinkd/__init__.py")
+    assert "/usr/lib/python3/dist-packages/shrinkd-99.0.1.dist-info/METADATA" in listing(deb)
+    assert field(newer["shrinkmem-dkms"], "Version") == module_version()
+    assert run(["dpkg", "--compare-versions", "99.0.1", "gt", field(debs["shrinkd"], "Version")]).returncode == 0

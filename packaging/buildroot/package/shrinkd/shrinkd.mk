@@ -1,0 +1,34 @@
+################################################################################
+#
+# shrinkd
+#
+################################################################################
+
+SHRINKD_VERSION = 0.1.0
+SHRINKD_SITE = $(SHRINKD_TOPDIR)
+SHRINKD_SITE_METHOD = local
+SHRINKD_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = $(SHRINKD_TOPDIR_RSYNC_EXCLUSIONS)
+SHRINKD_LICENSE = GPL-2.0
+SHRINKD_LICENSE_FILES = COPYING
+# A PEP 517 build (python -m build) with setuptools as the backend.
+SHRINKD_SETUP_TYPE = setuptools
+
+# The project's launcher: the one the wheel installer writes also imports
+# re, which the running daemon otherwise never loads.
+define SHRINKD_INSTALL_CONFIG_AND_LAUNCHER
+	$(INSTALL) -D -m 0755 $(@D)/packaging/bin/shrinkd \
+		$(TARGET_DIR)/usr/bin/shrinkd
+	$(INSTALL) -D -m 0644 $(@D)/config/shrinkd.yaml \
+		$(TARGET_DIR)/etc/shrinkd/shrinkd.yaml
+	mkdir -p $(TARGET_DIR)/etc/shrinkd/conf.d
+	$(INSTALL) -D -m 0644 $(@D)/packaging/udev/60-shrinkd.rules \
+		$(TARGET_DIR)/usr/lib/udev/rules.d/60-shrinkd.rules
+endef
+SHRINKD_POST_INSTALL_TARGET_HOOKS += SHRINKD_INSTALL_CONFIG_AND_LAUNCHER
+
+define SHRINKD_INSTALL_INIT_SYSTEMD
+	$(INSTALL) -D -m 0644 $(@D)/packaging/systemd/shrinkd.service \
+		$(TARGET_DIR)/usr/lib/systemd/system/shrinkd.service
+endef
+
+$(eval $(python-package))

@@ -1,0 +1,25 @@
+# nooelint: oelint.var.mandatoryvar.HOMEPAGE,oelint.var.suggestedvar.BUGTRACKER,oelint.var.bbclassextend
+# shrinkd has no public home page or bug tracker: the sources are the tree this layer
+# is part of. A kernel module has no native or nativesdk variant.
+SUMMARY = "shrinkmem kernel module: /dev/shrinkmem reclaims memory on request"
+DESCRIPTION = "The shrinkmem module adds /dev/shrinkmem, through which root asks the \
+               kernel to reclaim a number of pages with shrink_all_memory(). shrinkd \
+               uses it as one of its reclaim backends. It is loaded at boot."
+SECTION = "kernel/modules"
+LICENSE = "GPL-2.0-only"
+LIC_FILES_CHKSUM = "file://shrinkmem.c;beginline=1;endline=1;md5=50d2ba0afecd20f74c12a4bdbcfcfe61"
+CVE_PRODUCT = "shrinkmem"
+
+inherit module
+
+# The module's sources from the shrinkd source tree this layer is part of (five levels
+# up: packaging/yocto/meta-shrinkd/recipes-kernel/shrinkmem), not a download. The Makefile builds against KERNEL_SRC (module.bbclass passes
+# STAGING_KERNEL_DIR) and installs with modules_install.
+# nooelint: oelint.vars.fileextrapaths,oelint.vars.outofcontext
+FILESEXTRAPATHS:prepend := "${THISDIR}/../../../../..:"
+SRC_URI = "file://kmod/"
+S = "${UNPACKDIR}/kmod"
+
+RRECOMMENDS:${PN} += "shrinkd"
+
+KERNEL_MODULE_AUTOLOAD += "shrinkmem"

@@ -1,0 +1,56 @@
+# nooelint: oelint.var.mandatoryvar.HOMEPAGE,oelint.var.suggestedvar.BUGTRACKER,oelint.var.bbclassextend
+# shrinkd has no public home page or bug tracker: the sources are the tree this layer
+# is part of. A daemon for the target has no native or nativesdk variant.
+SUMMARY = "Memory fragmentation watchdog: compaction and reclaim before allocations fail"
+DESCRIPTION = "shrinkd watches per-zone memory fragmentation exactly as the kernel \
+               computes it (/proc/buddyinfo, /proc/zoneinfo, /proc/vmstat, PSI) and, \
+               when thresholds from /etc/shrinkd/shrinkd.yaml are crossed, runs the \
+               cheapest action that works: compaction first, reclaim only for what \
+               compaction cannot reach. Events go to the journal."
+SECTION = "admin"
+LICENSE = "GPL-2.0-only"
+LIC_FILES_CHKSUM = "file://COPYING;md5=b234ee4d69f5fce4486a80fdaf4a4263"
+CVE_PRODUCT = "shrinkd"
+
+inherit python_setuptools_build_meta systemd
+
+# The sources from the shrinkd source tree this layer is part of (five levels up:
+# packaging/yocto/meta-shrinkd/recipes-support/shrinkd), not a download:
+# the Python package and what its build reads, the launcher, the unit, the udev rule
+# and the configuration.
+# nooelint: oelint.vars.fileextrapaths,oelint.vars.outofcontext
+FILESEXTRAPATHS:prepend := "${THISDIR}/../../../../..:"
+SRC_URI = "file://shrinkd/ \
+           file://pyproject.toml \
+           file://setup.cfg \
+           file://README.md \
+           file://COPYING \
+           file://config/shrinkd.yaml \
+           file://packaging/bin/shrinkd \
+           file://packaging/systemd/shrinkd.service \
+           file://packaging/udev/60-shrinkd.rules \
+           "
+S = "${UNPACKDIR}"
+
+do_install:append() {
+    # The project's launcher: the one the wheel installer writes also imports re,
+    # which the running daemon otherwise never loads.
+    install -m 0755 ${S}/packaging/bin/shrinkd ${D}${bindir}/shrinkd
+    install -d ${D}${sysconfdir}/shrinkd/conf.d
+    install -m 0644 ${S}/config/shrinkd.yaml ${D}${sysconfdir}/shrinkd/shrinkd.yaml
+    install -d ${D}${systemd_system_unitdir}
+    install -m 0644 ${S}/packaging/systemd/shrinkd.service ${D}${systemd_system_unitdir}/shrinkd.service
+    install -d ${D}${nonarch_base_libdir}/udev/rules.d
+    install -m 0644 ${S}/packaging/udev/60-shrinkd.rules ${D}${nonarch_base_libdir}/udev/rules.d/60-shrinkd.rules
+}
+
+SYSTEMD_SERVICE:${PN} = "shrinkd.service"
+
+CONFFILES:${PN} = "${sysconfdir}/shrinkd/shrinkd.yaml"
+
+# What shrinkd imports, by the python3 package that ships it (OE-core's
+# python3-manifest.json): argparse, dataclasses, fcntl, os, pathlib, platform, select,
+# signal, struct, traceback, typing in python3-core; _socket in python3-io; json in
+# python3-json; yaml in python3-pyyaml.
+RDEPENDS:${PN} = "python3-core python3-io python3-json python3-pyyaml"
+RRECOMMENDS:${PN} = "kernel-module-shrinkmem"
