@@ -24,6 +24,10 @@ test_pkgs=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static 
 # Test kernels built from linux-source-6.1 (tests/testkernels.py): kCFI needs clang-16
 # and its LLVM tools; Kbuild needs flex, bison, bc, and libelf for objtool.
 test_pkgs+=(clang-16 lld-16 llvm-16 flex bison bc libelf-dev)
+# The board targets (tests/vm.py, tests/rootfs.py): QEMU for ARM, mmdebstrap to build each
+# architecture's Debian root file system (foreign ones through qemu-user-static and
+# binfmt_misc), qemu-img for the guests' copy-on-write disks, cpio and xz for their initramfs.
+test_pkgs+=(qemu-system-arm qemu-utils mmdebstrap qemu-user-static binfmt-support cpio xz-utils)
 # bookworm-backports' 6.12 kernel: an IBT-enabled build the module must also handle.
 bpo_pkgs=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 

@@ -82,6 +82,14 @@ def fragment(megabytes: int, ready: Path) -> None:
     signal.pause()
 
 
+def huge_page_order() -> Optional[int]:
+    """The running kernel's PMD huge-page order (9 with 4 KiB pages, 11 with 16 KiB); None without THP."""
+    size = Path("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+    if not size.exists():
+        return None
+    return (int(size.read_text()) // mmap.PAGESIZE).bit_length() - 1
+
+
 def hog(ready: Path, hpage_order: int = 9) -> None:
     """Take every free block of the huge-page order or above as a transparent huge page.
 
@@ -139,7 +147,8 @@ def guest(plan: Plan, out: Path) -> None:
     release = os.uname().release
     children: List[subprocess.Popen[bytes]] = []
     states = [("idle", 0)] + [(f"frag{i + 1}", pct) for i, pct in enumerate(plan.fills_pct)]
-    if plan.hog:
+    hpage_order = huge_page_order()
+    if plan.hog and hpage_order is not None:
         states.append(("hog", -1))
     total = 0
     try:
@@ -151,7 +160,7 @@ def guest(plan: Plan, out: Path) -> None:
                     megabytes = available_kb * percent // 100 // 1024
                     command = ["fragment", str(megabytes), str(ready)]
                 else:
-                    megabytes, command = 0, ["hog", str(ready)]
+                    megabytes, command = 0, ["hog", str(ready), "--order", str(hpage_order)]
                 children.append(subprocess.Popen([sys.executable, "-m", "tests.capture", *command], cwd=REPO))
                 while not ready.exists():
                     if children[-1].poll() is not None:
@@ -212,6 +221,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     frag.add_argument("ready", type=Path)
     hog_cmd = sub.add_parser("hog", help="(guest) take every free huge-page block and hold it")
     hog_cmd.add_argument("ready", type=Path)
+    hog_cmd.add_argument("--order", type=int, default=9, help="the kernel's huge-page order (default 9)")
     run = sub.add_parser("guest", help="(guest) run one plan")
     run.add_argument("plan")
     run.add_argument("out", type=Path)
@@ -219,7 +229,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.mode == "fragment":
         fragment(args.megabytes, args.ready)
     elif args.mode == "hog":
-        hog(args.ready)
+        hog(args.ready, args.order)
     elif args.mode == "guest":
         raw = json.loads(args.plan)
         guest(Plan(raw["name"], raw["kernel"], raw["memory"], tuple(raw["numa"]), tuple(raw["fills_pct"])), args.out)

@@ -1,0 +1,104 @@
+"""Guest side of the board tests (tests/boards.py): small helpers run with the guest's own python3.
+
+Standard library only (the guest has python3 and python3-yaml, nothing from PyPI):
+
+    python3 tests/board_guest.py fs-list           every path of the root file system, one per line
+    python3 tests/board_guest.py huge-order        the order a rule must name for this kernel's huge page
+    python3 tests/board_guest.py wait-event EVENT SECONDS [AFTER_CURSOR]
+                                                   wait for a shrinkd event in the journal
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+# Paths whose content changes with every boot or with any apt run, whoever runs it:
+# mounted pseudo file systems, the test's own shares, logs, apt's and dpkg's own state,
+# and systemd's per-boot state. Everything else a package leaves behind shows.
+VOLATILE = (
+    "/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/mnt", "/boot/efi",
+    "/var/log", "/var/cache/apt", "/var/cache/debconf", "/var/cache/ldconfig", "/var/lib/apt",
+    "/var/lib/dpkg", "/var/lib/systemd/random-seed", "/var/lib/systemd/timers", "/var/lib/systemd/catalog",
+    "/var/lib/systemd/coredump", "/var/lib/systemd/pstore", "/var/lib/systemd/linger",
+    "/var/lib/private", "/var/lib/ucf",
+)
+
+
+def fs_list(root: str = "/") -> List[str]:
+    """`TYPE PATH` for every entry on the root file system (not crossing mounts), sorted."""
+    device = os.lstat(root).st_dev
+    found: List[str] = []
+    for directory, subdirs, files in os.walk(root):
+        keep = []
+        for name in sorted(subdirs):
+            path = os.path.join(directory, name)
+            if path in VOLATILE or os.lstat(path).st_dev != device:
+                continue
+            keep.append(name)
+            found.append(f"d {path}")
+        subdirs[:] = keep
+        for name in files:
+            path = os.path.join(directory, name)
+            if path in VOLATILE:
+                continue
+            mode = os.lstat(path).st_mode
+            kind = "l" if stat.S_ISLNK(mode) else "f" if stat.S_ISREG(mode) else "o"
+            found.append(f"{kind} {path}")
+    return sorted(found)
+
+
+def huge_order() -> int:
+    """The kernel's PMD huge-page order (hpage_pmd_size over the page size), else its pageblock order."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    thp = Path("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+    if thp.exists():
+        return (int(thp.read_text()) // page).bit_length() - 1
+    for line in Path("/proc/pagetypeinfo").read_text().splitlines():
+        if line.startswith("Page block order:"):
+            return int(line.split(":")[1])
+    raise RuntimeError("neither hpage_pmd_size nor a pageblock order in /proc/pagetypeinfo")
+
+
+def journal(unit: str, cursor: Optional[str]) -> List[dict[str, str]]:
+    command = ["journalctl", "-u", unit, "-o", "json", "--no-pager"]
+    if cursor:
+        command += ["--after-cursor", cursor]
+    out = subprocess.run(command, capture_output=True, text=True, check=False).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def wait_event(event: str, seconds: float, cursor: Optional[str]) -> int:
+    """Print the first shrinkd journal entry with SHRINKD_EVENT=event (after cursor) as JSON; 1 on timeout."""
+    deadline = time.monotonic() + seconds
+    while True:
+        for entry in journal("shrinkd", cursor):
+            if entry.get("SHRINKD_EVENT") == event:
+                print(json.dumps(entry))
+                return 0
+        if time.monotonic() > deadline:
+            return 1
+        time.sleep(1)
+
+
+def main(argv: List[str]) -> int:
+    if argv[:1] == ["fs-list"]:
+        sys.stdout.write("".join(f"{line}\n" for line in fs_list()))
+        return 0
+    if argv[:1] == ["huge-order"]:
+        print(huge_order())
+        return 0
+    if argv[:1] == ["wait-event"] and len(argv) in (3, 4):
+        return wait_event(argv[1], float(argv[2]), argv[3] if len(argv) == 4 else None)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
