@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 import time
@@ -32,26 +31,15 @@ VOLATILE = (
 
 
 def fs_list(root: str = "/") -> List[str]:
-    """`TYPE PATH` for every entry on the root file system (not crossing mounts), sorted."""
-    device = os.lstat(root).st_dev
-    found: List[str] = []
-    for directory, subdirs, files in os.walk(root):
-        keep = []
-        for name in sorted(subdirs):
-            path = os.path.join(directory, name)
-            if path in VOLATILE or os.lstat(path).st_dev != device:
-                continue
-            keep.append(name)
-            found.append(f"d {path}")
-        subdirs[:] = keep
-        for name in files:
-            path = os.path.join(directory, name)
-            if path in VOLATILE:
-                continue
-            mode = os.lstat(path).st_mode
-            kind = "l" if stat.S_ISLNK(mode) else "f" if stat.S_ISREG(mode) else "o"
-            found.append(f"{kind} {path}")
-    return sorted(found)
+    """`TYPE PATH` for every entry on the root file system (not crossing mounts), sorted.
+
+    find(1) does the walk: a Python walk of a Debian root takes minutes under emulation."""
+    prune: List[str] = []
+    for path in VOLATILE:
+        prune += ["-path", path, "-o"]
+    command = ["find", root, "-xdev", "(", *prune[:-1], ")", "-prune", "-o", "-printf", "%y %p\\n"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return sorted(line for line in out.splitlines() if line and line != f"d {root}")
 
 
 def huge_order() -> int:

@@ -78,16 +78,31 @@ def targets() -> List[str]:
 
 
 def capture_plan(name: str) -> str:
-    return json.dumps({"name": name, "kernel": name, "memory": vm.TARGETS[name].memory, "numa": [], "fills_pct": [60]})
+    from tests.capture import board_plan, plan_json
+
+    return plan_json(board_plan(name))
 
 
 INSTALL = r"""
 set -u
 exec 2>&1
+export DEBIAN_FRONTEND=noninteractive
 mark() { echo "$1 $(cut -d' ' -f1 /proc/uptime)" >> "$OUT/marks.txt"; }
 mark install-start
 uname -r > "$OUT/uname.txt"
 getconf PAGESIZE > "$OUT/pagesize.txt"
+# A board carries the headers of the kernel it runs. The image holds every kernel of its
+# architecture, and DKMS builds for the newest installed one too: purge newer kernels' headers.
+newer=""
+for build in /lib/modules/*/build; do
+    release=$(basename "$(dirname "$build")")
+    dpkg --compare-versions "$release" gt "$(uname -r)" && newer="$newer linux-headers-$release"
+done
+if [ -n "$newer" ]; then
+    apt-get purge -y $newer < /dev/null > "$OUT/purge-newer-headers.log" 2>&1
+    apt-get autoremove --purge -y < /dev/null >> "$OUT/purge-newer-headers.log" 2>&1
+fi
+mark newer-headers-purged
 $PY tests/board_guest.py fs-list > "$OUT/fs-before.txt"
 mark fs-listed
 cd "$OUT/debs"
@@ -116,6 +131,7 @@ mark install-end
 CHECKS = r"""
 set -u
 exec 2>&1
+export DEBIAN_FRONTEND=noninteractive
 mark() { echo "$1 $(cut -d' ' -f1 /proc/uptime)" >> "$OUT/marks.txt"; }
 cursor() { journalctl -n 1 --show-cursor -q -o cat | sed -n "s/^-- cursor: //p"; }
 event() { $PY tests/board_guest.py wait-event "$@"; }
@@ -251,6 +267,7 @@ class Session:
     seconds: float
     image_seconds: float
     error: Optional[str]
+    cpu_seconds: float = 0.0
 
     @property
     def target(self) -> vm.Target:
@@ -335,6 +352,7 @@ def run_session(name: str, debs: Dict[str, Dict[str, Path]]) -> Session:
     started = time.monotonic()
     error = None
     image_seconds = 0.0
+    cpu_seconds = 0.0
     try:
         board = vm.Board(target, out)
         image_seconds = time.monotonic() - started
@@ -355,7 +373,7 @@ def run_session(name: str, debs: Dict[str, Dict[str, Path]]) -> Session:
         )
         install = INSTALL.replace("__TRIGGER__", str(TRIGGER)).replace("__CLEAR__", str(CLEAR))
         result = board.run([install, checks], files=files, disks=[data, swap], timeout=3600)
-        (out / "console.txt").write_text(result.console)
+        cpu_seconds = result.cpu_seconds
         for boot in result.boots:
             if boot.status != "0":
                 error = f"boot {boot.index}: status {boot.status}\n{boot.log[-3000:]}\n{result.console[-2000:]}"
@@ -365,9 +383,9 @@ def run_session(name: str, debs: Dict[str, Dict[str, Path]]) -> Session:
     except Exception as problem:  # reported by every test of this target
         error = f"{type(problem).__name__}: {problem}"
     seconds = time.monotonic() - started
-    found = Session(name, out, seconds, image_seconds, error)
+    found = Session(name, out, seconds, image_seconds, error, cpu_seconds)
     (out / "session.json").write_text(json.dumps({"seconds": round(seconds, 1), "image_seconds": round(image_seconds, 1),
-                                                  "error": error}, indent=1))
+                                                  "cpu_seconds": round(cpu_seconds, 1), "error": error}, indent=1))
     return found
 
 
@@ -375,20 +393,22 @@ def load(name: str) -> Session:
     """A finished session from its run folder (the last run of this target)."""
     out = BOARDS_DIR / name
     meta = json.loads((out / "session.json").read_text())
-    return Session(name, out, meta["seconds"], meta["image_seconds"], meta["error"])
+    return Session(name, out, meta["seconds"], meta["image_seconds"], meta["error"], meta.get("cpu_seconds", 0.0))
 
 
 def figures(found: Session) -> Dict[str, Any]:
     """What the docs table shows for one target, from what its session measured."""
     from tests.kernel_oracle import mismatches, parse_debugfs_index
 
-    fig: Dict[str, Any] = {"target": found.name, "session_s": round(found.seconds), "error": found.error}
+    fig: Dict[str, Any] = {"target": found.name, "session_s": round(found.seconds), "session_cpu_s": round(found.cpu_seconds),
+                           "error": found.error}
     page = int(found.text("pagesize.txt")) if found.has("pagesize.txt") else 0
     fig["release"] = found.text("uname.txt").strip() if found.has("uname.txt") else "?"
     fig["page_kb"] = page // 1024
     marks = found.marks()
     image = vm.image_for(found.target)
     fig["image_build_s"] = image.manifest.get("build_seconds")
+    fig["image_build_cpu_s"] = image.manifest.get("cpu_seconds")
     if "installed" in marks and "fs-listed" in marks:
         fig["apt_dkms_s"] = round(marks["installed"] - marks["fs-listed"])
     if found.has("show-at-boot.txt"):

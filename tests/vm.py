@@ -286,6 +286,7 @@ class BoardResult:
     console: str
     out_dir: Path
     seconds: float
+    cpu_seconds: float  # QEMU's user + system time: on an idle machine the run takes at most this long
 
     def check(self) -> BoardResult:
         for boot in self.boots:
@@ -372,25 +373,31 @@ class Board:
         console = self.dir / "console.log"
         console.unlink(missing_ok=True)
         started = time.monotonic()
-        process = subprocess.Popen(
-            self.command(disks, cpus, memory or self.target.memory),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-        try:
-            output, _ = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
-            text = console.read_text(errors="replace") if console.exists() else ""
-            raise VMError(f"{self.target.name}: guest did not power off within {timeout:.0f} s:\n{text[-6000:]}") from None
+        with open(self.dir / "qemu.log", "w") as qemu_log:
+            # A session of its own, so that on a timeout QEMU and anything it started go.
+            process = subprocess.Popen(
+                self.command(disks, cpus, memory or self.target.memory),
+                stdin=subprocess.DEVNULL,
+                stdout=qemu_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        # wait4 for the CPU time QEMU used: what the run costs an idle machine, whatever else runs here.
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() - started > timeout:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                text = console.read_text(errors="replace") if console.exists() else ""
+                raise VMError(f"{self.target.name}: guest did not power off within {timeout:.0f} s:\n{text[-6000:]}")
+            time.sleep(0.5)
         seconds = time.monotonic() - started
         text = console.read_text(errors="replace") if console.exists() else ""
         if process.returncode != 0:
+            output = (self.dir / "qemu.log").read_text(errors="replace")
             raise VMError(f"{self.target.name}: QEMU exited with {process.returncode}: {output[-3000:]}\n{text[-3000:]}")
         boots = []
         for number in numbers:
@@ -403,7 +410,7 @@ class Board:
                     float(start_file.read_text()) if start_file.exists() else None,
                 )
             )
-        return BoardResult(boots, text, self.dir, seconds)
+        return BoardResult(boots, text, self.dir, seconds, usage.ru_utime + usage.ru_stime)
 
 
 def board_available(target: Target) -> Optional[str]:
