@@ -27,6 +27,9 @@ VOLATILE = (
     "/var/lib/dpkg", "/var/lib/systemd/random-seed", "/var/lib/systemd/timers", "/var/lib/systemd/catalog",
     "/var/lib/systemd/coredump", "/var/lib/systemd/pstore", "/var/lib/systemd/linger",
     "/var/lib/private", "/var/lib/ucf",
+    # The kernel packages' own trees (most of the files, and minutes to list under
+    # emulation): neither package writes there (DKMS installs under updates/).
+    "/usr/src/linux-headers-*", "/usr/lib/modules/*/kernel",
 )
 
 
