@@ -27,6 +27,10 @@ test_pkgs+=(clang-16 lld-16 llvm-16 flex bison bc libelf-dev)
 # The Debian source package's build dependencies (dpkg-buildpackage) and lintian.
 test_pkgs+=(debhelper dh-python pybuild-plugin-pyproject dh-dkms python3-all python3-setuptools
             dpkg-dev lintian man-db)
+# The board targets (tests/vm.py, tests/rootfs.py): QEMU for ARM, mmdebstrap to build each
+# architecture's Debian root file system (foreign ones through qemu-user-static and
+# binfmt_misc), qemu-img for the guests' copy-on-write disks, cpio and xz for their initramfs.
+test_pkgs+=(qemu-system-arm qemu-utils mmdebstrap qemu-user-static binfmt-support cpio xz-utils)
 # bookworm-backports' 6.12 kernel: an IBT-enabled build the module must also handle.
 bpo_pkgs=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 

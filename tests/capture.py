@@ -1,8 +1,9 @@
 """Capture fragmented memory states from real kernels, with the kernel's own indexes.
 
-On the host, `python -m tests.capture [--out DIR] [--plan NAME ...]` boots Debian
-kernels under QEMU (tests/vm.py) and, in each guest, fragments memory at several fill
-levels and saves for each state:
+On the host, `python -m tests.capture [--out DIR] [--plan NAME ...] [--board TARGET ...]`
+boots Debian kernels under QEMU (tests/vm.py; --board: a board target, booted on its
+own Debian root file system with systemd) and, in each guest, fragments memory at
+several fill levels and saves for each state:
 
     <state>/proc/{buddyinfo,zoneinfo,vmstat,meminfo,pressure/memory}
     <state>/debugfs/extfrag/{extfrag_index,unusable_index}
@@ -82,6 +83,14 @@ def fragment(megabytes: int, ready: Path) -> None:
     signal.pause()
 
 
+def huge_page_order() -> Optional[int]:
+    """The running kernel's PMD huge-page order (9 with 4 KiB pages, 11 with 16 KiB); None without THP."""
+    size = Path("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+    if not size.exists():
+        return None
+    return (int(size.read_text()) // mmap.PAGESIZE).bit_length() - 1
+
+
 def hog(ready: Path, hpage_order: int = 9) -> None:
     """Take every free block of the huge-page order or above as a transparent huge page.
 
@@ -139,7 +148,8 @@ def guest(plan: Plan, out: Path) -> None:
     release = os.uname().release
     children: List[subprocess.Popen[bytes]] = []
     states = [("idle", 0)] + [(f"frag{i + 1}", pct) for i, pct in enumerate(plan.fills_pct)]
-    if plan.hog:
+    hpage_order = huge_page_order()
+    if plan.hog and hpage_order is not None:
         states.append(("hog", -1))
     total = 0
     try:
@@ -151,7 +161,7 @@ def guest(plan: Plan, out: Path) -> None:
                     megabytes = available_kb * percent // 100 // 1024
                     command = ["fragment", str(megabytes), str(ready)]
                 else:
-                    megabytes, command = 0, ["hog", str(ready)]
+                    megabytes, command = 0, ["hog", str(ready), "--order", str(hpage_order)]
                 children.append(subprocess.Popen([sys.executable, "-m", "tests.capture", *command], cwd=REPO))
                 while not ready.exists():
                     if children[-1].poll() is not None:
@@ -183,12 +193,29 @@ def capture(plan: Plan, out: Path, timeout: float = 900) -> List[Path]:
     from tests import vm
 
     run_dir = vm.new_run_dir(prefix=f"capture-{plan.name}-")
-    plan_json = json.dumps({"name": plan.name, "kernel": plan.kernel, "memory": plan.memory,
-                            "numa": list(plan.numa), "fills_pct": list(plan.fills_pct)})
-    script = f'"$PY" -m tests.capture guest {shlex.quote(plan_json)} "$OUT"\n'
+    script = f'"$PY" -m tests.capture guest {shlex.quote(plan_json(plan))} "$OUT"\n'
     result = vm.run_in_vm(script, kernel=plan.kernel, memory=plan.memory, numa=plan.numa,
                           out_dir=run_dir, timeout=timeout).check()
-    states = sorted(p for p in result.out_dir.iterdir() if p.is_dir() and (p / "meta.txt").exists())
+    kept = keep_states(result.out_dir, out)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return kept
+
+
+def board_plan(target: str) -> Plan:
+    """A board target's capture: idle, one fragmenting fill, and the huge-page hog."""
+    from tests import vm
+
+    return Plan(target, kernel=target, memory=vm.TARGETS[target].memory, fills_pct=(60,))
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps({"name": plan.name, "kernel": plan.kernel, "memory": plan.memory,
+                       "numa": list(plan.numa), "fills_pct": list(plan.fills_pct)})
+
+
+def keep_states(found: Path, out: Path) -> List[Path]:
+    """Copy the captured state folders under `found` into `out` (replacing states of the same name)."""
+    states = sorted(p for p in found.iterdir() if p.is_dir() and (p / "meta.txt").exists())
     out.mkdir(parents=True, exist_ok=True)
     kept = []
     for state in states:
@@ -197,7 +224,19 @@ def capture(plan: Plan, out: Path, timeout: float = 900) -> List[Path]:
             shutil.rmtree(target)
         shutil.copytree(state, target)
         kept.append(target)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    return kept
+
+
+def capture_board(target: str, out: Path, timeout: float = 3600) -> List[Path]:
+    """Boot a board target (tests/vm.py Board: its own Debian root, systemd) and capture its states into `out`."""
+    from tests import vm
+
+    board = vm.Board(vm.TARGETS[target], vm.new_run_dir(prefix=f"capture-{target}-"))
+    script = f'$PY -m tests.capture guest {shlex.quote(plan_json(board_plan(target)))} "$OUT/capture"\n'
+    result = board.run([script], timeout=timeout)
+    result.boots[0].check()
+    kept = keep_states(board.dir / "capture", out)
+    shutil.rmtree(board.dir, ignore_errors=True)
     return kept
 
 
@@ -207,11 +246,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     host = sub.add_parser("host", help="boot kernels and capture (the default)")
     host.add_argument("--out", type=Path, default=FIXTURES, help=f"where the state folders go (default {FIXTURES})")
     host.add_argument("--plan", action="append", choices=sorted(PLANS), help="plans to run (default: all)")
+    host.add_argument("--board", action="append", default=[], help="also capture this board target (tests/vm.py TARGETS)")
     frag = sub.add_parser("fragment", help="(guest) fragment MB of memory and hold it")
     frag.add_argument("megabytes", type=int)
     frag.add_argument("ready", type=Path)
     hog_cmd = sub.add_parser("hog", help="(guest) take every free huge-page block and hold it")
     hog_cmd.add_argument("ready", type=Path)
+    hog_cmd.add_argument("--order", type=int, default=9, help="the kernel's huge-page order (default 9)")
     run = sub.add_parser("guest", help="(guest) run one plan")
     run.add_argument("plan")
     run.add_argument("out", type=Path)
@@ -219,15 +260,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.mode == "fragment":
         fragment(args.megabytes, args.ready)
     elif args.mode == "hog":
-        hog(args.ready)
+        hog(args.ready, args.order)
     elif args.mode == "guest":
         raw = json.loads(args.plan)
         guest(Plan(raw["name"], raw["kernel"], raw["memory"], tuple(raw["numa"]), tuple(raw["fills_pct"])), args.out)
     else:
         out = getattr(args, "out", FIXTURES)
-        for name in getattr(args, "plan", None) or sorted(PLANS):
-            for state in capture(PLANS[name], out):
-                print(f"{state.relative_to(REPO) if state.is_relative_to(REPO) else state}")
+        boards = getattr(args, "board", [])
+        plans = getattr(args, "plan", None) or ([] if boards else sorted(PLANS))
+        found = [state for name in plans for state in capture(PLANS[name], out)]
+        found += [state for name in boards for state in capture_board(name, out)]
+        for state in found:
+            print(f"{state.relative_to(REPO) if state.is_relative_to(REPO) else state}")
     return 0
 
 

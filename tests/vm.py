@@ -10,6 +10,19 @@ KVM boots hang on the machines this project is built on.
     result.out_dir / "file"   # files the guest wrote to $OUT
 
 Usable from the shell too: `python -m tests.vm [--kernel 6.12] [--memory 2G] -- CMD...`.
+
+Boards: a target (TARGETS: x86_64, arm64 with 4 KiB and 16 KiB pages, 32-bit ARM with
+HighMem) boots its Debian kernel on a Debian root file system of its own architecture
+(tests/rootfs.py builds and caches one per architecture), with systemd as PID 1, as a
+board boots. Each boot runs one script given by the host (a unit in the image runs it
+after multi-user.target), then the guest reboots into the next script or powers off;
+the disk (a copy-on-write overlay of the cached image) keeps what each boot changed.
+
+    board = Board(TARGETS["arm64-6.1"])
+    result = board.run(["apt-get install -y ./x.deb", "systemctl is-active shrinkd"], files={...})
+    result.boots[1].check().log     # the second boot's output; result.out_dir holds the files
+
+Shell: `python -m tests.vm --target arm64-6.1 -- CMD...`.
 """
 
 from __future__ import annotations
@@ -27,7 +40,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from tests import rootfs
 
 REPO = Path(__file__).resolve().parent.parent
 # Run directories live in the repo (not /tmp: the guest mounts its own tmpfs there).
@@ -196,6 +211,215 @@ def journal_entries(path: Path) -> List[Dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
+# ---------------------------------------------------------------- boards
+
+
+@dataclass(frozen=True)
+class Target:
+    """A board: a Debian kernel flavour of one architecture, and the QEMU machine it boots on."""
+
+    name: str
+    arch: str  # Debian architecture of the guest's user space
+    series: str  # kernel series: "6.1", "6.12"
+    flavour: str  # the end of `uname -r`: amd64, arm64, arm64-16k, armmp-lpae
+    packages: Tuple[str, ...]  # Debian packages of the kernel and its headers
+    qemu: Tuple[str, ...]  # the emulator, its machine and CPU
+    console: str
+    memory: str
+
+    def release(self, releases: Sequence[str]) -> str:
+        """This target's `uname -r` among an image's kernels."""
+        pattern = re.compile(rf"{re.escape(self.series)}\.\d+[-+].*-{re.escape(self.flavour)}")
+        found = [r for r in releases if pattern.fullmatch(r)]
+        if len(found) != 1:
+            raise VMError(f"{self.name}: expected one {self.series} {self.flavour} kernel in the image, found {releases}")
+        return found[0]
+
+
+# x86 boots like virtme-ng without KVM (q35, -cpu max). On arm64, `-cpu max` emulates
+# BTI and pointer authentication as on recent SoCs; pauth-impdef selects QEMU's cheap
+# implementation-defined PAC algorithm instead of QARMA5 (same instructions and traps,
+# much less emulation time). 32-bit ARM: Cortex-A15 with LPAE; 2 GB puts about 1.2 GB in
+# HighMem (lowmem ends near 760 MB); highmem=off keeps the machine's devices below 4 GB.
+TARGETS: Dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("x86_64-6.1", "amd64", "6.1", "amd64", ("linux-image-amd64", "linux-headers-amd64"),
+               ("qemu-system-x86_64", "-M", "q35", "-cpu", "max"), "ttyS0", "1536M"),
+        Target("x86_64-6.12", "amd64", "6.12", "amd64", ("linux-image-6.12-amd64", "linux-headers-6.12-amd64"),
+               ("qemu-system-x86_64", "-M", "q35", "-cpu", "max"), "ttyS0", "1536M"),
+        Target("arm64-6.1", "arm64", "6.1", "arm64", ("linux-image-arm64", "linux-headers-arm64"),
+               ("qemu-system-aarch64", "-M", "virt", "-cpu", "max,pauth-impdef=on"), "ttyAMA0", "1536M"),
+        Target("arm64-16k-6.12", "arm64", "6.12", "arm64-16k",
+               ("linux-image-6.12-arm64-16k", "linux-headers-6.12-arm64-16k"),
+               ("qemu-system-aarch64", "-M", "virt", "-cpu", "max,pauth-impdef=on"), "ttyAMA0", "1536M"),
+        Target("armhf-lpae-6.1", "armhf", "6.1", "armmp-lpae", ("linux-image-armmp-lpae", "linux-headers-armmp-lpae"),
+               ("qemu-system-arm", "-M", "virt,highmem=off", "-cpu", "cortex-a15"), "ttyAMA0", "2G"),
+    )
+}
+
+
+def image_for(target: Target) -> rootfs.Image:
+    """The cached root file system of the target's architecture (built on first use)."""
+    kernels = sorted({p for t in TARGETS.values() if t.arch == target.arch for p in t.packages})
+    return rootfs.build(target.arch, kernels)
+
+
+@dataclass
+class Boot:
+    """One boot of a board: the script's exit code (None: never ran; "crashed": the guest died under it)."""
+
+    index: int
+    status: Optional[str]
+    log: str
+    started_uptime: Optional[float]
+
+    def check(self) -> Boot:
+        if self.status != "0":
+            raise VMError(f"boot {self.index}: script status {self.status}:\n{self.log[-6000:]}")
+        return self
+
+
+@dataclass
+class BoardResult:
+    boots: List[Boot]
+    console: str
+    out_dir: Path
+    seconds: float
+    cpu_seconds: float  # QEMU's user + system time: on an idle machine the run takes at most this long
+
+    def check(self) -> BoardResult:
+        for boot in self.boots:
+            if boot.status != "0":
+                raise VMError(
+                    f"boot {boot.index}: script status {boot.status}:\n{boot.log[-5000:]}\n"
+                    f"--- console (end)\n{self.console[-3000:]}"
+                )
+        return self
+
+
+class Board:
+    """A target's guest: a copy-on-write disk over its architecture's cached image, booted on demand.
+
+    The disk lives in the run folder and keeps its changes across boots and runs, as a
+    board's storage does. In the guest, each boot's script runs as root under bash in
+    /mnt/repo (this repository, read-only), with $OUT the run folder (read-write,
+    shared with the host), $REPO, $PY (the guest's python3) and $BOOT (1, 2, ...).
+    """
+
+    def __init__(self, target: Target, run_dir: Optional[Path] = None) -> None:
+        self.target = target
+        self.image = image_for(target)
+        self.release = target.release(self.image.releases())
+        self.dir = run_dir or new_run_dir(f"board-{target.name}-")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.disk = self.dir / "root.qcow2"
+        if not self.disk.exists():
+            subprocess.run(
+                ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.image.disk), str(self.disk)],
+                check=True,
+                capture_output=True,
+            )
+        self._boots = 0
+
+    def command(self, disks: Sequence[Path], cpus: int, memory: str) -> List[str]:
+        kernel, initrd = self.image.kernel(self.release)
+        emulator, *machine = self.target.qemu
+        command = [emulator, *machine, "-accel", "tcg", "-m", memory, "-smp", str(cpus)]
+        command += ["-kernel", str(kernel), "-initrd", str(initrd)]
+        command += ["-append", f"root=/dev/vda rw console={self.target.console} panic=-1 loglevel=4"]
+        for index, disk in enumerate([self.disk, *disks]):
+            fmt = "qcow2" if disk.suffix == ".qcow2" else "raw"
+            command += ["-drive", f"file={disk},if=none,id=vd{index},format={fmt},cache=unsafe"]
+            command += ["-device", f"virtio-blk-pci,drive=vd{index}"]
+        for tag, path, readonly in (("out", self.dir, False), ("repo", REPO, True)):
+            command += ["-fsdev", f"local,id={tag},path={path},security_model=none{',readonly=on' if readonly else ''}"]
+            command += ["-device", f"virtio-9p-pci,fsdev={tag},mount_tag={tag}"]
+        command += ["-nic", "none", "-display", "none", "-monitor", "none", "-serial", f"file:{self.dir / 'console.log'}"]
+        return command
+
+    def run(
+        self,
+        scripts: Sequence[str],
+        *,
+        files: Mapping[str, str | bytes | Path] = {},
+        disks: Sequence[Path] = (),
+        cpus: int = 2,
+        memory: Optional[str] = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> BoardResult:
+        """Power on, run each script in a boot of its own (rebooting between them), power off.
+
+        `files` are put in the run folder first (name -> text, bytes or a file to copy);
+        `disks` are attached after the root disk (/dev/vdb, /dev/vdc, ...).
+        """
+        boots_dir = self.dir / "boots"
+        boots_dir.mkdir(exist_ok=True)
+        for name, content in files.items():
+            dest = self.dir / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, Path):
+                shutil.copy(content, dest)
+            elif isinstance(content, bytes):
+                dest.write_bytes(content)
+            else:
+                dest.write_text(content)
+        # Boots are numbered across runs of the same disk; earlier ones are done.
+        first = self._boots + 1
+        numbers = list(range(first, first + len(scripts)))
+        for number, script in zip(numbers, scripts):
+            (boots_dir / f"{number}.sh").write_text(script)
+        self._boots += len(scripts)
+        console = self.dir / "console.log"
+        console.unlink(missing_ok=True)
+        started = time.monotonic()
+        with open(self.dir / "qemu.log", "w") as qemu_log:
+            # A session of its own, so that on a timeout QEMU and anything it started go.
+            process = subprocess.Popen(
+                self.command(disks, cpus, memory or self.target.memory),
+                stdin=subprocess.DEVNULL,
+                stdout=qemu_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        # wait4 for the CPU time QEMU used: what the run costs an idle machine, whatever else runs here.
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() - started > timeout:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                text = console.read_text(errors="replace") if console.exists() else ""
+                raise VMError(f"{self.target.name}: guest did not power off within {timeout:.0f} s:\n{text[-6000:]}")
+            time.sleep(0.5)
+        seconds = time.monotonic() - started
+        text = console.read_text(errors="replace") if console.exists() else ""
+        if process.returncode != 0:
+            output = (self.dir / "qemu.log").read_text(errors="replace")
+            raise VMError(f"{self.target.name}: QEMU exited with {process.returncode}: {output[-3000:]}\n{text[-3000:]}")
+        boots = []
+        for number in numbers:
+            status_file, log_file, start_file = (boots_dir / f"{number}.{ext}" for ext in ("status", "log", "started"))
+            boots.append(
+                Boot(
+                    number - first + 1,
+                    status_file.read_text().strip() if status_file.exists() else None,
+                    log_file.read_text(errors="replace") if log_file.exists() else "",
+                    float(start_file.read_text()) if start_file.exists() else None,
+                )
+            )
+        return BoardResult(boots, text, self.dir, seconds, usage.ru_utime + usage.ru_stime)
+
+
+def board_available(target: Target) -> Optional[str]:
+    """None when this target can be booted here (its image may still have to be built), else why not."""
+    if shutil.which(target.qemu[0]) is None:
+        return f"{target.qemu[0]} is not installed: run scripts/setup.sh"
+    return rootfs.missing_tools(target.arch)
+
+
 def available() -> Optional[str]:
     """None when VMs can be booted here, else the reason they cannot."""
     if shutil.which("vng") is None:
@@ -212,9 +436,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--kernel", default="6.1", help="kernel series: 6.1 or 6.12 (default 6.1)")
     parser.add_argument("--memory", default="1G")
     parser.add_argument("--numa", action="append", help="one NUMA node of this size (repeat)")
+    parser.add_argument("--target", choices=sorted(TARGETS), help="boot a board target (systemd, its own root) instead")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="command to run (after --)")
     args = parser.parse_args(argv)
     words = [w for w in args.command if w != "--"] or ["uname -a"]
+    if args.target:
+        board = Board(TARGETS[args.target])
+        boot = board.run([" ".join(words)], memory=args.memory if args.memory != "1G" else None).boots[0]
+        sys.stdout.write(boot.log)
+        print(f"[guest status {boot.status}, files in {board.dir}]", file=sys.stderr)
+        return 0 if boot.status == "0" else 1
     result = run_in_vm(" ".join(words), kernel=args.kernel, memory=args.memory, numa=args.numa)
     sys.stdout.write(result.output)
     print(f"[guest exit {result.returncode}, {result.seconds:.0f} s, files in {result.out_dir}]", file=sys.stderr)

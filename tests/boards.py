@@ -1,0 +1,509 @@
+"""shrinkd on each board target, the way a board runs it: one guest session per target.
+
+A session boots the target (tests/vm.py Board: the target's Debian kernel, a Debian
+root file system of its architecture, systemd as PID 1) twice:
+
+1. install: list the file system, `apt-get install ./shrinkd_*.deb ./shrinkmem-dkms_*.deb`
+   (the packages from tests/debs.py; DKMS builds the module in the guest for the running
+   kernel), write a drop-in with a rule at this kernel's huge-page order; reboot.
+2. checks, in the order that keeps them apart:
+   - as booted: shrinkd active (READY reached), the module loaded, boot-to-READY time;
+   - the daemon: a fragmenting workload, the rule's events in the journal, the kernel's
+     own unusable index (debugfs, sampled every second) before and after;
+   - the module: shrinkd stopped and the module removed, tests/kmod/guest_checks.py
+     loads the DKMS-built module and runs every check of the x86 suite (sizes scaled
+     down for emulation: a smaller page-cache file, kill request and fuzz);
+   - the metrics: tests/capture.py captures idle and fragmented states with the
+     kernel's debugfs indexes (shrinkd stopped, so nothing moves memory meanwhile);
+   - the package lifecycle: reload with a broken drop-in, SIGSTOP and the watchdog,
+     remove then install, upgrade with an edited config, purge, the file system again.
+
+Everything the guest measured lands in the session's run folder; tests/test_boards_vm.py
+and tests/test_lifecycle_vm.py judge it. Sessions of different targets run side by
+side (BOARD_JOBS at a time, default 2: the machine's cores); SHRINKD_BOARDS=NAME,...
+restricts them. `python -m tests.boards table` prints the docs/boards.md table from the
+last sessions' figures.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import inspect
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from tests import vm
+from tests.debs import build_debs
+
+REPO = vm.REPO
+# The board sessions' run folders, kept until the next run (figures for the docs table).
+BOARDS_DIR = vm.VM_ROOT / "boards"
+ORDER = ("arm64-16k-6.12", "arm64-6.1", "armhf-lpae-6.1", "x86_64-6.1", "x86_64-6.12")
+# Targets whose package lifecycle tests/test_lifecycle_vm.py judges (every session runs the steps).
+LIFECYCLE = ORDER
+# The daemon's rule, at the kernel's huge-page order: the workload leaves most free
+# memory in blocks below it, compaction brings it back.
+TRIGGER = 0.6
+CLEAR = 0.3
+# The module checks, scaled for software emulation: the cache file read into the page
+# cache, the request that is killed part-way and the anonymous memory it must swap.
+CACHE_MB = 400
+KILL_MB = 600
+HOG_MB = 400
+FUZZ_CALLS = 400
+# Share of MemAvailable the daemon test's fragmenter touches (every other page then freed).
+WORKLOAD_PCT = 85
+
+
+def jobs() -> int:
+    return max(1, int(os.environ.get("BOARD_JOBS", "2")))
+
+
+def targets() -> List[str]:
+    wanted = os.environ.get("SHRINKD_BOARDS")
+    names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted else list(ORDER)
+    unknown = [n for n in names if n not in vm.TARGETS]
+    if unknown:
+        raise ValueError(f"SHRINKD_BOARDS: unknown targets {unknown} (known: {sorted(vm.TARGETS)})")
+    return names
+
+
+def capture_plan(name: str) -> str:
+    from tests.capture import board_plan, plan_json
+
+    return plan_json(board_plan(name))
+
+
+INSTALL = r"""
+set -u
+exec 2>&1
+export DEBIAN_FRONTEND=noninteractive
+mark() { echo "$1 $(cut -d' ' -f1 /proc/uptime)" >> "$OUT/marks.txt"; }
+mark install-start
+uname -r > "$OUT/uname.txt"
+getconf PAGESIZE > "$OUT/pagesize.txt"
+# A board carries the headers of the kernel it runs. The image holds every kernel of its
+# architecture, and DKMS builds for the newest installed one too: purge newer kernels' headers.
+newer=""
+for build in /lib/modules/*/build; do
+    release=$(basename "$(dirname "$build")")
+    dpkg --compare-versions "$release" gt "$(uname -r)" && newer="$newer linux-headers-$release"
+done
+if [ -n "$newer" ]; then
+    apt-get purge -y $newer < /dev/null > "$OUT/purge-newer-headers.log" 2>&1
+    apt-get autoremove --purge -y < /dev/null >> "$OUT/purge-newer-headers.log" 2>&1
+fi
+mark newer-headers-purged
+$PY tests/board_guest.py fs-list > "$OUT/fs-before.txt"
+mark fs-listed
+cd "$OUT/debs"
+apt-get install -y ./shrinkd_*.deb ./shrinkmem-dkms_*.deb < /dev/null > "$OUT/apt-install.log" 2>&1
+echo $? > "$OUT/apt-install.rc"
+cd "$REPO"
+mark installed
+dkms status > "$OUT/dkms-status.txt" 2>&1
+systemctl is-active shrinkd > "$OUT/active-after-install.txt"
+order=$($PY tests/board_guest.py huge-order)
+echo "$order" > "$OUT/huge-order.txt"
+mkdir -p /etc/shrinkd/conf.d
+# The rule names the order by what it is for; the test checks it resolved to $order.
+# Polls at least every 10 s (the default lets an idle daemon sleep 2 minutes).
+cat > /etc/shrinkd/conf.d/50-board-test.yaml <<EOF
+poll: {max_interval: 10.0}
+rules:
+  - name: board-huge
+    zones: ["*"]
+    orders: [huge]
+    min_zone_size: 64M
+    unusable_index: {trigger: __TRIGGER__, clear: __CLEAR__}
+    sustain: 1
+    reclaim: true
+EOF
+mark install-end
+"""
+
+CHECKS = r"""
+set -u
+exec 2>&1
+export DEBIAN_FRONTEND=noninteractive
+mark() { echo "$1 $(cut -d' ' -f1 /proc/uptime)" >> "$OUT/marks.txt"; }
+cursor() { journalctl -n 1 --show-cursor -q -o cat | sed -n "s/^-- cursor: //p"; }
+event() { $PY tests/board_guest.py wait-event "$@"; }
+show() { systemctl show shrinkd -p ActiveState -p SubState -p MainPID -p NRestarts -p Result -p StatusText; }
+mark checks-start
+# ---- as booted
+systemctl is-active shrinkd > "$OUT/active-at-boot.txt"
+systemctl show shrinkd -p ActiveEnterTimestampMonotonic -p ExecMainStartTimestampMonotonic -p NRestarts \
+    -p StatusText > "$OUT/show-at-boot.txt"
+systemd-analyze time > "$OUT/analyze.txt" 2>&1
+cat /proc/modules > "$OUT/modules-at-boot.txt"
+cat /proc/cmdline > "$OUT/cmdline.txt"
+journalctl -b -u shrinkd -o json --no-pager > "$OUT/journal-boot.json"
+mark booted-recorded
+
+# ---- the daemon: a workload fragments memory, shrinkd acts, the kernel's index falls
+C=$(cursor)
+( while :; do echo "T $(cut -d' ' -f1 /proc/uptime)"; cat /sys/kernel/debug/extfrag/unusable_index; sleep 1; done ) \
+    > "$OUT/event-samples.txt" 2>&1 &
+SAMPLER=$!
+avail=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+mb=$((avail * __WORKLOAD_PCT__ / 100 / 1024))
+echo "$mb" > "$OUT/event-workload-mb.txt"
+rm -f /tmp/frag-ready
+$PY -c 'import sys; from pathlib import Path; from tests.capture import fragment; fragment(int(sys.argv[1]), Path(sys.argv[2]))' \
+    "$mb" /tmp/frag-ready &
+FRAG=$!
+for _ in $(seq 600); do [ -e /tmp/frag-ready ] && break; sleep 1; done
+mark workload-ready
+event cleared 300 "$C" > "$OUT/event-cleared.json"; echo $? > "$OUT/event-wait.rc"
+mark event-cleared
+sleep 2
+cat /sys/kernel/debug/extfrag/unusable_index > "$OUT/event-unusable-after.txt"
+kill $SAMPLER $FRAG; wait $SAMPLER $FRAG 2>/dev/null
+journalctl -u shrinkd -o json --no-pager --after-cursor "$C" > "$OUT/journal-event.json"
+
+# ---- the module: every check of the x86 suite, on the module DKMS built
+mark kmod-start
+systemctl stop shrinkd
+rmmod shrinkmem; echo $? > "$OUT/rmmod-before-checks.rc"
+KO=$(modinfo -n shrinkmem)
+echo "$KO" > "$OUT/ko-path.txt"
+mkdir -p "$OUT/kmod"
+$PY tests/kmod/guest_checks.py --ko "$KO" --out "$OUT/kmod" --data-disk /dev/vdb --swap-disk /dev/vdc \
+    --hog-mb __HOG_MB__ --kill-mb __KILL_MB__ --kill-after 2 --fuzz-calls __FUZZ_CALLS__ > "$OUT/kmod-log.txt" 2>&1
+echo $? > "$OUT/kmod.rc"
+mark kmod-end
+
+# ---- the metrics: idle and fragmented captures with the kernel's own indexes
+$PY -m tests.capture guest '__PLAN__' "$OUT/capture" > "$OUT/capture-log.txt" 2>&1
+echo $? > "$OUT/capture.rc"
+mark capture-end
+
+# ---- the package lifecycle
+modprobe shrinkmem; echo $? > "$OUT/lc-modprobe.rc"
+systemctl start shrinkd; systemctl is-active shrinkd > "$OUT/lc-active-start.txt"
+# a reload with a broken drop-in keeps the running configuration
+C=$(cursor)
+pid=$(systemctl show -p MainPID --value shrinkd)
+printf 'rules:\n  - name: broken\n    orders: [nonsense]\n' > /etc/shrinkd/conf.d/99-broken.yaml
+systemctl reload shrinkd; echo $? > "$OUT/lc-reload.rc"
+event reload_failed 60 "$C" > "$OUT/lc-reload-failed.json"; echo $? > "$OUT/lc-reload-failed.rc"
+sleep 2
+show > "$OUT/lc-after-bad-reload.txt"; echo "PID_BEFORE=$pid" >> "$OUT/lc-after-bad-reload.txt"
+rm /etc/shrinkd/conf.d/99-broken.yaml
+C=$(cursor)
+systemctl reload shrinkd
+event reloaded 60 "$C" > "$OUT/lc-reloaded.json"; echo $? > "$OUT/lc-reloaded.rc"
+mark reload-end
+# SIGSTOP: no more watchdog pings, systemd kills and restarts it. The unit's own
+# WatchdogSec (minutes) is shortened by a drop-in for this step, so the wait is short.
+mkdir -p /etc/systemd/system/shrinkd.service.d
+printf '[Service]\nWatchdogSec=20s\n' > /etc/systemd/system/shrinkd.service.d/50-board-test.conf
+systemctl daemon-reload; systemctl restart shrinkd
+show > "$OUT/lc-before-stop.txt"
+pid=$(systemctl show -p MainPID --value shrinkd)
+kill -STOP "$pid"
+stopped_at=$(cut -d' ' -f1 /proc/uptime)
+for _ in $(seq 180); do
+    now=$(systemctl show -p MainPID --value shrinkd)
+    [ "$now" != "$pid" ] && [ "$now" != 0 ] && [ "$(systemctl is-active shrinkd)" = active ] && break
+    sleep 1
+done
+echo "$stopped_at $(cut -d' ' -f1 /proc/uptime)" > "$OUT/lc-watchdog-times.txt"
+show > "$OUT/lc-after-stop.txt"; echo "PID_BEFORE=$pid" >> "$OUT/lc-after-stop.txt"
+journalctl -u shrinkd -o cat --no-pager -n 30 > "$OUT/lc-watchdog-journal.txt"
+rm -r /etc/systemd/system/shrinkd.service.d; systemctl daemon-reload; systemctl restart shrinkd
+mark watchdog-end
+# remove, then install again
+cd "$OUT/debs"
+apt-get remove -y shrinkd < /dev/null > "$OUT/lc-remove.log" 2>&1; echo $? > "$OUT/lc-remove.rc"
+systemctl is-active shrinkd > "$OUT/lc-active-after-remove.txt"
+apt-get install -y ./shrinkd_*.deb < /dev/null > "$OUT/lc-reinstall.log" 2>&1; echo $? > "$OUT/lc-reinstall.rc"
+sleep 2
+systemctl is-active shrinkd > "$OUT/lc-active-after-reinstall.txt"
+systemctl is-enabled shrinkd > "$OUT/lc-enabled-after-reinstall.txt" 2>&1
+if [ "$(systemctl is-active shrinkd)" != active ]; then
+    # so that the later steps are judged on their own
+    systemctl unmask shrinkd; systemctl enable --now shrinkd; echo applied > "$OUT/lc-reinstall-workaround.txt"
+fi
+mark reinstall-end
+# upgrade with an edited configuration
+echo "# edited on this board" >> /etc/shrinkd/shrinkd.yaml
+sha256sum /etc/shrinkd/shrinkd.yaml > "$OUT/lc-conf-edited.sha"
+grep -c '^# edited on this board$' /etc/shrinkd/shrinkd.yaml > "$OUT/lc-conf-edit-applied.txt"
+dpkg-query -W shrinkd > "$OUT/lc-version-before-upgrade.txt"
+if [ -d "$OUT/debs-new" ]; then
+    cd "$OUT/debs-new"
+    apt-get install -y ./shrinkd_*.deb < /dev/null > "$OUT/lc-upgrade.log" 2>&1; echo $? > "$OUT/lc-upgrade.rc"
+    cd "$OUT/debs"
+fi
+dpkg-query -W shrinkd > "$OUT/lc-version-after-upgrade.txt"
+sha256sum /etc/shrinkd/shrinkd.yaml > "$OUT/lc-conf-after-upgrade.sha"
+ls -a /etc/shrinkd > "$OUT/lc-etc-after-upgrade.txt"
+sleep 2
+systemctl is-active shrinkd > "$OUT/lc-active-after-upgrade.txt"
+mark upgrade-end
+# purge: nothing of either package may stay
+rm -f /etc/shrinkd/conf.d/50-board-test.yaml
+apt-get purge -y shrinkd shrinkmem-dkms < /dev/null > "$OUT/lc-purge.log" 2>&1; echo $? > "$OUT/lc-purge.rc"
+cd "$REPO"
+$PY tests/board_guest.py fs-list > "$OUT/fs-after.txt"
+dkms status > "$OUT/lc-dkms-after-purge.txt" 2>&1
+systemctl is-enabled shrinkd > "$OUT/lc-enabled-after-purge.txt" 2>&1
+mark purge-end
+journalctl -b -o short-monotonic --no-pager > "$OUT/journal-all.txt"
+dmesg > "$OUT/dmesg-end.txt"
+mark checks-end
+"""
+
+
+@dataclass
+class Session:
+    """What one target's guest session left in its run folder."""
+
+    name: str
+    out: Path
+    seconds: float
+    image_seconds: float
+    error: Optional[str]
+    cpu_seconds: float = 0.0
+
+    @property
+    def target(self) -> vm.Target:
+        return vm.TARGETS[self.name]
+
+    def has(self, name: str) -> bool:
+        return (self.out / name).exists()
+
+    def text(self, name: str) -> str:
+        path = self.out / name
+        if not path.exists():
+            raise AssertionError(f"{self.name}: the guest left no {name}{self.context()}")
+        return path.read_text(errors="replace")
+
+    def json(self, name: str) -> Any:
+        return json.loads(self.text(name))
+
+    def journal(self, name: str) -> List[Dict[str, Any]]:
+        self.text(name)  # says which session left no such file
+        return vm.journal_entries(self.out / name)
+
+    def context(self) -> str:
+        if self.error:
+            return f"\n(session error: {self.error[-3000:]})"
+        log = self.out / "boots" / "2.log"
+        return f"\n(boot 2 log: {log.read_text()[-2000:]})" if log.exists() else ""
+
+    def marks(self) -> Dict[str, float]:
+        found: Dict[str, float] = {}
+        if self.has("marks.txt"):
+            for line in self.text("marks.txt").splitlines():
+                name, value = line.split()
+                found[name] = float(value)
+        return found
+
+
+_lock = threading.Lock()
+_futures: Dict[str, concurrent.futures.Future[Session]] = {}
+_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+
+
+def session(name: str) -> Session:
+    """The session of target `name`: on the first call every selected target's session starts, BOARD_JOBS at a time."""
+    global _pool
+    with _lock:
+        if not _futures:
+            debs = packages()
+            _pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs(), thread_name_prefix="board")
+            for target in targets():
+                _futures[target] = _pool.submit(run_session, target, debs)
+        if name not in _futures:
+            assert _pool is not None
+            _futures[name] = _pool.submit(run_session, name, packages())
+    return _futures[name].result()
+
+
+@functools.cache
+def packages() -> Dict[str, Dict[str, Path]]:
+    """The packages of this tree (`current`) and, where tests/debs.py can build one, a newer version (`newer`)."""
+    out = BOARDS_DIR / "debs"
+    if out.exists():
+        shutil.rmtree(out)
+    found = {"current": build_debs(out / "current")}
+    if "version" in inspect.signature(build_debs).parameters:
+        version = re.search(r'^__version__ = "(.+)"$', (REPO / "shrinkd" / "__init__.py").read_text(), re.M)
+        assert version, "shrinkd/__init__.py: no __version__"
+        found["newer"] = build_debs(out / "newer", version=f"{version.group(1)}+upgrade1")  # type: ignore[call-arg]
+    return found
+
+
+def data_disk(run: Path) -> Path:
+    from tests.test_kmod_vm import make_data_disk
+
+    return make_data_disk(run, cache_mb=CACHE_MB)
+
+
+def run_session(name: str, debs: Dict[str, Dict[str, Path]]) -> Session:
+    target = vm.TARGETS[name]
+    out = BOARDS_DIR / name
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    started = time.monotonic()
+    error = None
+    image_seconds = 0.0
+    cpu_seconds = 0.0
+    try:
+        board = vm.Board(target, out)
+        image_seconds = time.monotonic() - started
+        files: Dict[str, str | bytes | Path] = {}
+        for kind, folder in (("current", "debs"), ("newer", "debs-new")):
+            for path in debs.get(kind, {}).values():
+                files[f"{folder}/{path.name}"] = path
+        data = data_disk(out)
+        swap = out / "swap.img"
+        with open(swap, "wb") as f:
+            f.truncate((HOG_MB + 512) << 20)
+        checks = (
+            CHECKS.replace("__WORKLOAD_PCT__", str(WORKLOAD_PCT))
+            .replace("__HOG_MB__", str(HOG_MB))
+            .replace("__KILL_MB__", str(KILL_MB))
+            .replace("__FUZZ_CALLS__", str(FUZZ_CALLS))
+            .replace("__PLAN__", capture_plan(name))
+        )
+        install = INSTALL.replace("__TRIGGER__", str(TRIGGER)).replace("__CLEAR__", str(CLEAR))
+        result = board.run([install, checks], files=files, disks=[data, swap], timeout=3600)
+        cpu_seconds = result.cpu_seconds
+        for boot in result.boots:
+            if boot.status != "0":
+                error = f"boot {boot.index}: status {boot.status}\n{boot.log[-3000:]}\n{result.console[-2000:]}"
+        data.unlink()
+        swap.unlink()
+        out.joinpath("root.qcow2").unlink()
+    except Exception as problem:  # reported by every test of this target
+        error = f"{type(problem).__name__}: {problem}"
+    seconds = time.monotonic() - started
+    found = Session(name, out, seconds, image_seconds, error, cpu_seconds)
+    (out / "session.json").write_text(json.dumps({"seconds": round(seconds, 1), "image_seconds": round(image_seconds, 1),
+                                                  "cpu_seconds": round(cpu_seconds, 1), "error": error}, indent=1))
+    return found
+
+
+def load(name: str) -> Session:
+    """A finished session from its run folder (the last run of this target)."""
+    out = BOARDS_DIR / name
+    meta = json.loads((out / "session.json").read_text())
+    return Session(name, out, meta["seconds"], meta["image_seconds"], meta["error"], meta.get("cpu_seconds", 0.0))
+
+
+def figures(found: Session) -> Dict[str, Any]:
+    """What the docs table shows for one target, from what its session measured."""
+    from tests.kernel_oracle import mismatches, parse_debugfs_index
+
+    fig: Dict[str, Any] = {"target": found.name, "session_s": round(found.seconds), "session_cpu_s": round(found.cpu_seconds),
+                           "error": found.error}
+    page = int(found.text("pagesize.txt")) if found.has("pagesize.txt") else 0
+    fig["release"] = found.text("uname.txt").strip() if found.has("uname.txt") else "?"
+    fig["page_kb"] = page // 1024
+    marks = found.marks()
+    image = vm.image_for(found.target)
+    fig["image_build_s"] = image.manifest.get("build_seconds")
+    fig["image_build_cpu_s"] = image.manifest.get("cpu_seconds")
+    if "installed" in marks and "fs-listed" in marks:
+        fig["apt_dkms_s"] = round(marks["installed"] - marks["fs-listed"])
+    if found.has("show-at-boot.txt"):
+        shown = dict(line.split("=", 1) for line in found.text("show-at-boot.txt").splitlines() if "=" in line)
+        fig["boot_to_ready_s"] = round(int(shown.get("ActiveEnterTimestampMonotonic", "0")) / 1e6, 1)
+    if found.has("kmod/results.json"):
+        results = json.loads(found.text("kmod/results.json"))
+        load = results.get("load", {})
+        fig["method"] = load.get("info", {}).get("method")
+        cache = results.get("cache", {})
+        if "text_summary" in cache and page:
+            fig["echo_100_reclaimed_mb"] = round(int(cache["text_summary"]["last_pages_reclaimed"]) * page / 2**20, 1)
+            fig["echo_100_cache_drop_mb"] = round(
+                (cache["text_before"]["Cached_kB"] - cache["text_after"]["Cached_kB"]) / 1024, 1
+            )
+        fig["kmod_checks_s"] = round(results.get("uptime_at_end", 0) - results.get("uptime_at_start", 0))
+    states = sorted(p for p in (found.out / "capture").glob("*") if (p / "meta.txt").exists()) \
+        if (found.out / "capture").is_dir() else []
+    if states:
+        compared = 0
+        zones: List[str] = []
+        for state in states:
+            for name in ("unusable_index", "extfrag_index"):
+                rows = parse_debugfs_index((state / "debugfs" / "extfrag" / name).read_text())
+                compared += sum(len(row) for row in rows.values())
+                zones = sorted({zone for _, zone in rows} | set(zones))
+        fig["metrics"] = {"states": [s.name.rsplit("-", 1)[1] for s in states], "zones": zones,
+                          "values": compared, "mismatches": sum(len(mismatches(s)) for s in states)}
+    if found.has("journal-event.json"):
+        entries = [e for e in found.journal("journal-event.json") if e.get("SHRINKD_RULE") == "board-huge"]
+        steps = []
+        for entry in entries:
+            kind = entry["SHRINKD_EVENT"]
+            if kind in ("triggered", "cleared"):
+                steps.append(f"{kind} {entry.get('SHRINKD_VALUE')}")
+            elif kind in ("compacted", "reclaimed"):
+                steps.append(f"{kind} via {entry.get('SHRINKD_BACKEND')} {entry.get('SHRINKD_BEFORE')}"
+                             f"->{entry.get('SHRINKD_AFTER')}")
+        if entries:
+            first = entries[0]
+            fig["event"] = {"zone": first.get("SHRINKD_ZONE"), "order": first.get("SHRINKD_ORDER"), "steps": steps}
+    return fig
+
+
+def table(names: List[str]) -> str:
+    rows = [
+        "| target | kernel | page | module call | `echo 100` reclaimed | metrics: shrinkd = kernel | boot to READY "
+        "| event (rule at the huge-page order) | image build (cold) | session |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        fig = figures(load(name))
+        metrics = fig.get("metrics")
+        metric_text = (
+            f"{metrics['values'] - metrics['mismatches']}/{metrics['values']} values equal "
+            f"({', '.join(metrics['states'])}; zones {', '.join(metrics['zones'])})"
+            if metrics else "not captured"
+        )
+        event = fig.get("event")
+        event_text = f"{event['zone']} order {event['order']}: " + "; ".join(event["steps"]) if event else "none"
+        rows.append(
+            f"| {name} | {fig['release']} | {fig['page_kb']} KiB | {fig.get('method', '?')} "
+            f"| {fig.get('echo_100_reclaimed_mb', '?')} MB (page cache -{fig.get('echo_100_cache_drop_mb', '?')} MB) "
+            f"| {metric_text} | {fig.get('boot_to_ready_s', '?')} s | {event_text} "
+            f"| {fig.get('image_build_s', '?')} s | {fig['session_s']} s |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["run"]:
+        for name in args[1:] or targets():
+            found = session(name)
+            print(f"{name}: {found.seconds:.0f} s, error: {found.error}")
+        return 0
+    if args[:1] == ["table"]:
+        sys.stdout.write(table(args[1:] or [n for n in ORDER if (BOARDS_DIR / n / "session.json").exists()]))
+        return 0
+    if args[:1] == ["figures"]:
+        for name in args[1:] or [n for n in ORDER if (BOARDS_DIR / n / "session.json").exists()]:
+            print(json.dumps(figures(load(name)), indent=1))
+        return 0
+    print("usage: python -m tests.boards run [TARGET...] | table [TARGET...] | figures [TARGET...]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
