@@ -265,6 +265,10 @@ class Daemon:
         plan = self.policy.evaluate(obs, now)
         for notice in plan.notices:
             self.tell.notice(notice)
+        # READY (the first time) before acting: on a slow board that starts fragmented, the first
+        # ladder can outlast the unit's start timeout.
+        self.tell.wakes(self.wake_rates())
+        self.tell.update_status(self.policy.watches, obs, self.dry_run)
         latest: Optional[Observation] = None
         for decision in plan.decisions:
             if self.signals.stop_requested:
@@ -273,8 +277,8 @@ class Daemon:
         if latest is not None:
             # Rates start again after shrinkd's own actions (reclaim counts as allocstall).
             self.policy.rebase(latest, self.clock())
-        self.tell.wakes(self.wake_rates())
-        self.tell.update_status(self.policy.watches, obs, self.dry_run)
+            if not self.signals.stop_requested:
+                self.tell.send_status(self.dry_run)  # the last action
         if self.state_path is not None:
             self.tell.write_state(self.state_path, self.state(obs))
         return plan.interval
@@ -323,6 +327,8 @@ class Daemon:
             if step.action == SKIP:
                 self.tell.skipped(decision, step.reason)
                 break
+            if self.tell.notifier.watchdog_interval() is not None:
+                self.tell.notifier.watchdog()  # a ladder of long kernel writes must not look like a hang
             after = self.run_step(decision, step, current)
             if after is None:
                 break

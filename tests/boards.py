@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import inspect
 import json
 import os
 import re
@@ -338,12 +337,12 @@ def packages() -> Dict[str, Dict[str, Path]]:
     out = BOARDS_DIR / "debs"
     if out.exists():
         shutil.rmtree(out)
-    found = {"current": build_debs(out / "current")}
-    if "version" in inspect.signature(build_debs).parameters:
-        version = re.search(r'^__version__ = "(.+)"$', (REPO / "shrinkd" / "__init__.py").read_text(), re.M)
-        assert version, "shrinkd/__init__.py: no __version__"
-        found["newer"] = build_debs(out / "newer", version=f"{version.group(1)}+upgrade1")  # type: ignore[call-arg]
-    return found
+    version = re.search(r'^__version__ = "(.+)"$', (REPO / "shrinkd" / "__init__.py").read_text(), re.M)
+    assert version, "shrinkd/__init__.py: no __version__"
+    return {
+        "current": build_debs(out / "current"),
+        "newer": build_debs(out / "newer", version=f"{version.group(1)}+upgrade1"),
+    }
 
 
 def data_disk(run: Path) -> Path:

@@ -508,3 +508,22 @@ def test_a_bug_in_one_poll_is_logged_and_the_loop_goes_on(tree: Tree) -> None:
         d.close()
     assert d.events == ["started", "triggered", "poll_failed", "cleared"]
     assert "shrinkd: poll failed: internal error: RuntimeError: unexpected" in stream.getvalue()
+
+
+def test_ready_goes_out_before_the_first_ladder(tree: Tree, notify: Tuple[socket.socket, str]) -> None:
+    """A board that starts fragmented acts in its first poll: systemd must hear READY=1 first (a
+    long first ladder would otherwise outlast the unit's start timeout)."""
+    sock, address = notify
+    kernel = ScriptedKernel(tree.proc, {"compact": ["6.1-frag3"]})
+    heard: List[List[str]] = []
+    kernel.hook = lambda name: heard.append(notifications(sock))
+    d, _, _ = daemon(
+        tree, kernel, text=RULES.replace("sustain: 2", "sustain: 1"), notifier=Notifier({"NOTIFY_SOCKET": address})
+    )
+    d.start()
+    try:
+        d.tick()
+    finally:
+        d.close()
+    assert [m.split("=", 1)[0] for m in heard[0]] == ["READY"]  # heard when the compaction was written
+    assert [m.split("=", 1)[0] for m in notifications(sock)][-1] == "STATUS"  # then the last action

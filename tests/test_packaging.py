@@ -286,6 +286,9 @@ def test_dkms_package_contents(debs: Dict[str, Path]) -> None:
         assert source + "/" + path[len("kmod/") :] in entries, path
     assert not [path for path in entries if path.endswith((".ko", ".o", ".mod.c"))]
     assert member(deb, f"{source}/dkms.conf") == (REPO / "kmod" / "dkms.conf").read_bytes()
+    # systemd-modules-load loads it at boot, so shrinkd finds /dev/shrinkmem after a reboot.
+    loaded = member(deb, "/usr/lib/modules-load.d/shrinkmem.conf").decode()
+    assert [line for line in loaded.splitlines() if line and not line.startswith("#")] == ["shrinkmem"]
     postinst = control_file(deb, "postinst")
     assert f"DKMS_NAME=shrinkmem\nDKMS_PACKAGE_NAME=$DKMS_NAME-dkms\nDKMS_VERSION={version}\n" in postinst
     assert "/usr/lib/dkms/common.postinst" in postinst and "$DKMS_POSTINST $DKMS_NAME $DKMS_VERSION" in postinst
