@@ -92,6 +92,27 @@ class Thrash(Record):
         self.backoff_max = backoff_max
 
 
+class Recording(Record):
+    """`record`: the trace the daemon keeps (shrinkd.trace); path None: none."""
+
+    __slots__ = ("interval", "max_size", "path")
+
+    def __init__(self, path: Optional[str], max_size: int, interval: float) -> None:
+        self.path = path
+        self.max_size = max_size
+        self.interval = interval
+
+
+class Prometheus(Record):
+    """`prometheus`: the textfile for node_exporter (shrinkd.prom); textfile None: none."""
+
+    __slots__ = ("interval", "textfile")
+
+    def __init__(self, textfile: Optional[str], interval: float) -> None:
+        self.textfile = textfile
+        self.interval = interval
+
+
 class Config(Record):
     """Everything shrinkd runs with (docs/config.md); `sources` names the files it came from."""
 
@@ -104,8 +125,10 @@ class Config(Record):
         "failures",
         "log_target",
         "poll",
+        "prometheus",
         "psi",
         "reclaim",
+        "record",
         "rules",
         "shrinkmem_device",
         "sources",
@@ -130,6 +153,8 @@ class Config(Record):
         debug: bool,
         dry_run: bool,
         sources: Tuple[str, ...],
+        record: Recording,
+        prometheus: Prometheus,
     ) -> None:
         self.poll = poll
         self.psi = psi
@@ -146,6 +171,8 @@ class Config(Record):
         self.debug = debug
         self.dry_run = dry_run
         self.sources = sources
+        self.record = record  # files shrinkd writes besides the journal
+        self.prometheus = prometheus
 
     def backend_enabled(self, name: str) -> bool:
         return name in self.enabled
@@ -194,6 +221,8 @@ def from_plain(plain: Dict[str, Any], sources: Sequence[str] = (BUILTIN,)) -> Co
         debug=plain["log"]["debug"],
         dry_run=plain["dry_run"],
         sources=tuple(sources),
+        record=Recording(**plain["record"]),
+        prometheus=Prometheus(**plain["prometheus"]),
     )
 
 

@@ -404,6 +404,11 @@ def _check_thrash(node: Node, path: str, values: Dict[str, Any]) -> None:
         raise _at(node, "backoff").error(_join(path, "backoff"), "must not be above backoff_max")
 
 
+def _check_record(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["max_size"] < 64 << 10:
+        raise _at(node, "max_size").error(_join(path, "max_size"), f"must be at least 64K, got {values['max_size']}")
+
+
 def _order(node: Node, path: str) -> Any:
     """A page order: a number, or a name the running kernel resolves (huge, pageblock, costly)."""
     if isinstance(node.value, str):
@@ -452,6 +457,22 @@ _RULE = Section(
     },
     after=_check_rule,
 )
+
+
+def _absolute(suffix: str = "") -> Check:
+    """A file path: absolute, not a directory, ending in `suffix` when given."""
+
+    def check(node: Node, path: str) -> Any:
+        value = _text(node, path)
+        if not value.startswith("/"):
+            raise node.error(path, f"must be an absolute path, got {value!r}")
+        if value.endswith("/"):
+            raise node.error(path, f"must name a file, not a directory, got {value!r}")
+        if suffix and not value.endswith(suffix):
+            raise node.error(path, f"must end in {suffix} (node_exporter reads only those), got {value!r}")
+        return value
+
+    return check
 
 
 def _backend(extra: Optional[Dict[str, Tuple[Check, Any]]] = None, enabled: bool = True) -> Tuple[Check, Any]:
@@ -612,6 +633,27 @@ SCHEMA = Section(
             Section.NESTED,
         ),
         "dry_run": (_bool, False),
+        # Files shrinkd writes besides the journal (shrinkd.outputs, docs/tools.md).
+        "record": (
+            Section(
+                {
+                    "path": (_optional(_absolute()), None),
+                    "max_size": (_size, 16 << 20),
+                    "interval": (_number(1.0, 86400.0), 300.0),
+                },
+                after=_check_record,
+            ),
+            Section.NESTED,
+        ),
+        "prometheus": (
+            Section(
+                {
+                    "textfile": (_optional(_absolute(".prom")), None),
+                    "interval": (_number(1.0, 3600.0), 30.0),
+                }
+            ),
+            Section.NESTED,
+        ),
     },
     after=_check_top,
 )

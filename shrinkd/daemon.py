@@ -23,6 +23,7 @@ from .events import NOTICE, WARNING, Events
 from .journal import Journal
 from .kmsg import KMSG, KernelLog, open_log
 from .notify import Notifier
+from .outputs import Outputs
 from .policy import COMPACT, RECLAIM, SKIP, Decision, Policy, Step
 from .process import DROP, STAY, WAKE, Signals, sleep
 from .procfs import Reader
@@ -86,6 +87,9 @@ class Daemon:
         self.tell = Events(journal, notifier, self.page_size)
         self.policy = Policy(self.current, self.page_size, once=once, orders=procfs.named_orders(self.page_size))
         self.backends = Backends(procfs, self.current, self.tunables, self.page_size)
+        # The trace and the metrics textfile, when configured: fed every poll and event.
+        self.outputs = Outputs(self.page_size, self.policy.orders, clock, self.tell.log)
+        self._configure_outputs()
         self.signals = Signals()
         self.reader: Optional[Reader] = None
         self.trigger: Optional[Trigger] = None
@@ -189,7 +193,12 @@ class Daemon:
         if self.kernel_log is not None:
             self.kernel_log.close()
             self.kernel_log = None
+        self.outputs.close()
         self.tell.close()
+
+    def _configure_outputs(self) -> None:
+        self.outputs.configure(self.config)
+        self.tell.observer = self.outputs if self.outputs.active else None
 
     # -- the main loop ------------------------------------------------------------
 
@@ -250,7 +259,9 @@ class Daemon:
         fresh = self.policy.needs_zoneinfo() or now - self._zoneinfo_at >= ZONEINFO_REFRESH
         try:
             # vmstat and PSI also come with each zoneinfo refresh: a baseline for the thrash guard.
-            obs = self.measure(zoneinfo=fresh, counters=fresh or self.policy.needs_counters())
+            obs = self.measure(
+                zoneinfo=fresh, counters=fresh or self.policy.needs_counters() or self.outputs.wants_counters
+            )
         except (InputError, MissingInputError) as error:
             if self.once:
                 raise  # the command's exit code tells (3 or 4)
@@ -262,6 +273,8 @@ class Daemon:
             obs = obs.replace(failures=tuple(self.pending))
             self.pending = []
         self.polls += 1
+        if self.outputs.active:
+            self.outputs.poll(now, obs)
         plan = self.policy.evaluate(obs, now)
         for notice in plan.notices:
             self.tell.notice(notice)
@@ -281,6 +294,8 @@ class Daemon:
                 self.tell.send_status(self.dry_run)  # the last action
         if self.state_path is not None:
             self.tell.write_state(self.state_path, self.state(obs))
+        if self.outputs.active:
+            self.outputs.write_due(self.clock())
         return plan.interval
 
     def state(self, obs: Observation) -> Dict[str, Any]:
@@ -460,5 +475,6 @@ class Daemon:
                 self.uevents.close()
                 self._start_uevents()
             self.refresh_backends("reload")
+            self._configure_outputs()
             self.tell.reloaded(config.sources, self.dry_run)
         self.tell.send_status(self.dry_run, again=True)

@@ -21,9 +21,12 @@ from .notify import Notifier
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+    from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
     from .actions import Result
+
+    class Observer(Protocol):
+        def event(self, kind: str, message: str, fields: Mapping[str, object]) -> None: ...
     from .conditions import Condition
     from .policy import Decision, Notice, Step, WatchState
     from .view import Observation
@@ -44,6 +47,7 @@ class Events:
         self.wakes_text = ""
         self.ready = False
         self.state_failed = False
+        self.observer: Optional[Observer] = None  # also handed every event (the trace, the metrics)
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -52,6 +56,8 @@ class Events:
         if len(self.kinds) > RECENT:
             del self.kinds[: RECENT // 2]
         self.journal.event(kind, message, priority, fields)
+        if self.observer is not None:
+            self.observer.event(kind, message, fields)
 
     def log(self, message: str, priority: int = INFO) -> None:
         """A plain line, no event."""

@@ -174,7 +174,7 @@ def test_an_empty_file_changes_nothing(tmp_path: Path) -> None:
 INVALID: List[Tuple[str, str]] = [
     (
         "polll:\n  min_interval: 1\n",
-        "FILE:1: polll: unknown key (known: poll, psi, rules, triggers, failures, backends, reclaim, guards, log, dry_run)",
+        "FILE:1: polll: unknown key (known: poll, psi, rules, triggers, failures, backends, reclaim, guards, log, dry_run, record, prometheus)",
     ),
     ("poll:\n  min_interval: fast\n", "FILE:2: poll.min_interval: must be a number, got a string ('fast')"),
     ("poll:\n  min_interval: 0.01\n", "FILE:2: poll.min_interval: must be between 0.1 and 3600, got 0.01"),
