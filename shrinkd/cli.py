@@ -173,7 +173,103 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE", nargs="?", help="the file to check")
     check.set_defaults(handler=cmd_check_config)
+    _tool_commands(subcommand)
     return parser
+
+
+def _tool_commands(subcommand: Callable[..., argparse.ArgumentParser]) -> None:
+    """record, replay, history, plot, doctor (docs/tools.md)."""
+    record = subcommand(
+        "record",
+        help="run the daemon in the foreground and keep a trace of its polls and events (dry run unless --act)",
+        description=(
+            "Run the daemon loop as `shrinkd run --dry-run` does, and write every poll's observation and every event "
+            "to FILE (the `record` keys of the configuration, with this path), for `shrinkd replay` and `shrinkd plot`. "
+            "Stops on SIGINT/SIGTERM, after --polls or after --duration. The directory must be owned by root (or by "
+            "you) and writable by no one else."
+        ),
+    )
+    record.add_argument("file", metavar="FILE", help="the trace to write (older parts go to FILE.1, FILE.2, ...)")
+    record.add_argument("--config", metavar="FILE", help="configuration (default: as for run)")
+    record.add_argument("--act", action="store_true", help="act as `shrinkd run` would (default: a dry run)")
+    record.add_argument("--polls", metavar="N", type=int, help="stop after N polls")
+    record.add_argument("--duration", metavar="SECONDS", type=float, help="stop after this long")
+    record.add_argument("--max-size", metavar="SIZE", help="all of the trace's files together (default: record.max_size)")
+    record.add_argument(
+        "--interval", metavar="SECONDS", type=float, help="seconds between writes (default: record.interval)"
+    )
+    record.set_defaults(handler=cmd_record)
+
+    replay = subcommand(
+        "replay",
+        help="run the policy over a recorded trace with another configuration and show what it would have done",
+        description=(
+            "Hand every poll of the trace to shrinkd's policy with the recorded clock, as the daemon would, with "
+            "CANDIDATE's rules and limits, and print the events it would have logged (conditions, compactions, "
+            "reclaims and the bytes asked), then the totals beside the recorded ones. Several files of one recording "
+            "(FILE, FILE.1, ...) replay as one. A replay assumes that after each action the zone was as the next "
+            "recorded poll found it (docs/tools.md)."
+        ),
+    )
+    replay.add_argument("trace", metavar="TRACE", nargs="+", help="trace file(s) written by record")
+    replay.add_argument("--config", metavar="CANDIDATE", help="configuration to try (default: as for run)")
+    replay.add_argument(
+        "--backends", metavar="NAMES", help="comma-separated backends to assume (default: the recording daemon's)"
+    )
+    replay.add_argument("--json", action="store_true", help="print one JSON document")
+    replay.add_argument("--quiet", action="store_true", help="only the totals")
+    replay.set_defaults(handler=cmd_replay)
+
+    history = subcommand(
+        "history",
+        help="show shrinkd's events from the journal, with totals",
+        description=(
+            "Read shrinkd's events (SYSLOG_IDENTIFIER=shrinkd) from the journal with systemd-python and show them as "
+            "a table: where, the action and backend, the watched value before and after, what was reclaimed; then "
+            "the totals. Needs python3-systemd (or systemd-python from PyPI)."
+        ),
+    )
+    history.add_argument("--since", metavar="WHEN", help="from then on: 2024-05-01, '2024-05-01 12:00', today, yesterday, -2h, '3d ago'")
+    history.add_argument("--directory", "-D", metavar="DIR", help="read the journal files in DIR (as journalctl -D)")
+    history.add_argument("--file", metavar="FILE", action="append", default=[], help="read this journal file (repeat)")
+    history.add_argument("--json", action="store_true", help="print one JSON document")
+    history.set_defaults(handler=cmd_history)
+
+    plot = subcommand(
+        "plot",
+        help="draw free blocks per order over time, with the actions marked, to a PNG",
+        description=(
+            "From trace files: one panel per zone, free blocks of each order over time, compactions, reclaims and "
+            "triggers marked. With --journal: the watched value before and after each action from the journal. "
+            "Needs matplotlib (pip install 'shrinkd[plot]' or apt install python3-matplotlib)."
+        ),
+    )
+    plot.add_argument("trace", metavar="TRACE", nargs="*", help="trace file(s) written by record")
+    plot.add_argument("--journal", action="store_true", help="plot from the journal instead of a trace")
+    plot.add_argument("--since", metavar="WHEN", help="with --journal: from then on (as for history)")
+    plot.add_argument("--directory", "-D", metavar="DIR", help="with --journal: the journal files in DIR")
+    plot.add_argument("--output", "-o", metavar="PNG", required=True, help="the picture to write")
+    plot.add_argument("--width", type=float, default=12.0, help="inches (default 12)")
+    plot.add_argument("--height", type=float, default=0.0, help="inches (default: by the number of zones)")
+    plot.add_argument("--dpi", type=int, default=100, help="pixels per inch (default 100)")
+    plot.set_defaults(handler=cmd_plot)
+
+    doctor = subcommand(
+        "doctor",
+        help="say what this system can and cannot do for shrinkd, and why",
+        description=(
+            "Check the kernel files shrinkd reads and writes, PSI, the backends (compaction, the shrinkmem module "
+            "and its device, memory.reclaim, per-node reclaim), the kernel options that matter, the orders the "
+            "configuration's rules resolve to, and whether the systemd unit's sandbox lets shrinkd write where it "
+            "needs. Exit code 2 when the configuration asks for something this system lacks."
+        ),
+    )
+    doctor.add_argument("--config", metavar="FILE", help="configuration to check against (default: as for run)")
+    doctor.add_argument(
+        "--unit", metavar="FILE", help="the unit file to check (default: the installed shrinkd.service, else the source tree's)"
+    )
+    doctor.add_argument("--json", action="store_true", help="print one JSON document")
+    doctor.set_defaults(handler=cmd_doctor)
 
 
 class RunArgs:
@@ -380,6 +476,149 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         )
         print(f"  rule {rule.name}: orders {orders}")
     return EXIT_OK
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from . import config as configuration
+    from . import configload
+    from .daemon import Daemon
+    from .journal import Journal
+    from .notify import Notifier
+    from .safefile import check_target
+
+    path = os.path.abspath(args.file)
+    check_target(path)
+    max_size = configuration.parse_size(args.max_size) if args.max_size else None
+    if args.max_size and (max_size is None or max_size < 64 << 10):
+        raise UsageError(f"--max-size: expected a size of at least 64K (e.g. 16M), got {args.max_size!r}")
+    if args.interval is not None and args.interval <= 0:
+        raise UsageError(f"--interval: expected seconds above 0, got {args.interval}")
+
+    def load() -> configuration.Config:
+        loaded = configload.load_isolated(configload.resolve(args.config))
+        record = loaded.record.replace(path=path)
+        if max_size:
+            record = record.replace(max_size=max_size)
+        if args.interval:
+            record = record.replace(interval=args.interval)
+        return loaded.replace(record=record)
+
+    config = load()
+    daemon = Daemon(
+        _procfs(args),
+        config,
+        Journal(config.log_target, config.debug or args.debug),
+        reload=load,
+        notifier=Notifier(),
+        dry_run=not args.act,
+        debug=args.debug,
+    )
+    started = time.monotonic()
+    tick = daemon.tick
+
+    def bounded_tick() -> float:
+        interval = tick()
+        if (args.polls is not None and daemon.polls >= args.polls) or (
+            args.duration is not None and time.monotonic() - started >= args.duration
+        ):
+            daemon.signals.stop_requested = True
+        elif args.duration is not None:
+            interval = min(interval, max(args.duration - (time.monotonic() - started), 0.0))
+        return interval
+
+    daemon.tick = bounded_tick  # type: ignore[method-assign]
+    code = daemon.run()
+    print(f"recorded {daemon.polls} polls to {path}", file=sys.stderr)
+    return code
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import json
+
+    from . import config as configuration
+    from . import configload, replay
+    from .trace import read_trace
+
+    trace = read_trace(args.trace)
+    paths = configload.resolve(args.config)
+    config = configload.load(paths)
+    backends = None
+    if args.backends is not None:
+        backends = [name.strip() for name in args.backends.split(",") if name.strip()]
+        unknown = [name for name in backends if name not in configuration.BACKENDS]
+        if unknown:
+            raise UsageError(f"--backends: {', '.join(unknown)}: expected names from {', '.join(configuration.BACKENDS)}")
+    outcome = replay.replay(trace, config, backends)
+    if args.json:
+        json.dump(replay.document(outcome, config.sources), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(replay.render(outcome, config.sources, quiet=args.quiet))
+    return EXIT_OK
+
+
+def _journal_events(args: argparse.Namespace) -> List[dict[str, object]]:
+    from . import history
+    from .errors import MissingInputError
+
+    since = history.parse_since(args.since) if args.since else None
+    files = getattr(args, "file", [])
+    events = history.read(args.directory, files, since)
+    if not events:
+        where = ", ".join(files) if files else args.directory or "the journal"
+        raise MissingInputError(where, "no shrinkd events" + (f" since {args.since}" if args.since else ""))
+    return events
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from . import history
+
+    events = _journal_events(args)
+    if args.json:
+        json.dump({"events": events, "totals": history.totals(events)}, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(history.render(events, os.sysconf("SC_PAGE_SIZE")))
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from . import plot
+
+    if args.width <= 0 or args.height < 0 or args.dpi <= 0:
+        raise UsageError("--width, --height and --dpi must be above 0")
+    if args.journal == bool(args.trace):
+        raise UsageError("give trace files or --journal (one of the two)")
+    if args.journal:
+        figure = plot.from_journal(_journal_events(args), args.width, args.height or 5.0)
+    else:
+        from .trace import read_trace
+
+        figure = plot.from_trace(read_trace(args.trace), args.width, args.height)
+    plot.save(figure, args.output, args.dpi)
+    width, height = figure.get_size_inches() * args.dpi
+    print(f"wrote {args.output} ({round(width)}x{round(height)} pixels)")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import json
+
+    from . import doctor
+
+    report = doctor.examine(_procfs(args), args.config, args.unit)
+    if args.json:
+        json.dump(report.document(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(report.render())
+    return report.exit_code()
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -83,3 +83,15 @@ class ActionError(ShrinkdError):
     """The kernel refused an action (a write to a control file or an ioctl)."""
 
     exit_code = EXIT_ACTION
+
+
+class MissingPackageError(ShrinkdError):
+    """A command needs a library that is not installed (the message names the package)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, command: str, module: str, debian: str, pypi: str) -> None:
+        super().__init__(
+            f"{command} needs the Python module {module}: install Debian's {debian} "
+            f"(apt install {debian}) or {pypi} from PyPI (pip install {pypi})"
+        )

@@ -188,7 +188,9 @@ def test_reclaim_command_errors(tree: Tree, args: List[str], message: str) -> No
 def test_help_lists_the_subcommands() -> None:
     parser = cli.build_parser()
     actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(actions[0].choices) == {"status", "run", "reclaim", "compact", "check-config"}
+    assert set(actions[0].choices) == {
+        "status", "run", "reclaim", "compact", "check-config", "record", "replay", "history", "plot", "doctor"
+    }
 
 
 def test_run_once_on_a_malformed_file_exits_3(tree: Tree) -> None:
