@@ -31,6 +31,8 @@ test_pkgs+=(debhelper dh-python pybuild-plugin-pyproject dh-dkms python3-all pyt
 # architecture's Debian root file system (foreign ones through qemu-user-static and
 # binfmt_misc), qemu-img for the guests' copy-on-write disks, cpio and xz for their initramfs.
 test_pkgs+=(qemu-system-arm qemu-utils mmdebstrap qemu-user-static binfmt-support cpio xz-utils)
+# systemd-python (shrinkd history) builds against libsystemd.
+test_pkgs+=(libsystemd-dev pkg-config python3-dev)
 # bookworm-backports' 6.12 kernel: an IBT-enabled build the module must also handle.
 bpo_pkgs=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 

@@ -54,7 +54,9 @@ class SafeDir:
         try:
             self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as error:
-            reason = "not a directory" if error.errno == errno.ENOTDIR else _why(error)
+            reason = _why(error)
+            if error.errno == errno.ENOTDIR:  # O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR too
+                reason = _why(OSError(errno.ELOOP, "")) if os.path.islink(path) else "not a directory"
             raise OutputError(f"{path}: cannot open the directory: {reason}") from None
         try:
             self._check()
