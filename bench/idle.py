@@ -14,12 +14,19 @@ All five run at once, in the same run, on an idle machine:
 After a settling time, CPU time (the scheduler's nanosecond count from
 /proc/PID/task/*/schedstat; utime + stime where that is missing) is taken over the
 window and scaled to one minute; wake-ups are the voluntary context switches of all threads
-(/proc/PID/task/*/status) over the window; RSS is VmRSS from /proc/PID/status at the end.
+(/proc/PID/task/*/status) over the window; memory is read with psutil at the
+end: RSS (resident, shared pages counted whole), USS (pages only this process holds: what
+stopping it would free) and PSS (shared pages split among their sharers).
+With --outputs, a second shrinkd keeps a trace and a Prometheus textfile (record.path,
+prometheus.textfile, in a scratch folder) beside the plain one; with --baseline DIR, a
+shrinkd from another source tree (e.g. a checkout of main) runs too, for a before/after
+in the same run.
 Prints a table and the ratios to the targets: shrinkd CPU <= earlyoom's, shrinkd RSS
 <= 1.25x bare. With --imports, also what each of shrinkd's imports costs (RSS and
 `-X importtime`), to find what to trim.
 
     python bench/idle.py [--window SECONDS] [--settle SECONDS] [--python PATH] [--imports] [--quick]
+                         [--outputs] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ class Candidate:
     faults_start: int = 0
     faults_end: int = 0
     rss_kb: int = 0
+    uss_kb: int = 0
+    pss_kb: int = 0
     exit_code: Optional[int] = None
 
 
@@ -102,6 +111,14 @@ def status_kb(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def memory_kb(pid: int) -> Tuple[int, int, int]:
+    """RSS, USS and PSS of a process in kB (psutil's memory_full_info: /proc/PID/smaps_rollup)."""
+    import psutil
+
+    info = psutil.Process(pid).memory_full_info()
+    return info.rss // 1024, info.uss // 1024, info.pss // 1024
+
+
 def default_python() -> str:
     """Debian's python3 when it has shrinkd's dependencies (as the package runs it), else this one."""
     if os.path.exists(DEBIAN_PYTHON):
@@ -127,13 +144,28 @@ TRIVIAL_LOOP = (
 WATCHDOG_USEC = "300000000"
 
 
-def candidates(python: str, notify_socket: str, dry_run: bool) -> List[Candidate]:
+OUTPUTS = """\
+record: {{path: {folder}/trace.jsonl}}
+prometheus: {{textfile: {folder}/shrinkd.prom}}
+"""
+
+
+def candidates(
+    python: str, notify_socket: str, dry_run: bool, outputs: Optional[str] = None, baseline: Optional[str] = None
+) -> List[Candidate]:
     base = {key: value for key, value in os.environ.items() if key not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     shrinkd_env = dict(base, PYTHONPATH=str(REPO), NOTIFY_SOCKET=notify_socket, WATCHDOG_USEC=WATCHDOG_USEC)
     # Started as the packaged /usr/bin/shrinkd starts it (its exact code), not with
     # `-m shrinkd`, whose runpy and importlib.util the deployed daemon never loads.
     run = [python, "-c", LAUNCHER, "run"] + (["--dry-run"] if dry_run else [])
     found = [Candidate("shrinkd", run, shrinkd_env)]
+    if outputs is not None:
+        config = os.path.join(outputs, "outputs.yaml")
+        with open(config, "w") as handle:
+            handle.write(OUTPUTS.format(folder=outputs))
+        found.append(Candidate("shrinkd+out", [*run, "--config", config], dict(shrinkd_env)))
+    if baseline is not None:
+        found.append(Candidate("baseline", run, dict(shrinkd_env, PYTHONPATH=os.path.abspath(baseline))))
     if shutil.which("earlyoom"):
         found.append(Candidate("earlyoom", [shutil.which("earlyoom") or "earlyoom"], base))
     nohang = shutil.which("nohang") or ("/usr/sbin/nohang" if os.path.exists("/usr/sbin/nohang") else None)
@@ -183,7 +215,7 @@ def measure(items: Sequence[Candidate], settle: float, window: float, notify: so
                 item.cpu_end = cpu_seconds(item.process.pid)
                 item.wakes_end = wakes(item.process.pid)
                 item.faults_end = minor_faults(item.process.pid)
-                item.rss_kb = status_kb(item.process.pid, "VmRSS")
+                item.rss_kb, item.uss_kb, item.pss_kb = memory_kb(item.process.pid)
         return elapsed, messages
     finally:
         for item in items:
@@ -273,6 +305,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--act", action="store_true", help="run shrinkd without --dry-run")
     parser.add_argument("--imports", action="store_true", help="also show what each import costs")
     parser.add_argument("--quick", action="store_true", help="3 s window, 2 s settling (checks the script only)")
+    parser.add_argument("--outputs", action="store_true", help="also a shrinkd that keeps a trace and a textfile")
+    parser.add_argument("--baseline", metavar="DIR", help="also the shrinkd of another source tree (before/after)")
     args = parser.parse_args(argv)
     if args.quick:
         args.window, args.settle = 3.0, 2.0
@@ -282,7 +316,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         notify_path = os.path.join(scratch, "notify")
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(notify_path)
-        items = candidates(python, notify_path, dry_run=not args.act)
+        outputs = None
+        if args.outputs:
+            outputs = os.path.join(scratch, "out")
+            os.mkdir(outputs, 0o755)
+        items = candidates(python, notify_path, dry_run=not args.act, outputs=outputs, baseline=args.baseline)
         elapsed, messages = measure(items, args.settle, args.window, notify)
         notify.close()
 
@@ -290,11 +328,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"python for shrinkd and bare: {python} ({python_version(python)})")
     print(f"window {elapsed:.1f} s after {args.settle:.0f} s settling; CPU = scheduler run time (schedstat) per minute")
     print("wakes = voluntary context switches; faults = minor page faults")
-    print(f"{'process':10s} {'CPU ms/min':>11s} {'wakes/min':>10s} {'ms/wake':>8s} {'faults/wake':>12s} {'RSS MB':>8s}")
+    print(f"{'process':12s} {'CPU ms/min':>11s} {'wakes/min':>10s} {'ms/wake':>8s} {'faults/wake':>12s} {'RSS MB':>8s} {'USS MB':>8s} {'PSS MB':>8s}")
     figures: Dict[str, Tuple[float, float]] = {}
+    unique: Dict[str, Tuple[float, float]] = {}
     for item in items:
         if item.exit_code is not None:
-            print(f"{item.name:10s} exited early with code {item.exit_code}: {' '.join(item.command)}")
+            print(f"{item.name:12s} exited early with code {item.exit_code}: {' '.join(item.command)}")
             continue
         cpu = (item.cpu_end - item.cpu_start) * 1000 * 60 / elapsed
         woke = item.wakes_end - item.wakes_start
@@ -303,7 +342,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         faults = f"{(item.faults_end - item.faults_start) / woke:12.1f}" if woke else f"{'-':>12s}"
         rss = item.rss_kb / 1024
         figures[item.name] = (cpu, rss)
-        print(f"{item.name:10s} {cpu:11.2f} {per_minute:10.2f} {per_wake} {faults} {rss:8.1f}")
+        unique[item.name] = (item.uss_kb / 1024, item.pss_kb / 1024)
+        print(f"{item.name:12s} {cpu:11.2f} {per_minute:10.2f} {per_wake} {faults} {rss:8.1f} {item.uss_kb / 1024:8.1f} {item.pss_kb / 1024:8.1f}")
     ready = sum(1 for message in messages if b"READY=1" in message)
     pings = sum(1 for message in messages if b"WATCHDOG=1" in message)
     print(f"shrinkd sd_notify: READY=1 x{ready}, WATCHDOG=1 x{pings}")
@@ -317,6 +357,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"RSS shrinkd/bare: {rss / figures['bare'][1]:.2f}x (target <= 1.25x)")
         if "nohang" in figures:
             print(f"RSS shrinkd/nohang: {rss / figures['nohang'][1]:.2f}x")
+        for peer in ("bare", "earlyoom", "nohang"):
+            if peer in unique and unique[peer][0] > 0:
+                uss, pss = unique["shrinkd"]
+                print(f"USS shrinkd/{peer}: {uss / unique[peer][0]:.2f}x; PSS shrinkd/{peer}: {pss / unique[peer][1]:.2f}x")
+        for other in ("shrinkd+out", "baseline"):
+            if other in figures:
+                base_cpu, base_rss = figures[other]
+                ratio = f"{cpu / base_cpu:.2f}x" if base_cpu > 0 else "n/a"
+                uss_ratio = unique["shrinkd"][0] / unique[other][0] if unique[other][0] else 0.0
+                print(f"shrinkd/{other}: CPU {ratio}, RSS {rss / base_rss:.2f}x, USS {uss_ratio:.2f}x")
     if args.imports:
         extra, rss_costs, times = import_costs(python)
         print(f"modules the running daemon loads beyond a bare interpreter: {' '.join(extra) or 'none'}")

@@ -456,6 +456,14 @@ def _covered(path: str, allowed: Sequence[str]) -> bool:
     return any(path == a or path.startswith(a.rstrip("/") + "/") for a in allowed)
 
 
+def live_path(procfs: ProcFS, path: str) -> str:
+    """Where a file under --proc-root or --sys-root is on the system the unit runs on."""
+    for root, real in ((procfs.proc_root, "/proc"), (procfs.sys_root, "/sys")):
+        if root != real and (path == root or path.startswith(root.rstrip("/") + "/")):
+            return real + path[len(root.rstrip("/")) :]
+    return path
+
+
 def sandbox(report: Report, unit: Optional[str], writes: Dict[str, List[str]], files: Sequence[str], device: str) -> None:
     if unit is None:
         unit = next((place for place in UNIT_PLACES if _exists(place)), SOURCE_UNIT if _exists(SOURCE_UNIT) else None)
@@ -523,5 +531,6 @@ def examine(
     triggers(report, system, config)
     kernel_options(report, system)
     files = outputs(report, config)
-    sandbox(report, unit, usable, files, config.shrinkmem_device)
+    live = {name: [live_path(procfs, path) for path in paths] for name, paths in usable.items()}
+    sandbox(report, unit, live, files, config.shrinkmem_device)
     return report

@@ -55,17 +55,20 @@ def test_poll_cost_reads_the_given_proc_root() -> None:
 
 @pytest.mark.skipif(shutil.which("earlyoom") is None, reason="earlyoom is not installed: run scripts/setup.sh")
 def test_idle_prints_cpu_wakes_and_rss_for_each_process() -> None:
-    out = run_bench("bench/idle.py", "--quick")
-    rows: Dict[str, tuple[float, float, float]] = {}
-    for name in ("shrinkd", "earlyoom", "nohang", "loop", "bare"):
-        # CPU ms/min, wakes/min, ms/wake and faults/wake ("-" without a wake-up), RSS MB
-        match = re.search(rf"^{name}\s+{NUMBER}\s+{NUMBER}\s+(?:{NUMBER}|-)\s+(?:{NUMBER}|-)\s+{NUMBER}$", out, re.M)
+    out = run_bench("bench/idle.py", "--quick", "--outputs", "--baseline", str(REPO))
+    rows: Dict[str, tuple[float, float, float, float, float]] = {}
+    for name in ("shrinkd", "shrinkd\\+out", "baseline", "earlyoom", "nohang", "loop", "bare"):
+        # CPU ms/min, wakes/min, ms/wake and faults/wake ("-" without a wake-up), RSS, USS and PSS MB
+        match = re.search(rf"^{name}\s+{NUMBER}\s+{NUMBER}\s+(?:{NUMBER}|-)\s+(?:{NUMBER}|-)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$", out, re.M)
         assert match, f"no row for {name} in:\n{out}"
-        rows[name] = (float(match.group(1)), float(match.group(2)), float(match.group(5)))
-    for name, (_, _, rss) in rows.items():
+        rows[name] = tuple(float(match.group(n)) for n in (1, 2, 5, 6, 7))  # type: ignore[assignment]
+    for name, (_, _, rss, uss, pss) in rows.items():
         assert rss > 1.0, (name, out)  # every process holds at least a megabyte: the figure is real
+        assert 0 < uss <= pss <= rss, (name, out)  # psutil's USS and PSS, read for each process
     assert rows["earlyoom"][1] > 0, out  # earlyoom wakes ten times a second: its wake-ups are counted
     assert re.search(rf"^RSS shrinkd/bare: {NUMBER}x", out, re.M), out
+    assert re.search(rf"^USS shrinkd/bare: {NUMBER}x; PSS shrinkd/bare: {NUMBER}x", out, re.M), out
     assert re.search(r"^CPU shrinkd/earlyoom: ", out, re.M), out
+    assert re.search(rf"^shrinkd/baseline: CPU .*, RSS {NUMBER}x, USS {NUMBER}x", out, re.M), out
     ready = re.search(r"READY=1 x(\d+)", out)
-    assert ready and int(ready.group(1)) == 1, out
+    assert ready and int(ready.group(1)) == 3, out  # shrinkd, shrinkd+out and baseline

@@ -122,9 +122,10 @@ def test_unit_keeps_the_required_settings() -> None:
         "/sys/devices/system/node/node0/reclaim",
     ):
         assert "-" + path in writable
-    # Nothing but single files is opened: no directory of tunables.
+    # Nothing but single files is opened: no directory of tunables; one directory for the metrics textfile.
     assert all(Path(path.lstrip("-")).name in ("compact_memory", "drop_caches", "memory.reclaim", "compact", "reclaim")
-               for path in writable)
+               for path in writable if path != "-/var/lib/prometheus/node-exporter")
+    assert "-/var/lib/prometheus/node-exporter" in writable and settings["StateDirectory"] == ["shrinkd"]
 
 
 def listing(deb: Path) -> Dict[str, str]:
