@@ -15,7 +15,7 @@ import pytest
 from shrinkd import doctor
 from shrinkd.procfs import ProcFS
 
-from .fakekernel import STATES, REPO
+from .fakekernel import REPO, STATES
 
 UNIT = REPO / "packaging" / "systemd" / "shrinkd.service"
 
@@ -123,7 +123,7 @@ def test_what_the_configuration_asks_for_and_the_board_lacks_is_a_problem(board:
 
 
 def test_the_sandbox_check_reads_the_unit(board: Board, tmp_path: Path) -> None:
-    config = f"psi: {{wakeup: false}}\nprometheus: {{textfile: /var/lib/prometheus/node-exporter/shrinkd.prom}}\n"
+    config = "psi: {wakeup: false}\nprometheus: {textfile: /var/lib/prometheus/node-exporter/shrinkd.prom}\n"
     unit = tmp_path / "bare.service"
     unit.write_text("[Service]\nProtectSystem=strict\nReadWritePaths=-/proc/sys/vm/compact_memory\n")
     report = board.examine(config, unit)
