@@ -131,6 +131,7 @@ class TraceWriter:
         self.pending_bytes = 0
         self.dropped = 0  # lines lost while the file could not be written
         self.written = -1  # bytes in the current file; -1: this recording has not written it yet
+        self.started = False  # whether this recording has started a file (the next one is a new segment)
         self.layout: Optional[Layout] = None  # the layout of the last line added
         self.layout_written: Optional[Layout] = None  # ... of the last line written
         self.backends: List[str] = []
@@ -192,12 +193,16 @@ class TraceWriter:
             return
         body = "".join(self.pending)
         with SafeDir(self.directory) as folder:
-            if self.written < 0 and folder.size(self.name) is not None:
-                self._seal(folder)  # a file from an earlier run: kept as a segment of its own
-            elif self.written >= 0 and self.written + len(body) > self.segment_limit:
+            on_disk = folder.size(self.name)
+            if on_disk is not None and (on_disk != self.written or self.written + len(body) > self.segment_limit):
+                # Full, or not the file this recording wrote (an earlier run's, or changed meanwhile): kept aside.
                 self._seal(folder)
-                self.segment += 1
+            elif on_disk is None and self.written > 0:
+                self.written = 0  # removed meanwhile: a new file
             if self.written <= 0:
+                if self.started:
+                    self.segment += 1
+                self.started = True
                 start = self.header()
                 if self.layout_written is not None:
                     start += '{"zones":' + encode(self.layout_written) + "}\n"

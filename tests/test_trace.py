@@ -226,3 +226,21 @@ def test_layout_lines_are_written_only_when_zones_change(folder: Path) -> None:
     # frag1 and frag3 were captured in one boot: same zones, same sizes and watermarks; idle too.
     assert kinds.count("zones") == 1
     assert trace.VERSION == 1
+
+
+def test_a_file_removed_or_changed_meanwhile_starts_a_new_one(folder: Path) -> None:
+    clock = Clock()
+    out = writer(folder, clock)
+    out.poll(clock.now, observation("6.1-idle"))
+    out.write()
+    (folder / "t.jsonl").unlink()
+    out.poll(clock.now + 1, observation("6.1-hog"))
+    out.write()
+    alone = read_trace([str(folder / "t.jsonl")])
+    assert len(alone.polls) == 1 and alone.header["segment"] == 1
+    with open(folder / "t.jsonl", "a") as handle:
+        handle.write("something else\n")
+    out.poll(clock.now + 2, observation("6.1-idle"))
+    out.write()
+    assert read_trace([str(folder / "t.jsonl")]).header["segment"] == 2
+    assert (folder / "t.jsonl.1").read_text().endswith("something else\n")  # kept aside, not lost
