@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -152,14 +153,19 @@ def guest() -> Iterator[Path]:
         pytest.skip(reason)
     out = vm.new_run_dir("daemon-")
     vm.build_module(out, KERNEL)
-    (out / "once.yaml").write_text(ONCE)
+    (out / "once.yaml").write_text(ONCE + TOOLS_CONFIG.replace("$OUT", str(out)))
     (out / "quiet.yaml").write_text(QUIET)
+    tools_setup(out)
     disk = out / "cache.img"
     with open(disk, "wb") as image:
         image.truncate(512 << 20)
     subprocess.run(["mkfs.ext4", "-q", "-F", str(disk)], check=True)
     result = vm.run_in_vm(
-        SCRIPT.replace("__RECLAIMED__", MESSAGE_IDS["reclaimed"]), kernel=KERNEL, memory="1G", disks=[disk], out_dir=out
+        SCRIPT.replace("__RECLAIMED__", MESSAGE_IDS["reclaimed"]) + TOOLS_SCRIPT,
+        kernel=KERNEL,
+        memory="1G",
+        disks=[disk],
+        out_dir=out,
     )
     disk.unlink()
     print(f"guest ran {result.seconds:.0f} s; files in {out}")
@@ -283,3 +289,109 @@ def test_the_daemon_follows_the_module_and_memory_blocks_and_stops_on_sigterm(gu
     assert run[-1]["SHRINKD_EVENT"] == "stopped"
     assert (guest / "daemon-rc.txt").read_text().strip() == "0"
     print(f"stopped {int((guest / 'stop-ms.txt').read_text())} ms after SIGTERM (software-emulated guest)")
+
+
+# -- the tools (docs/tools.md) on the same boot: the --once runs also keep a trace and a
+# Prometheus textfile; at the end, doctor and history run in the guest, and the journal's
+# files are kept for the host to read with systemd-python.
+
+TOOLS_CONFIG = """\
+record: {path: $OUT/tools/trace.jsonl, interval: 1}
+prometheus: {textfile: $OUT/tools/shrinkd.prom, interval: 1}
+"""
+
+# Asks for what no x86 kernel has: order 11 (orders are 0-10 with 4 KiB pages).
+LACKING = """\
+rules:
+  - {name: too-deep, orders: [11], unusable_index: {trigger: 0.9, clear: 0.5}}
+"""
+
+TOOLS_SCRIPT = r"""
+step tools
+$PY -m shrinkd doctor --json > "$OUT/doctor.json"
+echo $? > "$OUT/doctor-rc.txt"
+$PY -m shrinkd doctor --config "$OUT/lacking.yaml" > "$OUT/doctor-lacking.txt"
+echo $? > "$OUT/doctor-lacking-rc.txt"
+$PY -m shrinkd history --json > "$OUT/history.json" 2> "$OUT/history-err.txt"
+echo $? > "$OUT/history-rc.txt"
+$PY -m shrinkd history --since=-1h
+journalctl --sync 2>/dev/null
+for d in /var/log/journal /run/log/journal; do
+    [ -d "$d" ] && [ -n "$(ls -A "$d")" ] && cp -r "$d" "$OUT/journal-files" && break
+done
+"""
+
+
+def tools_setup(out: Path) -> None:
+    tools = out / "tools"
+    tools.mkdir(mode=0o755)
+    tools.chmod(0o755)
+    (out / "lacking.yaml").write_text(LACKING)
+
+
+def test_doctor_in_a_real_kernel(guest: Path) -> None:
+    assert (guest / "doctor-rc.txt").read_text().strip() == "0", (guest / "doctor.json").read_text()
+    checks = json.loads((guest / "doctor.json").read_text())["checks"]
+    by_area: Dict[str, List[Dict[str, str]]] = {}
+    for check in checks:
+        by_area.setdefault(check["area"], []).append(check)
+    module = [c["what"] for c in by_area["module"]]
+    print("\n".join(f"{c['status']:5s} {c['area']:8s} {c['what']}" for c in checks))
+    assert module[0].startswith("shrinkmem loaded")
+    # The device node found by enumerating devices with pyudev, and what the module says of itself.
+    node = next(c for c in by_area["module"] if c["what"] == "/dev/shrinkmem")
+    assert node["status"] == "ok" and node["detail"].startswith("crw------- uid 0 gid 0, device 10:") and "found by udev" in node["detail"]
+    assert "reaches shrink_all_memory() by kprobe (the INFO ioctl says), ABI 1" in module[-1]
+    assert any(c["what"].endswith("armed") and c["status"] == "ok" for c in by_area["psi"])
+    backends = {c["what"].split(":")[0]: c["status"] for c in by_area["backend"]}
+    assert backends["compact"] == "ok" and backends["memory_reclaim"] == "ok"
+    options = {c["what"].split("=")[0]: c for c in by_area["options"]}
+    assert options["CONFIG_COMPACTION"]["what"] == "CONFIG_COMPACTION=y"
+    assert options["CONFIG_COMPACTION"]["detail"].endswith(f"from /boot/config-{vm.kernel_release(KERNEL)}")
+    orders = {c["what"] for c in by_area["orders"]}
+    assert "rule huge-page: order huge = 9" in orders
+    lacking = (guest / "doctor-lacking.txt").read_text()
+    assert (guest / "doctor-lacking-rc.txt").read_text().strip() == "2"
+    assert "FAIL  orders   rule too-deep: order 11 is beyond this kernel's 11 orders" in lacking
+
+
+def test_history_reads_the_daemon_s_journal(guest: Path) -> None:
+    """In the guest, and on the host from the journal's files: the events journalctl itself lists."""
+    expected = [(e["SHRINKD_EVENT"], e["MESSAGE"]) for e in entries(guest / "journal.json") if "SHRINKD_EVENT" in e]
+    assert (guest / "history-rc.txt").read_text().strip() == "0", (guest / "history-err.txt").read_text()
+    in_guest = json.loads((guest / "history.json").read_text())
+    assert [(e["event"], e["message"]) for e in in_guest["events"]] == expected
+    result = subprocess.run(
+        [sys.executable, "-m", "shrinkd", "history", "--json", "--directory", str(guest / "journal-files")],
+        capture_output=True, text=True, check=False, cwd=vm.REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    on_host = json.loads(result.stdout)
+    assert [(e["event"], e["message"]) for e in on_host["events"]] == expected
+    totals = on_host["totals"]
+    reclaimed = [e for e in entries(guest / "journal.json") if e.get("SHRINKD_EVENT") == "reclaimed"]
+    assert totals["reclaims"] == len(reclaimed) == 2
+    assert totals["reclaimed_pages"] == sum(int(e["SHRINKD_PAGES_RECLAIMED"]) for e in reclaimed)
+    assert totals["compactions"] == 4
+
+
+def test_the_once_runs_kept_a_trace_and_a_textfile(guest: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from shrinkd.trace import read_trace
+
+    run = runs(guest)[1]  # the run with the module: its trace is the current file, the first run's is .1
+    trace = read_trace([str(guest / "tools" / "trace.jsonl")])
+    assert [(e.kind, e.message) for e in trace.events] == [(e["SHRINKD_EVENT"], e["MESSAGE"]) for e in run]
+    assert len(trace.polls) == 1
+    assert len(read_trace([str(guest / "tools" / "trace.jsonl.1")]).events) == len(runs(guest)[0])
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families((guest / "tools" / "shrinkd.prom").read_text())
+        for s in family.samples
+    }
+    reclaimed = first(run, "reclaimed")
+    assert samples[("shrinkd_actions_total", (("action", "reclaim"), ("backend", "shrinkmem")))] == 1
+    assert samples[("shrinkd_actions_total", (("action", "compact"), ("backend", "node0/compact")))] == 2
+    page_size = int((guest / "pagesize.txt").read_text())
+    assert samples[("shrinkd_reclaimed_bytes_total", (("backend", "shrinkmem"),))] == int(reclaimed["SHRINKD_PAGES_RECLAIMED"]) * page_size

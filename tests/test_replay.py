@@ -1,0 +1,150 @@
+"""shrinkd replay over traces recorded in a Debian 6.1 guest (tests/traces.py, tests/fixtures/traces/).
+
+The recorded events are the daemon's own decisions on the same polls: replaying the trace
+with the configuration it was recorded with must give the same conditions at the same
+moments. For other configurations, the expected conditions are worked out here from the
+trace's free lists with a plain loop (sustain, then hysteresis), independent of the policy.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import pytest
+
+from shrinkd import metrics, replay
+from shrinkd.trace import Trace, read_trace
+
+from .configs import config_from
+from .fakekernel import REPO
+
+TRACES = REPO / "tests" / "fixtures" / "traces"
+WORKLOADS = sorted(path.stem for path in TRACES.glob("*.yaml"))
+
+
+def load(name: str) -> Tuple[Trace, str]:
+    files = sorted(str(path) for path in TRACES.glob(f"{name}.jsonl*"))
+    return read_trace(files), (TRACES / f"{name}.yaml").read_text()
+
+
+def conditions(items: List[Any]) -> List[Tuple[float, str, str, str]]:
+    """(time, kind, trigger, where) of each triggered and cleared event."""
+    return [
+        (item.t, item.kind, str(item.fields["trigger"]), f"{item.fields.get('node')} {item.fields.get('zone')} {item.fields.get('order')}")
+        for item in items
+        if item.kind in ("triggered", "cleared")
+    ]
+
+
+def shrinkd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shrinkd", *args], capture_output=True, text=True, check=False, cwd=REPO)
+
+
+def test_the_fixtures_are_there() -> None:
+    assert WORKLOADS, f"no traces in {TRACES}: record them with python -m tests.traces"
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_replay_with_the_recording_configuration_finds_what_the_daemon_found(name: str) -> None:
+    trace, text = load(name)
+    outcome = replay.replay(trace, config_from(text))
+    recorded = conditions(trace.events)
+    assert recorded, "the recording saw no condition: the fixture is not worth replaying"
+    assert conditions(outcome.told) == recorded
+    # The trace is of a daemon that acted: it compacted, and the replay does too.
+    assert outcome.totals()["compactions"] >= 1 and outcome.recorded()["compactions"] >= 1
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_replay_is_deterministic(name: str) -> None:
+    files = sorted(str(path) for path in TRACES.glob(f"{name}.jsonl*"))
+    config = str(TRACES / f"{name}.yaml")
+    first = shrinkd("replay", *files, "--config", config, "--json")
+    second = shrinkd("replay", *reversed(files), "--config", config, "--json")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    assert json.loads(first.stdout)["polls"] == len(read_trace(files).polls)
+
+
+def expected_conditions(trace: Trace, zone: Tuple[int, str], order: int, trigger: int, clear: int, sustain: int) -> List[Tuple[float, str]]:
+    """When a condition on the unusable index would start and end: `sustain` polls at or over `trigger`,
+    then until at or below `clear` (hysteresis)."""
+    found = []
+    count, active = 0, False
+    for poll in trace.polls:
+        index = metrics.unusable_index(poll.obs.zones[zone].free, order)
+        count = count + 1 if index >= trigger else 0
+        if not active and count >= sustain:
+            active = True
+            found.append((poll.t, "triggered"))
+        elif active and index <= clear:
+            active, count = False, 0
+            found.append((poll.t, "cleared"))
+    return found
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+@pytest.mark.parametrize(("trigger", "clear", "sustain"), [(0.5, 0.3, 1), (0.8, 0.6, 3), (0.95, 0.9, 2)])
+def test_a_candidate_s_conditions_are_those_the_free_lists_say(name: str, trigger: float, clear: float, sustain: int) -> None:
+    trace, _ = load(name)
+    candidate = config_from(
+        "rules:\n"
+        f"  - {{name: c, zones: [DMA32], orders: [9], unusable_index: {{trigger: {trigger}, clear: {clear}}}, sustain: {sustain}, min_zone_size: 1M}}\n"
+    )
+    outcome = replay.replay(trace, candidate)
+    found = [(t, kind) for t, kind, _, _ in conditions(outcome.told)]
+    assert found == expected_conditions(trace, (0, "DMA32"), 9, round(trigger * 1000), round(clear * 1000), sustain)
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_a_candidate_s_limits_are_the_policy_s(name: str) -> None:
+    trace, text = load(name)
+    base = text + "reclaim: {min: 4M, max_per_event: 4M, max_per_hour: 4M}\n"
+    capped = replay.replay(trace, config_from(base.replace("guards: {cooldown: 15}", "guards: {cooldown: 0}")))
+    reclaims = [item for item in capped.told if item.kind == "reclaimed"]
+    assert len(reclaims) <= 1 and all(item.fields["requested_bytes"] == 4 << 20 for item in reclaims)
+    assert capped.totals()["reclaim_asked_bytes"] <= 4 << 20
+    if reclaims:
+        skipped = [item for item in capped.told if item.kind == "skipped"]
+        assert any("hourly reclaim cap reached" in str(item.fields["reason"]) for item in skipped)
+    # Without compaction in the backends assumed, no compaction is replayed.
+    no_compaction = replay.replay(trace, config_from(text), backends=["memory_reclaim"])
+    assert no_compaction.totals()["compactions"] == 0
+    assert no_compaction.backends == ["memory_reclaim"]
+
+
+def test_replay_cli_prints_the_events_and_both_totals() -> None:
+    name = WORKLOADS[0]
+    files = sorted(str(path) for path in TRACES.glob(f"{name}.jsonl*"))
+    result = shrinkd("replay", *files, "--config", str(TRACES / f"{name}.yaml"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"replay of {', '.join(sorted(files, key=lambda f: read_trace([f]).header['segment']))}: ")
+    assert any(" triggered: node 0 zone " in line for line in lines)
+    assert any(line.split()[:1] == ["compactions"] for line in lines)
+    document: Dict[str, Any] = json.loads(shrinkd("replay", *files, "--config", str(TRACES / f"{name}.yaml"), "--json").stdout)
+    table = {line[:24].strip(): line[24:].split() for line in lines if line[:24].strip() in ("compactions", "reclaims")}
+    assert table["compactions"] == [str(document["replay"]["compactions"]), str(document["recorded"]["compactions"])]
+    assert table["reclaims"] == [str(document["replay"]["reclaims"]), str(document["recorded"]["reclaims"])]
+
+
+def test_replay_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    name = WORKLOADS[0]
+    data = (TRACES / f"{name}.jsonl").read_bytes()
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(data[:-10])
+    result = shrinkd("replay", str(cut))
+    lines = data[:-10].count(b"\n") + 1
+    assert result.returncode == 2
+    assert result.stderr == f"shrinkd: {cut}:{lines}: truncated: the last line is incomplete (the file was cut short)\n"
+    assert cut.read_bytes() == data[:-10]  # nothing touched
+    foreign = tmp_path / "buddyinfo"
+    foreign.write_text("Node 0, zone DMA 1 2 3\n")
+    result = shrinkd("replay", str(foreign))
+    assert (result.returncode, result.stderr) == (2, f"shrinkd: {foreign}:1: not a shrinkd trace (no 'shrinkd-trace' header on the first line)\n")
+    result = shrinkd("replay", str(TRACES / f"{name}.jsonl"), "--backends", "compact,teleport")
+    assert (result.returncode, result.stderr.count("\n")) == (2, 1) and "teleport" in result.stderr

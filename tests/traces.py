@@ -1,0 +1,116 @@
+"""Record the fixture traces (tests/fixtures/traces/) in Debian kernels booted under QEMU.
+
+`python -m tests.traces [--workload NAME ...]` boots Debian's 6.1 kernel (tests/vm.py)
+once per workload. In the guest, `shrinkd record --act` runs the real daemon (compaction
+and cgroup v2 memory.reclaim, on the kernel's own files) with RECORD_CONFIG while the
+workload goes through its phases: a quiet start, the workload building its state and
+holding it while shrinkd acts, the workload ending (its memory freed), a quiet end. The
+trace, what the guest printed and the configuration are kept in tests/fixtures/traces/.
+
+The workloads are tests/capture.py's: `fragment` (anonymous memory with every other page
+freed, then the free huge-page blocks taken by a THP hog: fragmented, and every page in
+the way is movable, so compaction helps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "traces"
+
+# The defaults' costly-order rule and a huge-page rule on DMA32 (the zone a 1 GiB guest
+# fragments), polled every 1 to 2 s so that a short run sees several decisions.
+RECORD_CONFIG = """\
+rules:
+  - name: costly-order
+    orders: [costly]
+    extfrag_index: {trigger: 0.5, clear: 0.3}
+    sustain: 2
+  - name: huge-page
+    zones: [DMA32]
+    orders: [huge]
+    unusable_index: {trigger: 0.8, clear: 0.5}
+    sustain: 2
+poll: {min_interval: 1, max_interval: 2}
+psi: {wakeup: false}
+guards: {cooldown: 15}
+reclaim: {min: 8M, max_per_event: 32M, max_per_hour: 128M}
+backends: {node_reclaim: {enabled: false}}
+log: {target: stderr}
+record: {interval: 5}
+"""
+
+GUEST = r"""
+set -u
+export PYTHONDONTWRITEBYTECODE=1
+mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
+wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.2; done; return 1; }
+"$PY" -m shrinkd record "$OUT/__NAME__.jsonl" --act --config "$OUT/record.yaml" &
+RPID=$!
+sleep __QUIET__
+__START__
+sleep __HOLD__
+kill $WPIDS; wait $WPIDS 2>/dev/null
+echo "workload ended"; cat /proc/buddyinfo
+sleep __TAIL__
+kill -TERM $RPID
+wait $RPID
+echo "record exit $?"
+"""
+
+WORKLOADS = {
+    # Fragment 40% of what is available, then take every free huge-page block.
+    "fragment": (
+        'AVAIL=$(awk \'/MemAvailable/ {print int($2 / 1024 * 0.4)}\' /proc/meminfo)\n'
+        '"$PY" -m tests.capture fragment "$AVAIL" /tmp/ready-f & F=$!\n'
+        'wait_for /tmp/ready-f || exit 1\n'
+        '"$PY" -m tests.capture hog /tmp/ready-h & H=$!\n'
+        'wait_for /tmp/ready-h || exit 1\n'
+        'WPIDS="$F $H"\n'
+        'echo "workload ready"; cat /proc/buddyinfo\n'
+    ),
+}
+
+
+def record(name: str, out: Path, quiet: int = 10, hold: int = 60, tail: int = 20) -> Path:
+    from tests import vm
+
+    run_dir = vm.new_run_dir(prefix=f"trace-{name}-")
+    (run_dir / "record.yaml").write_text(RECORD_CONFIG)
+    script = (
+        GUEST.replace("__NAME__", name)
+        .replace("__TAIL__", str(tail))
+        .replace("__QUIET__", str(quiet))
+        .replace("__HOLD__", str(hold))
+        .replace("__START__", WORKLOADS[name])
+    )
+    result = vm.run_in_vm(script, kernel="6.1", memory="1G", out_dir=run_dir, timeout=1200).check()
+    out.mkdir(parents=True, exist_ok=True)
+    traces = sorted(run_dir.glob(f"{name}.jsonl*"))
+    if not traces:
+        raise RuntimeError(f"no trace written:\n{result.output[-4000:]}")
+    for path in traces:
+        shutil.copy(path, out / path.name)
+    (out / f"{name}.yaml").write_text(RECORD_CONFIG)
+    (out / f"{name}.log").write_text(result.output)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return out / f"{name}.jsonl"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", action="append", choices=sorted(WORKLOADS), help="default: all")
+    parser.add_argument("--out", type=Path, default=FIXTURES)
+    args = parser.parse_args(argv)
+    for name in args.workload or sorted(WORKLOADS):
+        print(record(name, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
