@@ -229,7 +229,7 @@ def _tool_commands(subcommand: Callable[..., argparse.ArgumentParser]) -> None:
             "the totals. Needs python3-systemd (or systemd-python from PyPI)."
         ),
     )
-    history.add_argument("--since", metavar="WHEN", help="from then on: 2024-05-01, '2024-05-01 12:00', today, yesterday, -2h, '3d ago'")
+    history.add_argument("--since", metavar="WHEN", help="from then on: 2024-05-01, '2024-05-01 12:00', today, yesterday, '3d ago', or --since=-2h")
     history.add_argument("--directory", "-D", metavar="DIR", help="read the journal files in DIR (as journalctl -D)")
     history.add_argument("--file", metavar="FILE", action="append", default=[], help="read this journal file (repeat)")
     history.add_argument("--json", action="store_true", help="print one JSON document")
