@@ -15,7 +15,8 @@ The lines, in order (docs/tools.md describes each field):
   {"zones": [[node, zone, managed, present, spanned, [min, low, high]], ...]}
                                    the zone layout, again whenever it changes
   {"t": clock, "free": [[blocks per order] per zone], "pages": [free pages per
-   zone], "vmstat": {counter: value}, "psi": [some avg10, full avg10]}  a poll
+   zone], "vmstat": {counter: value}, "psi": [some avg10, full avg10],
+   "failures": [[order, mode, zone, process, ts_usec], ...]}        a poll
   {"t": clock, "event": kind, "message": text, "fields": {...}}      an event
 
 Bounded: the file holds at most SEGMENT bytes; then it is renamed to
@@ -100,6 +101,10 @@ def poll_line(now: float, obs: Observation) -> str:
         parts.append('"vmstat":' + encode(obs.vmstat))
     if obs.psi_some is not None or obs.psi_full is not None:
         parts.append('"psi":' + encode([obs.psi_some, obs.psi_full]))
+    if obs.failures:
+        parts.append(
+            '"failures":' + encode([[f.order, f.mode, f.zone, f.process, f.ts_usec] for f in obs.failures])
+        )
     return ",".join(parts) + "}\n"
 
 
@@ -346,6 +351,7 @@ def read_file(path: str) -> Tuple[Dict[str, Any], List[Any]]:
     """One file: its header and its polls and events."""
     import json
 
+    from .parse import AllocationFailure
     from .view import Observation, ZoneView
 
     lines = _lines(path)
@@ -394,7 +400,11 @@ def read_file(path: str) -> Tuple[Dict[str, Any], List[Any]]:
                 vmstat = record.get("vmstat") or {}
                 if not all(isinstance(v, int) for v in vmstat.values()):
                     raise ValueError("vmstat values must be counts")
-                items.append(Poll(float(record["t"]), Observation(zones, dict(vmstat), psi[0], psi[1])))
+                failures = tuple(
+                    AllocationFailure(int(order), str(mode), str(zone), str(process), int(ts))
+                    for order, mode, zone, process, ts in record.get("failures") or ()
+                )
+                items.append(Poll(float(record["t"]), Observation(zones, dict(vmstat), psi[0], psi[1], failures)))
             else:
                 raise ValueError("neither zones, a poll nor an event")
         except (KeyError, TypeError, ValueError, IndexError) as error:

@@ -357,7 +357,7 @@ def test_doctor_in_a_real_kernel(guest: Path) -> None:
 
 def test_history_reads_the_daemon_s_journal(guest: Path) -> None:
     """In the guest, and on the host from the journal's files: the events journalctl itself lists."""
-    expected = [(e["SHRINKD_EVENT"], e["MESSAGE"]) for e in entries(guest / "journal.json") if "SHRINKD_EVENT" in e]
+    expected = [(e["SHRINKD_EVENT"], e["MESSAGE"]) for e in vm.journal_entries(guest / "journal.json") if "SHRINKD_EVENT" in e]
     assert (guest / "history-rc.txt").read_text().strip() == "0", (guest / "history-err.txt").read_text()
     in_guest = json.loads((guest / "history.json").read_text())
     assert [(e["event"], e["message"]) for e in in_guest["events"]] == expected
@@ -369,7 +369,7 @@ def test_history_reads_the_daemon_s_journal(guest: Path) -> None:
     on_host = json.loads(result.stdout)
     assert [(e["event"], e["message"]) for e in on_host["events"]] == expected
     totals = on_host["totals"]
-    reclaimed = [e for e in entries(guest / "journal.json") if e.get("SHRINKD_EVENT") == "reclaimed"]
+    reclaimed = [e for e in vm.journal_entries(guest / "journal.json") if e.get("SHRINKD_EVENT") == "reclaimed"]
     assert totals["reclaims"] == len(reclaimed) == 2
     assert totals["reclaimed_pages"] == sum(int(e["SHRINKD_PAGES_RECLAIMED"]) for e in reclaimed)
     assert totals["compactions"] == 4

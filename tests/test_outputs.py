@@ -168,7 +168,7 @@ def test_reload_starts_and_stops_the_writers(tree: Tree, folder: Path) -> None:
     assert (folder / "shrinkd.prom").exists()
 
 
-HEAVY = ("systemd", "pyudev", "psutil", "matplotlib", "numpy", "yaml", "prometheus_client", "json", "dataclasses")
+HEAVY = ("systemd", "pyudev", "psutil", "matplotlib", "numpy", "yaml", "prometheus_client", "dataclasses")
 
 # `shrinkd run` as the packaged launcher starts it, with the trace and the textfile on, stopped
 # by SIGTERM after a few polls; then the modules it had loaded.

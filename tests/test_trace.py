@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shrinkd import trace
+from shrinkd.parse import AllocationFailure
 from shrinkd.procfs import ProcFS, Reader
 from shrinkd.trace import TraceError, TraceWriter, encode, read_trace
 from shrinkd.view import Observation, observe
@@ -57,6 +58,11 @@ def test_polls_and_events_read_back_as_the_policy_saw_them(folder: Path) -> None
     for state in STATE_NAMES:
         clock.now += 10.25
         obs = observation(state)
+        if state == "6.1-hog":  # the kernel logged allocation failures before this poll
+            obs = obs.replace(failures=(
+                AllocationFailure(9, "0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP)", "Normal", "hog", 123456789),
+                AllocationFailure(3, 'odd "mode"\n', "DMA32", "kworker/0:1", 123456999),
+            ))
         seen.append(obs)
         out.poll(clock.now, obs)
     out.event(clock.now, "reclaimed", 'reclaimed 3 pages "quoted"\nnewline', {"pages_reclaimed": 3, "partial": False, "tried": None})

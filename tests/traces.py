@@ -1,15 +1,15 @@
 """Record the fixture traces (tests/fixtures/traces/) in Debian kernels booted under QEMU.
 
 `python -m tests.traces [--workload NAME ...]` boots Debian's 6.1 kernel (tests/vm.py)
-once per workload. In the guest, `shrinkd record --act` runs the real daemon (compaction
-and cgroup v2 memory.reclaim, on the kernel's own files) with RECORD_CONFIG while the
-workload goes through its phases: a quiet start, the workload building its state and
+once per workload, with the outcome study's data disk (tests/workloads.py). In the guest,
+`shrinkd record --act` runs the real daemon (compaction and cgroup v2 memory.reclaim, on
+the kernel's own files) with RECORD_CONFIG while the workload goes through its phases: a
+quiet start, the workload building its state (`python -m tests.workloads guest NAME`) and
 holding it while shrinkd acts, the workload ending (its memory freed), a quiet end. The
 trace, what the guest printed and the configuration are kept in tests/fixtures/traces/.
 
-The workloads are tests/capture.py's: `fragment` (anonymous memory with every other page
-freed, then the free huge-page blocks taken by a THP hog: fragmented, and every page in
-the way is movable, so compaction helps).
+compactable: fragmented, and every page in the way is movable (compaction helps);
+unfixable: slab in nearly every page block (compaction cannot help; the ladder reclaims).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "traces"
 
 # The defaults' costly-order rule and a huge-page rule on DMA32 (the zone a 1 GiB guest
-# fragments), polled every 1 to 2 s so that a short run sees several decisions.
+# fragments, whatever it resolves to), polled every 1 to 2 s so that a short run sees
+# several decisions. The rest is the defaults (the allocation_failures trigger included).
 RECORD_CONFIG = """\
 rules:
   - name: costly-order
@@ -49,7 +50,8 @@ GUEST = r"""
 set -u
 export PYTHONDONTWRITEBYTECODE=1
 mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
-wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.2; done; return 1; }
+mount /dev/vda /mnt || { echo "FAIL: mount the data disk"; exit 1; }
+wait_for() { for _ in $(seq 3000); do [ -e "$1" ] && return 0; sleep 0.2; done; return 1; }
 "$PY" -m shrinkd record "$OUT/__NAME__.jsonl" --act --config "$OUT/record.yaml" &
 RPID=$!
 sleep __QUIET__
@@ -63,33 +65,30 @@ wait $RPID
 echo "record exit $?"
 """
 
-WORKLOADS = {
-    # Fragment 40% of what is available, then take every free huge-page block.
-    "fragment": (
-        'AVAIL=$(awk \'/MemAvailable/ {print int($2 / 1024 * 0.4)}\' /proc/meminfo)\n'
-        '"$PY" -m tests.capture fragment "$AVAIL" /tmp/ready-f & F=$!\n'
-        'wait_for /tmp/ready-f || exit 1\n'
-        '"$PY" -m tests.capture hog /tmp/ready-h & H=$!\n'
-        'wait_for /tmp/ready-h || exit 1\n'
-        'WPIDS="$F $H"\n'
-        'echo "workload ready"; cat /proc/buddyinfo\n'
-    ),
-}
+START = (
+    '"$PY" -m tests.workloads guest __NAME__ /mnt "$OUT/ready" & WPIDS=$!\n'
+    'wait_for "$OUT/ready" || { echo "FAIL: workload not ready"; exit 1; }\n'
+    'echo "workload ready"; cat /proc/buddyinfo\n'
+)
+FIXTURE_WORKLOADS = ("compactable", "unfixable")
 
 
 def record(name: str, out: Path, quiet: int = 10, hold: int = 60, tail: int = 20) -> Path:
     from tests import vm
+    from tests.workloads import data_disk
 
     run_dir = vm.new_run_dir(prefix=f"trace-{name}-")
+    disk = data_disk(run_dir)
     (run_dir / "record.yaml").write_text(RECORD_CONFIG)
     script = (
         GUEST.replace("__NAME__", name)
         .replace("__TAIL__", str(tail))
         .replace("__QUIET__", str(quiet))
         .replace("__HOLD__", str(hold))
-        .replace("__START__", WORKLOADS[name])
+        .replace("__START__", START)
+        .replace("__NAME__", name)
     )
-    result = vm.run_in_vm(script, kernel="6.1", memory="1G", out_dir=run_dir, timeout=1200).check()
+    result = vm.run_in_vm(script, kernel="6.1", memory="1G", disks=[disk], out_dir=run_dir, timeout=2400).check()
     out.mkdir(parents=True, exist_ok=True)
     traces = sorted(run_dir.glob(f"{name}.jsonl*"))
     if not traces:
@@ -104,10 +103,10 @@ def record(name: str, out: Path, quiet: int = 10, hold: int = 60, tail: int = 20
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workload", action="append", choices=sorted(WORKLOADS), help="default: all")
+    parser.add_argument("--workload", action="append", choices=FIXTURE_WORKLOADS, help="default: all")
     parser.add_argument("--out", type=Path, default=FIXTURES)
     args = parser.parse_args(argv)
-    for name in args.workload or sorted(WORKLOADS):
+    for name in args.workload or FIXTURE_WORKLOADS:
         print(record(name, args.out))
     return 0
 
