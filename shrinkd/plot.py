@@ -63,7 +63,11 @@ def from_trace(trace: Trace, width: float = 12.0, height: float = 0.0, min_pages
         ax.set_title(f"node {key[0]}, zone {key[1]}", fontsize=10, loc="left")
         ax.grid(True, alpha=0.3)
         _mark(ax, trace, key)
-    axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    legend: Dict[str, Any] = {}
+    for ax in axes:  # the orders, and every kind of mark found in any panel
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    axes[0].legend(list(legend.values()), list(legend), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     axes[-1].set_xlabel("time")
     figure.suptitle(f"free blocks per order: {', '.join(trace.sources)}", fontsize=11)
     figure.autofmt_xdate()
