@@ -117,10 +117,9 @@ def totals(events: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
             runs[kind] += 1
             with contextlib.suppress(KeyError, ValueError):
                 changes.append(float(event["after"]) - float(event["before"]))
-        if kind == "reclaimed":
+        if kind == "reclaimed" and str(event.get("dry_run")) != "1":
             asked += int(event.get("requested_bytes") or 0)
-            if str(event.get("dry_run")) != "1":
-                reclaimed_pages += int(event.get("pages_reclaimed") or 0)
+            reclaimed_pages += int(event.get("pages_reclaimed") or 0)
     return {
         "events": counts,
         "compactions": runs["compacted"],

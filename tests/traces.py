@@ -101,11 +101,69 @@ def record(name: str, out: Path, quiet: int = 10, hold: int = 60, tail: int = 20
     return out / f"{name}.jsonl"
 
 
+# The journal fixture (tests/fixtures/journal/): journald in the guest, and shrinkd's events in it:
+# a dry-run daemon that records, a --once run that acts (compaction, then reclaim through
+# memory.reclaim for what is left), a reload, and SIGTERM.
+JOURNAL_CONFIG = """\
+rules:
+  - {name: any-huge, zones: [DMA32], orders: [huge], unusable_index: {trigger: 0.001, clear: 0.0005}, sustain: 1}
+reclaim: {min: 8M, max_per_event: 16M, max_per_hour: 64M}
+psi: {wakeup: false}
+log: {target: journal}
+"""
+
+JOURNAL_GUEST = r"""
+set -u
+export PYTHONDONTWRITEBYTECODE=1
+mkdir -p /run/systemd/journal /var/log/journal
+/lib/systemd/systemd-journald &
+for _ in $(seq 120); do [ -S /run/systemd/journal/socket ] && break; sleep 0.5; done
+mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
+"$PY" -m shrinkd run --once --config "$OUT/journal.yaml"
+echo "once exit $?"
+"$PY" -m shrinkd run --dry-run --config "$OUT/journal.yaml" &
+DPID=$!
+for _ in $(seq 600); do journalctl --no-pager -o cat _PID=$DPID | grep -q "started: " && break; sleep 0.5; done
+sleep 10
+kill -HUP $DPID
+sleep 10
+kill -TERM $DPID
+wait $DPID
+journalctl --sync 2>/dev/null
+journalctl --no-pager -o json SYSLOG_IDENTIFIER=shrinkd > "$OUT/journal.json"
+for d in /var/log/journal /run/log/journal; do
+    [ -d "$d" ] && [ -n "$(ls -A "$d")" ] && cp -r "$d" "$OUT/files" && break
+done
+journalctl --no-pager -o cat SYSLOG_IDENTIFIER=shrinkd
+"""
+
+
+def journal(out: Path) -> Path:
+    from tests import vm
+
+    run_dir = vm.new_run_dir(prefix="journal-")
+    (run_dir / "journal.yaml").write_text(JOURNAL_CONFIG)
+    result = vm.run_in_vm(JOURNAL_GUEST, kernel="6.1", memory="1G", out_dir=run_dir, timeout=2400).check()
+    if not (run_dir / "files").is_dir():
+        raise RuntimeError(f"no journal files:\n{result.output[-4000:]}")
+    if out.exists():
+        shutil.rmtree(out / "files", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(run_dir / "files", out / "files")
+    shutil.copy(run_dir / "journal.json", out / "journal.json")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workload", action="append", choices=FIXTURE_WORKLOADS, help="default: all")
     parser.add_argument("--out", type=Path, default=FIXTURES)
+    parser.add_argument("--journal", type=Path, metavar="DIR", help="record the journal fixture into DIR instead")
     args = parser.parse_args(argv)
+    if args.journal:
+        print(journal(args.journal))
+        return 0
     for name in args.workload or FIXTURE_WORKLOADS:
         print(record(name, args.out))
     return 0
