@@ -47,8 +47,10 @@ def parse_since(text: str, now: Optional[float] = None) -> float:
 
 
 def _reader(directory: Optional[str], files: Sequence[str]) -> Any:
+    import importlib
+
     try:
-        from systemd import journal
+        journal = importlib.import_module("systemd.journal")
     except ImportError:
         raise MissingPackageError("shrinkd history", "systemd.journal", "python3-systemd", "systemd-python") from None
     try:

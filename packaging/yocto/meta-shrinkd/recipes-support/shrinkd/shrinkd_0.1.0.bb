@@ -51,6 +51,9 @@ CONFFILES:${PN} = "${sysconfdir}/shrinkd/shrinkd.yaml"
 # What shrinkd imports, by the python3 package that ships it (OE-core's
 # python3-manifest.json): argparse, dataclasses, fcntl, os, pathlib, platform, select,
 # signal, struct, traceback, typing in python3-core; _socket in python3-io; json in
-# python3-json; yaml in python3-pyyaml.
-RDEPENDS:${PN} = "python3-core python3-io python3-json python3-pyyaml"
+# python3-json; yaml in python3-pyyaml; gzip (shrinkd doctor reads /proc/config.gz) in
+# python3-compression; datetime (shrinkd history) in python3-datetime. The tools' optional
+# libraries are left out: add meta-python's python3-pyudev (doctor), python3-systemd
+# (history) or python3-matplotlib (plot) to an image that runs them on the board.
+RDEPENDS:${PN} = "python3-compression python3-core python3-datetime python3-io python3-json python3-pyyaml"
 RRECOMMENDS:${PN} = "kernel-module-shrinkmem"
