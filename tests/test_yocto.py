@@ -54,7 +54,7 @@ OE_PYTHON_PACKAGES = {
     "time": "python3-core", "traceback": "python3-core", "typing": "python3-core",
     "_socket": "python3-io", "json": "python3-json", "yaml": "python3-pyyaml",
     # The tools (docs/tools.md): doctor reads /proc/config.gz, history handles dates.
-    "contextlib": "python3-core", "stat": "python3-core", "io": "python3-core",
+    "contextlib": "python3-core", "stat": "python3-core", "io": "python3-core", "importlib": "python3-core",
     "gzip": "python3-compression", "datetime": "python3-datetime",
 }
 # The tools' optional libraries (pyproject extras), imported only by their commands and left
