@@ -1,6 +1,6 @@
-"""shrinkd history: a journal written by the daemon in a Debian 6.1 guest (tests/fixtures/journal/, saved
-by tests/test_daemon_vm.py's boot with journalctl's own JSON export of it as the expected values), dates,
-and the one-line errors. The guest run itself also reads its live journal (test_daemon_vm.py)."""
+"""shrinkd history: a journal written by the daemon in a Debian 6.1 guest (tests/fixtures/journal/, recorded
+by tests/traces.py, with journalctl's own JSON export of it as the expected values), dates, and the one-line
+errors. tests/test_daemon_vm.py also reads the journal of its own guest, in the guest and on the host."""
 
 from __future__ import annotations
 
