@@ -209,7 +209,7 @@ def parse_size(text: str) -> Optional[int]:
             break
     unit = cleaned[-1:] if cleaned[-1:] in _SIZE_UNITS else ""
     number = cleaned[: len(cleaned) - len(unit)]
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()):  # str.isdigit() alone takes "²", which int() refuses
         return None
     return int(number) * _SIZE_UNITS[unit]
 

@@ -83,7 +83,8 @@ def zone_header(line: str) -> Optional[Tuple[int, str, str]]:
     """Split `Node N, zone NAME rest...` into (N, NAME, rest); None for any other line."""
     head, comma, rest = line.partition(",")
     node = head.split()
-    if not comma or len(node) != 2 or node[0] != "Node" or not node[1].isdigit():
+    # isascii(): str.isdigit() also takes digits int() refuses, such as a superscript two.
+    if not comma or len(node) != 2 or node[0] != "Node" or not (node[1].isascii() and node[1].isdigit()):
         return None
     zone = rest.split(None, 2)
     if len(zone) < 2 or zone[0] != "zone":

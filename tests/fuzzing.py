@@ -1,0 +1,564 @@
+"""Property-based fuzzing of every parser: what is fed in, and which outcomes are allowed.
+
+Inputs are mostly mutations of real ones (files captured from Debian kernels in
+tests/fixtures, uevent datagrams as the kernel sends them, the documented
+configuration), so that they get past the first line and into the parsers'
+corners: lines dropped, repeated, swapped, cut or joined, tokens replaced with
+numbers that are too big, negative, not ASCII or not numbers, separators and
+whitespace the kernel never prints, lines of another file spliced in. Some are
+plain random text.
+
+A target is a name, a Hypothesis strategy and a check. The check runs the
+parser and returns the outcome ("parsed" or "error"); the documented error
+(InputError for a /proc file, ConfigError for a configuration file) must be
+one line that starts with the file's name. Any other exception is a bug.
+
+tests/test_fuzz.py runs every target with a small count in CI; bench/fuzz.py
+runs at least 100,000 inputs of each and prints counts and rates.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from hypothesis import strategies as st
+
+from shrinkd import config, configfile, parse, policy, udevwatch
+from shrinkd.conditions import counter_keys
+from shrinkd.errors import ConfigError, InputError
+
+REPO = Path(__file__).resolve().parent.parent
+KERNELS = REPO / "tests" / "fixtures" / "kernels"
+OLD_KERNEL = REPO / "tests" / "fixtures" / "seed-3.3"
+
+PARSED = "parsed"
+ERROR = "error"
+
+
+class Bug(AssertionError):
+    """An outcome the contract does not allow: an exception other than the documented error,
+    a documented error that is not one line naming the file, or a parsed value of the wrong shape."""
+
+
+def _captured(name: str) -> List[str]:
+    texts = sorted({path.read_text() for path in KERNELS.glob(f"*/proc/{name}")})
+    assert texts, f"no captured {name}"
+    return texts
+
+
+def _old(prefix: str) -> List[str]:
+    return [path.read_text() for path in sorted(OLD_KERNEL.glob(f"{prefix}*"))]
+
+
+# /proc/pagetypeinfo's head as the kernels print it (mm/vmstat.c pagetypeinfo_showfree):
+# 4K pages on x86_64 and arm64, 16K and 64K pages on arm64, and a 3.x kernel's layout.
+PAGETYPEINFO = [
+    "Page block order: 9\nPages per block:  512\n\n"
+    "Free pages count per migrate type at order       0      1      2      3      4      5      6      7      8      9     10 \n"
+    "Node    0, zone      DMA, type    Unmovable      0      0      0      0      0      0      0      0      1      0      0 \n",
+    "Page block order: 11\nPages per block:  2048\n\n"
+    "Free pages count per migrate type at order       0      1      2      3      4      5      6      7      8      9     10     11 \n",
+    "Page block order: 13\nPages per block:  8192\n\n",
+    "Page block order: 10\nPages per block:  1024\n\n",
+]
+
+# Datagrams as the kernel sends them on NETLINK_KOBJECT_UEVENT (lib/kobject_uevent.c:
+# "ACTION@DEVPATH\0KEY=VALUE\0..."), and udevd's own "libudev" messages on the other group.
+UEVENTS = [
+    b"add@/devices/virtual/misc/shrinkmem\0ACTION=add\0DEVPATH=/devices/virtual/misc/shrinkmem\0"
+    b"SUBSYSTEM=misc\0MAJOR=10\0MINOR=122\0DEVNAME=shrinkmem\0SEQNUM=2301\0",
+    b"remove@/devices/virtual/misc/shrinkmem\0ACTION=remove\0DEVPATH=/devices/virtual/misc/shrinkmem\0"
+    b"SUBSYSTEM=misc\0MAJOR=10\0MINOR=122\0DEVNAME=shrinkmem\0SEQNUM=2399\0",
+    b"offline@/devices/system/memory/memory32\0ACTION=offline\0DEVPATH=/devices/system/memory/memory32\0"
+    b"SUBSYSTEM=memory\0SEQNUM=2302\0",
+    b"online@/devices/system/memory/memory32\0ACTION=online\0DEVPATH=/devices/system/memory/memory32\0"
+    b"SUBSYSTEM=memory\0SEQNUM=2303\0",
+    b"add@/module/shrinkmem\0ACTION=add\0DEVPATH=/module/shrinkmem\0SUBSYSTEM=module\0SEQNUM=2300\0",
+    b"bind@/devices/pci0000:00/0000:00:1f.2\0ACTION=bind\0DEVPATH=/devices/pci0000:00/0000:00:1f.2\0"
+    b"SUBSYSTEM=pci\0DRIVER=ahci\0PCI_CLASS=10601\0MODALIAS=pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01\0SEQNUM=1200\0",
+    b"change@/devices/virtual/misc/shrinkmem\0ACTION=change\0DEVPATH=/devices/virtual/misc/shrinkmem\0SUBSYSTEM=misc\0SEQNUM=2400\0",
+    b"libudev\0\xfe\xed\xca\xfe\x28\x00\x00\x00\x28\x00\x00\x00\x9d\x00\x00\x00\x12\x34\x56\x78",
+]
+
+_CONFIG_EXTRA = """
+rules:
+  - name: huge
+    zones: [DMA32, Normal]
+    node: 0
+    orders: [9, huge, 3]
+    min_zone_size: 64MiB
+    unusable_index: {trigger: 0.9, clear: 0.5}
+    extfrag_index: {trigger: 0.6, clear: 0.2}
+    sustain: 2
+  - name: low
+    zones: ["*"]
+    orders: [0]
+    watermark: {below: low, clear: high}
+    reclaim: true
+triggers:
+  psi: {kind: some, avg10: 20, clear: 5, sustain: 2}
+  vmstat:
+    - {counter: compact_stall, rate: 10, clear: 1}
+    - {counter: allocstall, rate: 5.5, clear: 0.5, sustain: 3}
+backends:
+  shrinkmem: {enabled: true, device: /dev/shrinkmem}
+  drop_caches: {enabled: false, what: both}
+reclaim:
+  prefer: [shrinkmem, memory_reclaim]
+  min: 1M
+  max_per_event: 512M
+  max_per_hour: 1G
+  sync: true
+guards:
+  cooldown: 60
+  thrash: {watch: 30, refault_factor: 2.5, refault_min: 50, psi_some_avg10: 10, backoff: 300, backoff_max: 3600}
+log: {target: stderr, debug: false}
+poll: {min_interval: 0.5, max_interval: 10, approach: 0.75}
+psi: {wakeup: false, kind: full, stall_ms: 150, window_ms: 1000}
+dry_run: true
+"""
+CONFIGS = [(REPO / "config" / "shrinkd.yaml").read_text(), _CONFIG_EXTRA, "guards:\n  cooldown: 30\n", ""]
+
+SAMPLES: Dict[str, List[str]] = {
+    "buddyinfo": _captured("buddyinfo") + _old("buddyinfo"),
+    "zoneinfo": _captured("zoneinfo"),
+    "vmstat": _captured("vmstat"),
+    "meminfo": _captured("meminfo"),
+    # and a kernel without the `full` line
+    "pressure": [*_captured("pressure/memory"), "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"],
+    "pagetypeinfo": PAGETYPEINFO,
+    "config": CONFIGS,
+}
+
+# Tokens the kernel never prints where a number or a keyword goes.
+NASTY = [
+    "",
+    "0",
+    "-1",
+    "-0",
+    "+7",
+    "007",
+    "18446744073709551616",
+    "9" * 5000,
+    "1e3",
+    "1.5",
+    "nan",
+    "inf",
+    "-inf",
+    "0x10",
+    "1_000",
+    "\u00b2",  # superscript two: str.isdigit() says yes, int() says no
+    "\u0663",  # Arabic-Indic three: int() reads it
+    "\uff11",  # fullwidth one
+    "\ufffd",  # what a non-ASCII byte in a /proc file decodes to
+    "\x00",
+    "Node",
+    "zone",
+    "Node 0,",
+    ",",
+    ":",
+    "=",
+    "==",
+    "kB",
+    "some",
+    "full",
+    "avg10=",
+    "total=-1",
+    "avg10=nan",
+    "pages",
+    "free",
+    "managed",
+    "high:",
+    "Page block order:",
+    "ACTION=",
+    "@",
+    "!!python/object:os.system",
+    "!!binary",
+    "!!timestamp",
+    "!!int",
+    "!!float",
+    "!!bool",
+    "&a",
+    "*a",
+    "&a [*a]",
+    "? |\n  a\n  b\n:",
+    "<<",
+    "{",
+    "[",
+    "?",
+    "|",
+    "'",
+    '"',
+    "#",
+    "~",
+    "null",
+    "true",
+    "yes",
+    "64M",
+    "64MiB",
+    "\u00b2M",
+    "0M",
+    "999999999999999999999G",
+    "2001-12-14",
+    "2001-13-45",
+    ".nan",
+    "1e400",
+    "huge",
+    "costly",
+]
+# Separators and line ends: str.split() and splitlines() take more than the kernel writes.
+WHITESPACE = [" ", "  ", "\t", "\r", "\n", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u00a0", "\u3000", "\r\n"]
+
+_tokens = st.one_of(st.sampled_from(NASTY), st.text(max_size=12), st.integers(-(2**70), 2**70).map(str))
+# What may stand where the kernel prints digits: numbers too large or negative, and digits Python reads differently.
+NUMBERS = [t for t in NASTY if t and (t[-1].isdigit() or t[-1].isnumeric() or t in ("nan", "inf", "-inf"))] + [
+    "",
+    "-",
+    " ",
+]
+_numbers = st.one_of(st.sampled_from(NUMBERS), st.integers(-(2**70), 2**70).map(str))
+DIGITS = re.compile(r"\d+")
+
+
+@st.composite
+def mutated(draw: st.DrawFn, kind: str, splice_from: Sequence[str] = ()) -> str:
+    """A captured `kind` file with a few mutations, sometimes many."""
+    text = draw(st.sampled_from(SAMPLES[kind]))
+    lines = text.split("\n")
+    others = list(splice_from) or [t for k, ts in SAMPLES.items() if k != kind for t in ts]
+    for _ in range(draw(st.integers(0, 8))):
+        how = draw(st.integers(0, 15))
+        at = draw(st.integers(0, max(len(lines) - 1, 0)))
+        if not lines:
+            lines = [""]
+            at = 0
+        if how == 0:  # drop a line
+            del lines[at]
+        elif how == 1:  # repeat a line, sometimes many times
+            lines[at:at] = [lines[at]] * draw(st.sampled_from([1, 2, 50]))
+        elif how == 2:  # swap two lines
+            other = draw(st.integers(0, len(lines) - 1))
+            lines[at], lines[other] = lines[other], lines[at]
+        elif how in (3, 4, 5):  # replace a token
+            words = lines[at].split(" ")
+            index = draw(st.integers(0, max(len(words) - 1, 0)))
+            words[index] = draw(_tokens)
+            lines[at] = " ".join(words)
+        elif how == 6:  # cut a line
+            lines[at] = lines[at][: draw(st.integers(0, len(lines[at])))]
+        elif how == 7:  # join a line with the next
+            if at + 1 < len(lines):
+                lines[at : at + 2] = [lines[at] + draw(st.sampled_from(["", " "])) + lines[at + 1]]
+        elif how == 8:  # split a line
+            cut = draw(st.integers(0, len(lines[at])))
+            lines[at : at + 1] = [lines[at][:cut], lines[at][cut:]]
+        elif how == 9:  # change a separator
+            lines[at] = lines[at].replace(
+                draw(st.sampled_from([" ", ":", "=", ","])), draw(st.sampled_from(WHITESPACE)), 1
+            )
+        elif how == 10:  # a line of another file
+            donor = draw(st.sampled_from(others)).split("\n")
+            lines.insert(at, draw(st.sampled_from(donor)))
+        elif how == 11:  # a random line
+            lines.insert(at, draw(st.text(max_size=40)))
+        elif how == 12:  # a random character somewhere
+            line = lines[at]
+            cut = draw(st.integers(0, len(line)))
+            lines[at] = line[:cut] + draw(st.characters()) + line[cut:]
+        elif how in (14, 15):  # replace a number inside a token ("Node 0," -> "Node 2²,")
+            runs = list(DIGITS.finditer(lines[at]))
+            if runs:
+                run = runs[draw(st.integers(0, len(runs) - 1))]
+                lines[at] = lines[at][: run.start()] + draw(_numbers) + lines[at][run.end() :]
+        else:  # cut the file short
+            lines = lines[: at + 1]
+            lines[-1] = lines[-1][: draw(st.integers(0, len(lines[-1])))]
+    return "\n".join(lines)
+
+
+def texts(kind: str) -> st.SearchStrategy[str]:
+    """Mostly mutated captures; some random text, mostly in the alphabet of the files."""
+    alphabet = sorted(set("".join(SAMPLES[kind])) | set(" \n\t:=,-"))
+    return st.one_of(
+        mutated(kind),
+        mutated(kind),
+        mutated(kind),
+        st.text(alphabet=alphabet, max_size=400),
+        st.text(max_size=200),
+    )
+
+
+@st.composite
+def uevents(draw: st.DrawFn) -> bytes:
+    """Kernel uevent datagrams with fields dropped, changed, repeated, cut; some random bytes."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=300))
+    parts = draw(st.sampled_from(UEVENTS)).split(b"\0")
+    for _ in range(draw(st.integers(0, 6))):
+        how = draw(st.integers(0, 6))
+        at = draw(st.integers(0, max(len(parts) - 1, 0)))
+        if not parts:
+            parts = [b""]
+            at = 0
+        if how == 0:
+            del parts[at]
+        elif how == 1:
+            parts.insert(at, parts[at])
+        elif how == 2:
+            key = parts[at].partition(b"=")[0]  # (a value changed)
+            parts[at] = (
+                key
+                + b"="
+                + draw(
+                    st.one_of(
+                        st.sampled_from([t.encode("utf-8", "surrogatepass") for t in NASTY]), st.binary(max_size=20)
+                    )
+                )
+            )
+        elif how == 3:
+            parts[at] = parts[at][: draw(st.integers(0, len(parts[at])))]
+        elif how == 4:
+            parts.insert(
+                at,
+                draw(
+                    st.sampled_from(
+                        [
+                            b"SUBSYSTEM=misc",
+                            b"SUBSYSTEM=memory",
+                            b"ACTION=online",
+                            b"DEVNAME=shrinkmem",
+                            b"DEVPATH=/",
+                            b"DEVPATH=",
+                            b"@",
+                            b"=",
+                            b"\xff\xfe",
+                        ]
+                    )
+                ),
+            )
+        elif how == 5:
+            parts[at] = parts[at].replace(b"@", draw(st.sampled_from([b"", b"@@", b"\0"])))
+        else:
+            parts.insert(at, draw(st.binary(max_size=30)))
+    return b"\0".join(parts)
+
+
+# -- the checks ------------------------------------------------------------------------------
+
+
+def _one_line(error: Exception, source: str) -> None:
+    message = str(error)
+    if "\n" in message or "\r" in message or not message.startswith(f"{source}"):
+        raise Bug(f"the documented error is not one line naming {source}: {message!r}")
+
+
+def _int(value: Any, what: str) -> None:
+    if type(value) is not int:
+        raise Bug(f"{what}: {value!r} is not an int")
+
+
+def _expect_input(run: Callable[[], Any], source: str, shape: Callable[[Any], None]) -> str:
+    try:
+        value = run()
+    except InputError as error:
+        _one_line(error, source)
+        return ERROR
+    shape(value)
+    return PARSED
+
+
+def _buddyinfo_shape(value: parse.BuddyInfo) -> None:
+    if not value.zones or len({len(zone.free) for zone in value.zones}) != 1:
+        raise Bug(f"zones of unequal or no orders: {value!r}")
+    for zone in value.zones:
+        _int(zone.node, "node")
+        if zone.node < 0 or any(type(n) is not int or n < 0 for n in zone.free) or not zone.zone:
+            raise Bug(f"bad zone {zone!r}")
+
+
+def _zoneinfo_shape(value: Tuple[parse.ZoneInfo, ...]) -> None:
+    if not value:
+        raise Bug("no zones parsed")
+    for zone in value:
+        for field in ("node", "free", "min", "low", "high", "spanned", "present", "managed"):
+            _int(getattr(zone, field), field)
+
+
+def _counters_shape(value: Dict[str, int]) -> None:
+    for key, count in value.items():
+        if not isinstance(key, str):
+            raise Bug(f"key {key!r}")
+        _int(count, key)
+
+
+def _pressure_shape(value: parse.Pressure) -> None:
+    for line in (value.some, value.full):
+        if line is None:
+            continue
+        if not all(isinstance(v, float) for v in (line.avg10, line.avg60, line.avg300)):
+            raise Bug(f"{line!r}")
+        _int(line.total, "total")
+
+
+def _order_shape(value: int) -> None:
+    _int(value, "page block order")
+
+
+def check_buddyinfo(text: str) -> str:
+    return _expect_input(lambda: parse.parse_buddyinfo(text), "/proc/buddyinfo", _buddyinfo_shape)
+
+
+def check_zoneinfo(text: str) -> str:
+    return _expect_input(lambda: parse.parse_zoneinfo(text), "/proc/zoneinfo", _zoneinfo_shape)
+
+
+def check_vmstat(text: str) -> str:
+    return _expect_input(lambda: parse.parse_vmstat(text), "/proc/vmstat", _counters_shape)
+
+
+# What a poll picks from /proc/vmstat (policy.BASE_COUNTERS and the triggers' counters), and a few others.
+PICKED_KEYS = tuple(
+    dict.fromkeys(
+        [key for name in (*policy.BASE_COUNTERS, *config.VMSTAT_COUNTERS) for key in counter_keys(name)]
+        + ["nr_free_pages", "pgsteal_file", "workingset_refault_file", "compact_stall", "nr_dirty"]
+    )
+)
+
+
+def check_vmstat_keys(case: Tuple[str, Tuple[str, ...]]) -> str:
+    text, keys = case
+
+    def shape(value: Dict[str, int]) -> None:
+        _counters_shape(value)
+        if not set(value) <= set(keys):
+            raise Bug(f"keys not asked for: {sorted(set(value) - set(keys))}")
+
+    return _expect_input(lambda: parse.parse_vmstat(text, "/proc/vmstat", keys), "/proc/vmstat", shape)
+
+
+def vmstat_with_keys() -> st.SearchStrategy[Tuple[str, Tuple[str, ...]]]:
+    # The keys are shrinkd's own (counter names), never read from the input: names, not any text.
+    names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=20)
+    keys = st.one_of(
+        st.just(PICKED_KEYS),
+        st.lists(st.one_of(st.sampled_from(PICKED_KEYS), names), max_size=8).map(tuple),
+    )
+    return st.tuples(texts("vmstat"), keys)
+
+
+def check_meminfo(text: str) -> str:
+    return _expect_input(lambda: parse.parse_meminfo(text), "/proc/meminfo", _counters_shape)
+
+
+def check_pressure(text: str) -> str:
+    return _expect_input(lambda: parse.parse_pressure(text), "/proc/pressure/memory", _pressure_shape)
+
+
+def check_pagetypeinfo(text: str) -> str:
+    return _expect_input(lambda: parse.parse_pageblock_order(text), "/proc/pagetypeinfo", _order_shape)
+
+
+def check_uevent(data: bytes) -> str:
+    """parse_uevent has no error to raise: a dict of str, or None for what is not a kernel uevent."""
+    fields = udevwatch.parse_uevent(data)
+    if fields is None:
+        return ERROR
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items()):
+        raise Bug(f"fields not text: {fields!r}")
+    change = udevwatch.classify(fields, "shrinkmem")
+    if change is not None and (len(change) != 3 or change[0] not in ("device", "memory")):
+        raise Bug(f"classify: {change!r}")
+    return PARSED
+
+
+CONFIG_SOURCE = "fuzz.yaml"
+
+
+def check_config(text: str) -> str:
+    """The YAML reader, the schema and the runtime Config: a Config or one ConfigError line."""
+    try:
+        tree = configfile.parse_text(text, CONFIG_SOURCE)
+        plain = configfile.validate(tree)
+        built = config.from_plain(plain, [CONFIG_SOURCE])
+    except ConfigError as error:
+        _one_line(error, CONFIG_SOURCE)
+        return ERROR
+    if not isinstance(built, config.Config):
+        raise Bug(f"not a Config: {built!r}")
+    import marshal
+
+    marshal.dumps(plain)  # what configload's reader process sends must be sendable
+    return PARSED
+
+
+def config_documents() -> st.SearchStrategy[str]:
+    """Mutated configuration files, and documents built from the schema's own keys with any values."""
+    scalar = st.one_of(
+        st.sampled_from(NASTY),
+        st.integers(-(2**64), 2**64),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+        st.none(),
+        st.text(max_size=10),
+    )
+    return st.one_of(mutated("config"), mutated("config"), _schema_documents(scalar), st.text(max_size=200))
+
+
+def _schema_keys(section: Any, depth: int = 0) -> Dict[str, Any]:
+    """The key tree of configfile.SCHEMA: {key: subtree or None} (rules' items as "rules")."""
+    fields = getattr(section, "fields", None)
+    if fields is None or depth > 4:
+        return {}
+    return {key: _schema_keys(check, depth + 1) for key, (check, _default) in fields.items()}
+
+
+RULE_KEYS = {key: None for key in configfile._RULE.fields}
+
+
+@st.composite
+def _schema_documents(draw: st.DrawFn, scalar: st.SearchStrategy[Any]) -> str:
+    import yaml
+
+    def value_for(subtree: Optional[Dict[str, Any]], key: str) -> Any:
+        if key == "rules":
+            return [
+                {k: draw(scalar) for k in draw(st.lists(st.sampled_from(sorted(RULE_KEYS)), max_size=5, unique=True))}
+                | ({"orders": draw(st.lists(scalar, max_size=3))} if draw(st.booleans()) else {})
+                for _ in range(draw(st.integers(0, 3)))
+            ]
+        if subtree and draw(st.integers(0, 4)) > 0:
+            keys = draw(st.lists(st.sampled_from(sorted(subtree)), max_size=len(subtree), unique=True))
+            return {k: value_for(subtree[k], k) for k in keys}
+        if draw(st.integers(0, 5)) == 0:
+            return draw(st.lists(scalar, max_size=3))
+        return draw(scalar)
+
+    top = _schema_keys(configfile.SCHEMA)
+    keys = draw(st.lists(st.sampled_from(sorted(top)), max_size=len(top), unique=True))
+    document = {key: value_for(top[key], key) for key in keys}
+    if draw(st.booleans()):
+        document[draw(st.text(max_size=8))] = draw(scalar)
+    return yaml.safe_dump(document, allow_unicode=True)
+
+
+class Target:
+    def __init__(self, name: str, strategy: st.SearchStrategy[Any], check: Callable[[Any], str]) -> None:
+        self.name = name
+        self.strategy = strategy
+        self.check = check
+
+
+TARGETS = [
+    Target("buddyinfo", texts("buddyinfo"), check_buddyinfo),
+    Target("zoneinfo", texts("zoneinfo"), check_zoneinfo),
+    Target("vmstat", texts("vmstat"), check_vmstat),
+    Target("vmstat-keys", vmstat_with_keys(), check_vmstat_keys),
+    Target("pressure", texts("pressure"), check_pressure),
+    Target("meminfo", texts("meminfo"), check_meminfo),
+    Target("pagetypeinfo", texts("pagetypeinfo"), check_pagetypeinfo),
+    Target("uevent", uevents(), check_uevent),
+    Target("config", config_documents(), check_config),
+]
+BY_NAME = {target.name: target for target in TARGETS}
