@@ -49,7 +49,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             soak.close()
         seconds = time.perf_counter() - started
     days = soak.simulated / 86400
-    print(f"\n{args.polls} polls in {seconds:.0f} s ({args.polls / seconds:.0f} polls/s), {days:.1f} days of daemon time")
+    print(
+        f"\n{args.polls} polls in {seconds:.0f} s ({args.polls / seconds:.0f} polls/s), {days:.1f} days of daemon time"
+    )
     print("\nevents logged (expected, where the script fixes the number):")
     expected = soak.expected()
     for kind in sorted(set(soak.listener.events) | set(expected)):

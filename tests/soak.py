@@ -86,7 +86,7 @@ CONFIG_B = CONFIG_A.replace(
     "    min_zone_size: 64M\n",
     "    min_zone_size: 64M\n"
     "  - name: costly\n"
-    "    zones: [\"*\"]\n"
+    '    zones: ["*"]\n'
     "    orders: [9]\n"
     "    extfrag_index: {trigger: 0.5, clear: 0.3}\n"
     "    sustain: 1\n"
