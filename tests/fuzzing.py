@@ -82,6 +82,21 @@ UEVENTS = [
     b"libudev\0\xfe\xed\xca\xfe\x28\x00\x00\x00\x28\x00\x00\x00\x9d\x00\x00\x00\x12\x34\x56\x78",
 ]
 
+# Records as read() from /dev/kmsg returns them (Documentation/ABI/testing/dev-kmsg):
+# "PRIO,SEQ,TS_USEC,FLAGS;MESSAGE\n" then " KEY=value" lines; warn_alloc()'s report as
+# 6.1 and 3.x kernels print it, and other records around it.
+KMSG = [
+    b"4,900,5000000,-;bash: page allocation failure: order:9, mode:0x800(GFP_NOWAIT), nodemask=(null)\n",
+    b"4,1201,83000111,-;kworker/u4:2: page allocation failure: order:10, mode:0x40cc0(GFP_KERNEL|__GFP_COMP), "
+    b"nodemask=(null),cpuset=/,mems_allowed=0\n",
+    b"4,77,1200333,-;insmod: page allocation failure: order:4, mode:0x100cca(GFP_HIGHUSER_MOVABLE), nodemask=(null)\n",
+    b"4,12,450000,-;swapper/0: page allocation failure. order:3, mode:0x20\n",
+    b"6,898,4000000,-;usb 1-1: new high-speed USB device number 2 using ehci-pci\n SUBSYSTEM=usb\n DEVICE=c189:1\n",
+    b"4,901,5000100,c;CPU: 1 PID: 123 Comm: bash Not tainted 6.1.0-56-amd64 #1 Debian 6.1.158-1\n",
+    b"12,2000,9000000,-;systemd[1]: Started shrinkd.service - Memory fragmentation watchdog.\n",
+    b"3,55,600000,-;Out of memory: Killed process 4242 (hog) total-vm:1048576kB, anon-rss:900000kB\n",
+]
+
 _CONFIG_EXTRA = """
 rules:
   - name: huge
@@ -460,6 +475,62 @@ def check_pagetypeinfo(text: str) -> str:
     return _expect_input(lambda: parse.parse_pageblock_order(text), "/proc/pagetypeinfo", _order_shape)
 
 
+def check_kmsg(data: bytes) -> str:
+    """A /dev/kmsg record: parsed (and, when it reports one, the allocation failure read from it) or one InputError."""
+    try:
+        record = parse.parse_kmsg_record(data)
+    except InputError as error:
+        _one_line(error, "/dev/kmsg")
+        return ERROR
+    _int(record.seq, "seq")
+    _int(record.ts_usec, "ts_usec")
+    if not 0 <= record.level <= 7 or "\n" in record.message:
+        raise Bug(f"record {record!r}")
+    failure = parse.allocation_failure(record)
+    if failure is not None:
+        _int(failure.order, "order")
+        if failure.zone not in ("DMA", "DMA32", "Normal", "HighMem", "Movable"):
+            raise Bug(f"zone {failure.zone!r}")
+    return PARSED
+
+
+@st.composite
+def kmsg_records(draw: st.DrawFn) -> bytes:
+    """Records with their header and message mutated as text (numbers, separators, fields), some random bytes."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=200))
+    text = draw(st.sampled_from(KMSG)).decode()
+    lines = text.split("\n")
+    for _ in range(draw(st.integers(0, 6))):
+        line = draw(st.integers(0, len(lines) - 1))
+        how = draw(st.integers(0, 5))
+        if how == 0:
+            runs = list(DIGITS.finditer(lines[line]))
+            if runs:
+                run = runs[draw(st.integers(0, len(runs) - 1))]
+                lines[line] = lines[line][: run.start()] + draw(_numbers) + lines[line][run.end() :]
+        elif how == 1:
+            old = draw(
+                st.sampled_from([",", ";", ":", "(", ")", "|", " ", "order:", "mode:", "page allocation failure"])
+            )
+            lines[line] = lines[line].replace(
+                old, draw(st.sampled_from(["", ",", ";", ":", "\n", "\x00", "  ", old * 2])), 1
+            )
+        elif how == 2:
+            cut = draw(st.integers(0, len(lines[line])))
+            lines[line] = (
+                lines[line][:cut] + draw(st.one_of(st.sampled_from(NASTY), st.text(max_size=10))) + lines[line][cut:]
+            )
+        elif how == 3:
+            lines[line] = lines[line][: draw(st.integers(0, len(lines[line])))]
+        elif how == 4:
+            lines.insert(line, draw(st.text(max_size=30)))
+        else:
+            donor = draw(st.sampled_from(KMSG)).decode().split(";", 1)[-1]
+            lines[line] = lines[line] + donor
+    return "\n".join(lines).encode("utf-8", "surrogatepass")
+
+
 def check_uevent(data: bytes) -> str:
     """parse_uevent has no error to raise: a dict of str, or None for what is not a kernel uevent."""
     fields = udevwatch.parse_uevent(data)
@@ -559,6 +630,7 @@ TARGETS = [
     Target("meminfo", texts("meminfo"), check_meminfo),
     Target("pagetypeinfo", texts("pagetypeinfo"), check_pagetypeinfo),
     Target("uevent", uevents(), check_uevent),
+    Target("kmsg", kmsg_records(), check_kmsg),
     Target("config", config_documents(), check_config),
 ]
 BY_NAME = {target.name: target for target in TARGETS}

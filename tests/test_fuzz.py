@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from shrinkd import config, configfile, parse
 from shrinkd.errors import ConfigError, InputError
 
-from .fuzzing import BY_NAME, CONFIG_SOURCE, ERROR, PARSED, TARGETS, Bug, check_buddyinfo, check_config
+from .fuzzing import BY_NAME, CONFIG_SOURCE, ERROR, PARSED, TARGETS, Bug, check_buddyinfo, check_config, check_kmsg
 
 CI_EXAMPLES = 250  # per parser; derandomized, so CI sees the same inputs every run
 
@@ -89,7 +89,22 @@ PROC_CASES: List[Tuple[str, Any, str]] = [
         lambda: parse.parse_zoneinfo("Node \u00b2, zone DMA\n  pages free 3\n"),
         "/proc/zoneinfo:1: expected 'Node N, zone NAME', got 'Node \u00b2, zone DMA'",
     ),
+    # A node number of 5000 digits: int() refuses more than 4300 (ValueError).
+    (
+        "buddyinfo-long",
+        lambda: parse.parse_buddyinfo("Node " + "9" * 5000 + ", zone DMA 1 2 3\n"),
+        "/proc/buddyinfo:1: expected 'Node N, zone NAME counts...', got 'Node " + "9" * 55 + "'",
+    ),
 ]
+
+
+def test_kmsg_regressions() -> None:
+    # An order written with a superscript digit, or with 5000 digits: int() raised ValueError.
+    # (/dev/kmsg escapes bytes outside ASCII, so these come from no kernel; the parser still takes any record.)
+    for order in ("\u00b2", "9" * 5000):
+        data = f"4,900,5000000,-;bash: page allocation failure: order:{order}, mode:0x800(GFP_NOWAIT)\n".encode()
+        assert check_kmsg(data) == PARSED
+        assert parse.allocation_failure(parse.parse_kmsg_record(data)) is None
 
 
 @pytest.mark.parametrize(("name", "run", "message"), PROC_CASES, ids=[case[0] for case in PROC_CASES])
@@ -127,7 +142,7 @@ CONFIG_CASES: List[Tuple[str, str]] = [
     # A key with a line break made the error two lines.
     (
         "? |\n  poll\n  x\n: 1\n",
-        "fuzz.yaml:1: 'poll\\nx\\n': unknown key (known: poll, psi, rules, triggers, backends, reclaim, guards, log, dry_run)",
+        f"fuzz.yaml:1: 'poll\\nx\\n': unknown key (known: {', '.join(configfile.SCHEMA.fields)})",
     ),
     # A superscript digit in a size: str.isdigit() yes, int() no.
     (
@@ -160,4 +175,5 @@ def test_an_alias_bomb_is_refused_quickly() -> None:
 def test_size_with_a_digit_python_reads_differently() -> None:
     assert config.parse_size("\u00b2M") is None
     assert config.parse_size("\u0663M") is None  # Arabic-Indic three: int() would read it; a size is ASCII digits
+    assert config.parse_size("9" * 5000 + "M") is None  # int() refuses more than 4300 digits
     assert config.parse_size("3M") == 3 << 20
