@@ -18,7 +18,9 @@ script below changes between polls and that answers shrinkd's writes:
   writable by others (both refused: reload_failed, the running configuration stays);
 - writes fail for a while (the node's compact file and memory.reclaim replaced by
   directories: EISDIR), and a /proc/buddyinfo that does not parse, for one poll;
-- refaults jump after some reclaims (the thrash guard backs off).
+- refaults jump after some reclaims (the thrash guard backs off);
+- the kernel log reports an allocation failure now and then (a socket stands in for
+  /dev/kmsg, one record per read).
 
 Events go to a datagram socket in journald's native protocol, and sd_notify messages to
 another, both read by a thread, so every event is counted where it arrives. At each
@@ -49,6 +51,7 @@ from shrinkd.actions import Tunables
 from shrinkd.daemon import Daemon
 from shrinkd.errors import ShrinkdError
 from shrinkd.journal import Journal
+from shrinkd.kmsg import KernelLog
 from shrinkd.notify import Notifier
 
 from .fakekernel import STATES, Tree
@@ -56,10 +59,12 @@ from .fakekernel import STATES, Tree
 LADDER = ("6.1-idle", "6.1-frag1", "6.1-frag2", "6.1-frag3", "6.1-hog")
 
 # Two configurations reloads switch between. A: the unusable index of DMA32 at order 9
-# triggers from frag3 (0.671) and clears at frag1 (0.129); compaction, then reclaim. B adds
-# the fragmentation index (hog trips it; compaction only, and as the nearest to its trigger
-# it wins the zone), a watermark rule (zoneinfo every poll) and a vmstat rate trigger
-# (vmstat every poll).
+# triggers from frag3 (0.671) and clears at frag1 (0.129); compaction, then reclaim; polls
+# every 1 to 10 s. B adds the fragmentation index (hog trips it; compaction only, and as
+# the nearest to its trigger it wins the zone), a watermark rule (zoneinfo every poll) and
+# a vmstat rate trigger, and polls at the default 1 to 120 s. Both keep the default
+# allocation_failures trigger (kernel log reports and failure counters: compaction of
+# every node).
 CONFIG_A = """
 rules:
   - name: huge
@@ -77,25 +82,31 @@ reclaim:
   min: 4M
   max_per_event: 64M
   max_per_hour: 256M
+poll:
+  max_interval: 10
 psi:
   wakeup: false
 log:
   target: journal
 """
-CONFIG_B = CONFIG_A.replace(
-    "    min_zone_size: 64M\n",
-    "    min_zone_size: 64M\n"
-    "  - name: costly\n"
-    '    zones: ["*"]\n'
-    "    orders: [9]\n"
-    "    extfrag_index: {trigger: 0.5, clear: 0.3}\n"
-    "    sustain: 1\n"
-    "    reclaim: false\n"
-    "  - name: low\n"
-    "    zones: [DMA32]\n"
-    "    orders: [0]\n"
-    "    watermark: {below: min, clear: low}\n",
-).replace("guards:", "triggers:\n  vmstat: [{counter: compact_stall, rate: 1000, clear: 100}]\nguards:")
+CONFIG_B = (
+    CONFIG_A.replace("poll:\n  max_interval: 10\n", "")
+    .replace(
+        "    min_zone_size: 64M\n",
+        "    min_zone_size: 64M\n"
+        "  - name: costly\n"
+        '    zones: ["*"]\n'
+        "    orders: [9]\n"
+        "    extfrag_index: {trigger: 0.5, clear: 0.3}\n"
+        "    sustain: 1\n"
+        "    reclaim: false\n"
+        "  - name: low\n"
+        "    zones: [DMA32]\n"
+        "    orders: [0]\n"
+        "    watermark: {below: min, clear: low}\n",
+    )
+    .replace("guards:", "triggers:\n  vmstat: [{counter: compact_stall, rate: 1000, clear: 100}]\nguards:")
+)
 CONFIG_BAD = CONFIG_A.replace("cooldown: 60", "cooldown: -1")
 
 
@@ -313,6 +324,7 @@ class Soak:
         failing_for: int = 200,
         malformed_every: int = 1000,
         thrash_every: int = 2,
+        failure_every: int = 1500,
     ) -> None:
         self.root = root
         self.polls = polls
@@ -324,6 +336,7 @@ class Soak:
         self.failing_for = failing_for
         self.malformed_every = malformed_every
         self.thrash_every = thrash_every
+        self.failure_every = failure_every
 
         self.tree = Tree(root / "kernel")
         self.device = root / "kernel" / "dev" / "shrinkmem"
@@ -350,6 +363,7 @@ class Soak:
         self.module_toggles = 0
         self.malformed = 0
         self.thrash_bumps = 0
+        self.failures_logged = 0
         self.reloads_dropping = 0
         self.active_at_end = 0
         self._restore_buddyinfo = False
@@ -444,6 +458,11 @@ class Soak:
             self._bumped_at = self.reclaims
             self.thrash_bumps += 1
             self._vmstat_add("workingset_refault_file", 1_000_000)
+        if n % self.failure_every == 0:
+            self.failures_logged += 1
+            self._kmsg.send(
+                f"4,{n},{n * 1000},-;soak: page allocation failure: order:9, mode:0x800(GFP_NOWAIT), nodemask=(null)\n".encode()
+            )
         if n % self.reload_every == 0:
             self._reload()
 
@@ -476,6 +495,12 @@ class Soak:
 
         soak = self
         journal = Journal("journal", socket_path=self.listener.journal_path, stream=_Discard())
+        # /dev/kmsg's stand-in: a sequenced-packet socket gives one record per read, as the device does.
+        ours, self._kmsg = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)
+        kernel_log = KernelLog("/dev/kmsg", fd=os.dup(ours.fileno()))
+        ours.close()
+        (self.root / "run").mkdir(mode=0o755)
         notifier = Notifier({"NOTIFY_SOCKET": self.listener.notify_path, "WATCHDOG_USEC": "30000000"})
 
         class SoakDaemon(Daemon):
@@ -497,6 +522,8 @@ class Soak:
             clock=self.clock,
             page_size=4096,
             uevents=False,
+            kernel_log=kernel_log,
+            state_path=str(self.root / "run" / "status.json"),  # written every poll, as under systemd
         )
         self.daemon = daemon
         self.started_at = time.perf_counter()
@@ -509,6 +536,8 @@ class Soak:
 
     def close(self) -> None:
         self.listener.close()
+        if getattr(self, "_kmsg", None) is not None:
+            self._kmsg.close()
         shutil.rmtree(self.root / "kernel", ignore_errors=True)
 
     # -- what the events must add up to ------------------------------------------------------
@@ -527,6 +556,7 @@ class Soak:
             "compacted": done.get("compact", 0) + done.get("compact_memory", 0),
             "reclaimed": done.get("memory.reclaim", 0),
             "action_failed": failed.get("compact", 0) + failed.get("memory.reclaim", 0),
+            "allocation_failed": self.failures_logged,
         }
 
     def mismatches(self) -> List[str]:

@@ -26,6 +26,7 @@ SCRIPT = {
     "failing_every": 700,
     "failing_for": 100,
     "malformed_every": 300,
+    "failure_every": 700,
 }
 
 
@@ -43,7 +44,15 @@ def test_a_shortened_month_is_flat_and_every_event_is_logged(tmp_path: Path) -> 
     assert soak.mismatches() == []
     counted = soak.listener.events
     # The script reached everything it is there for.
-    for kind in ("reloaded", "reload_failed", "backends_changed", "action_failed", "poll_failed", "reclaimed"):
+    for kind in (
+        "reloaded",
+        "reload_failed",
+        "backends_changed",
+        "action_failed",
+        "poll_failed",
+        "reclaimed",
+        "allocation_failed",
+    ):
         assert counted.get(kind, 0) >= 2, (kind, counted)
     assert soak.listener.notifications.get("WATCHDOG", 0) > 0
     warm, *_, last = soak.figures

@@ -324,6 +324,7 @@ def test_reload_of_a_file_made_writable_keeps_the_running_configuration(home: Pa
         clock=Clock(),
         page_size=4096,
         uevents=False,
+        kernel_log=None,
     )
     daemon.start()
     try:
@@ -341,3 +342,31 @@ def test_reload_of_a_file_made_writable_keeps_the_running_configuration(home: Pa
         f"shrinkd: reload failed, keeping the running configuration: {path}: owner {me()}, mode 0666: "
         "writable by group or others\n" in stream.getvalue()
     )
+
+
+# -- what shrinkd writes: the status file ---------------------------------------------------
+
+
+def test_the_status_file_never_follows_a_planted_link(tmp_path: Path) -> None:
+    import json
+
+    from shrinkd.events import Events
+
+    run = tmp_path / "run"
+    run.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    path = run / "status.json"
+    path.symlink_to(victim)  # a link where the file goes: the rename replaces the link itself
+    stream = io.StringIO()
+    told = Events(Journal("stderr", stream=stream))
+    told.write_state(str(path), {"pid": 1})
+    assert victim.read_text() == "precious"
+    assert not path.is_symlink() and json.loads(path.read_text()) == {"pid": 1}
+    # A link at the temporary name: O_NOFOLLOW refuses it; the write fails, is said once, and stops.
+    (run / f"status.json.{os.getpid()}.tmp").symlink_to(victim)
+    told.write_state(str(path), {"pid": 2})
+    told.write_state(str(path), {"pid": 3})
+    assert victim.read_text() == "precious"
+    assert json.loads(path.read_text()) == {"pid": 1}
+    assert stream.getvalue().count("state file") == 1
