@@ -129,9 +129,10 @@ def _from_yaml(
         value = constructor.construct_object(node, deep=True)
     except yaml.YAMLError as error:
         raise ConfigError(source, line, path, f"bad value: {_yaml_problem(error)}") from None
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
-        # PyYAML's constructors fail so on an explicit tag the value does not fit (`!!int abc`,
-        # `!!bool maybe`) and on an integer of more than 4300 digits (Python's limit).
+    except Exception:
+        # PyYAML's constructors fail with whatever Python raises on an explicit tag the value does
+        # not fit (`!!int abc`: ValueError, `!!bool maybe`: KeyError, `!!float` with nothing after
+        # it: IndexError) and on an integer of more than 4300 digits (Python's limit).
         shown = repr(str(node.value)[:40]) + ("..." if len(str(node.value)) > 40 else "")
         raise ConfigError(source, line, path, f"bad value for {node.tag}: {shown}") from None
     return Node(value, source, line)

@@ -8,20 +8,25 @@ numbers that are too big, negative, not ASCII or not numbers, separators and
 whitespace the kernel never prints, lines of another file spliced in. Some are
 plain random text.
 
-A target is a name, a Hypothesis strategy and a check. The check runs the
-parser and returns the outcome ("parsed" or "error"); the documented error
-(InputError for a /proc file, ConfigError for a configuration file) must be
-one line that starts with the file's name. Any other exception is a bug.
+A target is a name, a generator and a check. The check runs the parser and
+returns the outcome ("parsed" or "error"); the documented error (InputError
+for a /proc file or a kernel log record, ConfigError for a configuration file)
+must be one line that starts with the file's name. Any other exception is a bug.
 
-tests/test_fuzz.py runs every target with a small count in CI; bench/fuzz.py
-runs at least 100,000 inputs of each and prints counts and rates.
+A generator makes its choices through a Chooser: under Hypothesis (Draws, each
+choice a draw, so that a failing input shrinks to a small one and CI sees the
+same inputs every run) or from a seeded PRNG (Seeded: the same generators a
+hundred times cheaper per input, for the benchmark's volume; Hypothesis then
+draws the seeds). tests/test_fuzz.py runs every target with a small count in
+CI; bench/fuzz.py runs at least 100,000 inputs of each and prints counts and rates.
 """
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from hypothesis import strategies as st
 
@@ -226,138 +231,277 @@ NASTY = [
 # Separators and line ends: str.split() and splitlines() take more than the kernel writes.
 WHITESPACE = [" ", "  ", "\t", "\r", "\n", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u00a0", "\u3000", "\r\n"]
 
-_tokens = st.one_of(st.sampled_from(NASTY), st.text(max_size=12), st.integers(-(2**70), 2**70).map(str))
 # What may stand where the kernel prints digits: numbers too large or negative, and digits Python reads differently.
 NUMBERS = [t for t in NASTY if t and (t[-1].isdigit() or t[-1].isnumeric() or t in ("nan", "inf", "-inf"))] + [
     "",
     "-",
     " ",
 ]
-_numbers = st.one_of(st.sampled_from(NUMBERS), st.integers(-(2**70), 2**70).map(str))
 DIGITS = re.compile(r"\d+")
 
+T = TypeVar("T")
 
-@st.composite
-def mutated(draw: st.DrawFn, kind: str, splice_from: Sequence[str] = ()) -> str:
+
+# -- choosing ----------------------------------------------------------------------------------
+
+
+class Chooser:
+    """Where a generator's choices come from: a few primitives, and what is built on them."""
+
+    def integer(self, low: int, high: int) -> int:
+        raise NotImplementedError
+
+    def text(self, max_size: int, alphabet: Optional[str] = None) -> str:
+        raise NotImplementedError
+
+    def binary(self, max_size: int) -> bytes:
+        raise NotImplementedError
+
+    def real(self) -> float:
+        raise NotImplementedError
+
+    def pick(self, options: Sequence[T]) -> T:
+        return options[self.integer(0, len(options) - 1)]
+
+    def some(self, options: Sequence[T], max_size: int) -> List[T]:
+        """Up to `max_size` distinct options, in the order chosen."""
+        chosen: List[T] = []
+        for _ in range(self.integer(0, max_size)):
+            option = self.pick(options)
+            if option not in chosen:
+                chosen.append(option)
+        return chosen
+
+    def big(self) -> str:
+        return str(self.integer(-(2**70), 2**70))
+
+    def token(self) -> str:
+        """What replaces a word: a nasty token, any short text, or a number."""
+        how = self.integer(0, 2)
+        return self.pick(NASTY) if how == 0 else self.text(12) if how == 1 else self.big()
+
+    def number(self) -> str:
+        """What replaces the digits inside a word."""
+        return self.pick(NUMBERS) if self.integer(0, 1) == 0 else self.big()
+
+    def scalar(self) -> Any:
+        """A YAML value of any type."""
+        how = self.integer(0, 5)
+        if how == 0:
+            return self.pick(NASTY)
+        if how == 1:
+            return self.integer(-(2**64), 2**64)
+        if how == 2:
+            return self.real()
+        if how == 3:
+            return self.pick([True, False])
+        if how == 4:
+            return None
+        return self.text(10)
+
+
+class Draws(Chooser):
+    """Every choice a Hypothesis draw."""
+
+    def __init__(self, draw: st.DrawFn) -> None:
+        self.draw = draw
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draw(st.integers(low, high))
+
+    def text(self, max_size: int, alphabet: Optional[str] = None) -> str:
+        return self.draw(st.text(alphabet=alphabet, max_size=max_size) if alphabet else st.text(max_size=max_size))
+
+    def binary(self, max_size: int) -> bytes:
+        return self.draw(st.binary(max_size=max_size))
+
+    def real(self) -> float:
+        return self.draw(st.floats(allow_nan=True, allow_infinity=True))
+
+
+# Where Seeded's random characters come from: mostly ASCII, some control characters, any code point
+# but surrogates (as Hypothesis's text() does).
+_PRINTABLE = "".join(chr(c) for c in range(32, 127))
+_CONTROL = "".join(chr(c) for c in (*range(0, 32), 127))
+
+
+class Seeded(Chooser):
+    """Choices from a seeded PRNG: the benchmark's volume at a fraction of a draw's cost."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def integer(self, low: int, high: int) -> int:
+        if high - low > 1 << 20 and self.rng.random() < 0.5:  # small values often, as Hypothesis does
+            return max(low, min(high, self.rng.randint(-1000, 1000)))
+        return self.rng.randint(low, high)
+
+    def _length(self, max_size: int) -> int:
+        return min(int(self.rng.expovariate(4.0 / (max_size + 1))), max_size)
+
+    def text(self, max_size: int, alphabet: Optional[str] = None) -> str:
+        rng = self.rng
+        if alphabet:
+            return "".join(rng.choice(alphabet) for _ in range(self._length(max_size)))
+        chars = []
+        for _ in range(self._length(max_size)):
+            kind = rng.random()
+            if kind < 0.6:
+                chars.append(rng.choice(_PRINTABLE))
+            elif kind < 0.75:
+                chars.append(rng.choice(_CONTROL))
+            else:
+                code = rng.randrange(0x110000 - 0x800)
+                chars.append(chr(code + 0x800 if code >= 0xD800 else code))
+        return "".join(chars)
+
+    def binary(self, max_size: int) -> bytes:
+        return bytes(self.rng.randrange(256) for _ in range(self._length(max_size)))
+
+    def real(self) -> float:
+        how = self.rng.random()
+        if how < 0.2:
+            return self.rng.choice([0.0, -0.0, float("nan"), float("inf"), -float("inf"), 1e308, 5e-324])
+        return self.rng.uniform(-1e6, 1e6) if how < 0.7 else self.rng.random()
+
+
+# -- the generators ---------------------------------------------------------------------------
+
+
+def mutated(c: Chooser, kind: str) -> str:
     """A captured `kind` file with a few mutations, sometimes many."""
-    text = draw(st.sampled_from(SAMPLES[kind]))
-    lines = text.split("\n")
-    others = list(splice_from) or [t for k, ts in SAMPLES.items() if k != kind for t in ts]
-    for _ in range(draw(st.integers(0, 8))):
-        how = draw(st.integers(0, 15))
-        at = draw(st.integers(0, max(len(lines) - 1, 0)))
+    lines = c.pick(SAMPLES[kind]).split("\n")
+    for _ in range(c.integer(0, 8)):
+        how = c.integer(0, 15)
         if not lines:
             lines = [""]
-            at = 0
+        at = c.integer(0, len(lines) - 1)
         if how == 0:  # drop a line
             del lines[at]
         elif how == 1:  # repeat a line, sometimes many times
-            lines[at:at] = [lines[at]] * draw(st.sampled_from([1, 2, 50]))
+            lines[at:at] = [lines[at]] * c.pick([1, 2, 50])
         elif how == 2:  # swap two lines
-            other = draw(st.integers(0, len(lines) - 1))
+            other = c.integer(0, len(lines) - 1)
             lines[at], lines[other] = lines[other], lines[at]
         elif how in (3, 4, 5):  # replace a token
             words = lines[at].split(" ")
-            index = draw(st.integers(0, max(len(words) - 1, 0)))
-            words[index] = draw(_tokens)
+            words[c.integer(0, len(words) - 1)] = c.token()
             lines[at] = " ".join(words)
         elif how == 6:  # cut a line
-            lines[at] = lines[at][: draw(st.integers(0, len(lines[at])))]
+            lines[at] = lines[at][: c.integer(0, len(lines[at]))]
         elif how == 7:  # join a line with the next
             if at + 1 < len(lines):
-                lines[at : at + 2] = [lines[at] + draw(st.sampled_from(["", " "])) + lines[at + 1]]
+                lines[at : at + 2] = [lines[at] + c.pick(["", " "]) + lines[at + 1]]
         elif how == 8:  # split a line
-            cut = draw(st.integers(0, len(lines[at])))
+            cut = c.integer(0, len(lines[at]))
             lines[at : at + 1] = [lines[at][:cut], lines[at][cut:]]
         elif how == 9:  # change a separator
-            lines[at] = lines[at].replace(
-                draw(st.sampled_from([" ", ":", "=", ","])), draw(st.sampled_from(WHITESPACE)), 1
-            )
+            lines[at] = lines[at].replace(c.pick([" ", ":", "=", ","]), c.pick(WHITESPACE), 1)
         elif how == 10:  # a line of another file
-            donor = draw(st.sampled_from(others)).split("\n")
-            lines.insert(at, draw(st.sampled_from(donor)))
+            donor = c.pick([t for k, ts in SAMPLES.items() if k != kind for t in ts]).split("\n")
+            lines.insert(at, c.pick(donor))
         elif how == 11:  # a random line
-            lines.insert(at, draw(st.text(max_size=40)))
+            lines.insert(at, c.text(40))
         elif how == 12:  # a random character somewhere
-            line = lines[at]
-            cut = draw(st.integers(0, len(line)))
-            lines[at] = line[:cut] + draw(st.characters()) + line[cut:]
-        elif how in (14, 15):  # replace a number inside a token ("Node 0," -> "Node 2²,")
+            cut = c.integer(0, len(lines[at]))
+            lines[at] = lines[at][:cut] + (c.text(1) or "\x00") + lines[at][cut:]
+        elif how in (13, 14):  # replace a number inside a token ("Node 0," -> "Node ²,")
             runs = list(DIGITS.finditer(lines[at]))
             if runs:
-                run = runs[draw(st.integers(0, len(runs) - 1))]
-                lines[at] = lines[at][: run.start()] + draw(_numbers) + lines[at][run.end() :]
+                run = c.pick(runs)
+                lines[at] = lines[at][: run.start()] + c.number() + lines[at][run.end() :]
         else:  # cut the file short
             lines = lines[: at + 1]
-            lines[-1] = lines[-1][: draw(st.integers(0, len(lines[-1])))]
+            lines[-1] = lines[-1][: c.integer(0, len(lines[-1]))]
     return "\n".join(lines)
 
 
-def texts(kind: str) -> st.SearchStrategy[str]:
+_ALPHABETS = {kind: "".join(sorted(set("".join(texts)) | set(" \n\t:=,-"))) for kind, texts in SAMPLES.items()}
+
+
+def text_for(kind: str) -> Callable[[Chooser], str]:
     """Mostly mutated captures; some random text, mostly in the alphabet of the files."""
-    alphabet = sorted(set("".join(SAMPLES[kind])) | set(" \n\t:=,-"))
-    return st.one_of(
-        mutated(kind),
-        mutated(kind),
-        mutated(kind),
-        st.text(alphabet=alphabet, max_size=400),
-        st.text(max_size=200),
-    )
+
+    def generate(c: Chooser) -> str:
+        how = c.integer(0, 4)
+        if how < 3:
+            return mutated(c, kind)
+        return c.text(400, _ALPHABETS[kind]) if how == 3 else c.text(200)
+
+    return generate
 
 
-@st.composite
-def uevents(draw: st.DrawFn) -> bytes:
+_UEVENT_FIELDS = [
+    b"SUBSYSTEM=misc",
+    b"SUBSYSTEM=memory",
+    b"ACTION=online",
+    b"DEVNAME=shrinkmem",
+    b"DEVPATH=/",
+    b"DEVPATH=",
+    b"@",
+    b"=",
+    b"\xff\xfe",
+]
+_NASTY_BYTES = [t.encode("utf-8", "surrogatepass") for t in NASTY]
+
+
+def uevent(c: Chooser) -> bytes:
     """Kernel uevent datagrams with fields dropped, changed, repeated, cut; some random bytes."""
-    if draw(st.integers(0, 9)) == 0:
-        return draw(st.binary(max_size=300))
-    parts = draw(st.sampled_from(UEVENTS)).split(b"\0")
-    for _ in range(draw(st.integers(0, 6))):
-        how = draw(st.integers(0, 6))
-        at = draw(st.integers(0, max(len(parts) - 1, 0)))
+    if c.integer(0, 9) == 0:
+        return c.binary(300)
+    parts = c.pick(UEVENTS).split(b"\0")
+    for _ in range(c.integer(0, 6)):
+        how = c.integer(0, 6)
         if not parts:
             parts = [b""]
-            at = 0
+        at = c.integer(0, len(parts) - 1)
         if how == 0:
             del parts[at]
         elif how == 1:
             parts.insert(at, parts[at])
-        elif how == 2:
-            key = parts[at].partition(b"=")[0]  # (a value changed)
-            parts[at] = (
-                key
-                + b"="
-                + draw(
-                    st.one_of(
-                        st.sampled_from([t.encode("utf-8", "surrogatepass") for t in NASTY]), st.binary(max_size=20)
-                    )
-                )
-            )
+        elif how == 2:  # a value changed
+            value = c.pick(_NASTY_BYTES) if c.integer(0, 1) else c.binary(20)
+            parts[at] = parts[at].partition(b"=")[0] + b"=" + value
         elif how == 3:
-            parts[at] = parts[at][: draw(st.integers(0, len(parts[at])))]
+            parts[at] = parts[at][: c.integer(0, len(parts[at]))]
         elif how == 4:
-            parts.insert(
-                at,
-                draw(
-                    st.sampled_from(
-                        [
-                            b"SUBSYSTEM=misc",
-                            b"SUBSYSTEM=memory",
-                            b"ACTION=online",
-                            b"DEVNAME=shrinkmem",
-                            b"DEVPATH=/",
-                            b"DEVPATH=",
-                            b"@",
-                            b"=",
-                            b"\xff\xfe",
-                        ]
-                    )
-                ),
-            )
+            parts.insert(at, c.pick(_UEVENT_FIELDS))
         elif how == 5:
-            parts[at] = parts[at].replace(b"@", draw(st.sampled_from([b"", b"@@", b"\0"])))
+            parts[at] = parts[at].replace(b"@", c.pick([b"", b"@@", b"\0"]))
         else:
-            parts.insert(at, draw(st.binary(max_size=30)))
+            parts.insert(at, c.binary(30))
     return b"\0".join(parts)
+
+
+_KMSG_SEPARATORS = [",", ";", ":", "(", ")", "|", " ", "order:", "mode:", "page allocation failure"]
+
+
+def kmsg_record(c: Chooser) -> bytes:
+    """Records with their header and message mutated as text (numbers, separators, fields), some random bytes."""
+    if c.integer(0, 9) == 0:
+        return c.binary(200)
+    lines = c.pick(KMSG).decode().split("\n")
+    for _ in range(c.integer(0, 6)):
+        at = c.integer(0, len(lines) - 1)
+        how = c.integer(0, 5)
+        if how == 0:
+            runs = list(DIGITS.finditer(lines[at]))
+            if runs:
+                run = c.pick(runs)
+                lines[at] = lines[at][: run.start()] + c.number() + lines[at][run.end() :]
+        elif how == 1:
+            old = c.pick(_KMSG_SEPARATORS)
+            lines[at] = lines[at].replace(old, c.pick(["", ",", ";", ":", "\n", "\x00", "  ", old * 2]), 1)
+        elif how == 2:
+            cut = c.integer(0, len(lines[at]))
+            lines[at] = lines[at][:cut] + (c.pick(NASTY) if c.integer(0, 1) else c.text(10)) + lines[at][cut:]
+        elif how == 3:
+            lines[at] = lines[at][: c.integer(0, len(lines[at]))]
+        elif how == 4:
+            lines.insert(at, c.text(30))
+        else:
+            lines[at] = lines[at] + c.pick(KMSG).decode().split(";", 1)[-1]
+    return "\n".join(lines).encode("utf-8", "surrogatepass")
 
 
 # -- the checks ------------------------------------------------------------------------------
@@ -453,14 +597,17 @@ def check_vmstat_keys(case: Tuple[str, Tuple[str, ...]]) -> str:
     return _expect_input(lambda: parse.parse_vmstat(text, "/proc/vmstat", keys), "/proc/vmstat", shape)
 
 
-def vmstat_with_keys() -> st.SearchStrategy[Tuple[str, Tuple[str, ...]]]:
-    # The keys are shrinkd's own (counter names), never read from the input: names, not any text.
-    names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=20)
-    keys = st.one_of(
-        st.just(PICKED_KEYS),
-        st.lists(st.one_of(st.sampled_from(PICKED_KEYS), names), max_size=8).map(tuple),
-    )
-    return st.tuples(texts("vmstat"), keys)
+_KEY_NAME = "abcdefghijklmnopqrstuvwxyz_0123456789"
+
+
+def vmstat_case(c: Chooser) -> Tuple[str, Tuple[str, ...]]:
+    """/proc/vmstat's text and the keys to pick. The keys are shrinkd's own (counter names), never read
+    from the input: names, not any text."""
+    text = text_for("vmstat")(c)
+    if c.integer(0, 1) == 0:
+        return text, PICKED_KEYS
+    keys = [c.pick(PICKED_KEYS) if c.integer(0, 1) else (c.text(20, _KEY_NAME) or "x") for _ in range(c.integer(0, 8))]
+    return text, tuple(keys)
 
 
 def check_meminfo(text: str) -> str:
@@ -492,43 +639,6 @@ def check_kmsg(data: bytes) -> str:
         if failure.zone not in ("DMA", "DMA32", "Normal", "HighMem", "Movable"):
             raise Bug(f"zone {failure.zone!r}")
     return PARSED
-
-
-@st.composite
-def kmsg_records(draw: st.DrawFn) -> bytes:
-    """Records with their header and message mutated as text (numbers, separators, fields), some random bytes."""
-    if draw(st.integers(0, 9)) == 0:
-        return draw(st.binary(max_size=200))
-    text = draw(st.sampled_from(KMSG)).decode()
-    lines = text.split("\n")
-    for _ in range(draw(st.integers(0, 6))):
-        line = draw(st.integers(0, len(lines) - 1))
-        how = draw(st.integers(0, 5))
-        if how == 0:
-            runs = list(DIGITS.finditer(lines[line]))
-            if runs:
-                run = runs[draw(st.integers(0, len(runs) - 1))]
-                lines[line] = lines[line][: run.start()] + draw(_numbers) + lines[line][run.end() :]
-        elif how == 1:
-            old = draw(
-                st.sampled_from([",", ";", ":", "(", ")", "|", " ", "order:", "mode:", "page allocation failure"])
-            )
-            lines[line] = lines[line].replace(
-                old, draw(st.sampled_from(["", ",", ";", ":", "\n", "\x00", "  ", old * 2])), 1
-            )
-        elif how == 2:
-            cut = draw(st.integers(0, len(lines[line])))
-            lines[line] = (
-                lines[line][:cut] + draw(st.one_of(st.sampled_from(NASTY), st.text(max_size=10))) + lines[line][cut:]
-            )
-        elif how == 3:
-            lines[line] = lines[line][: draw(st.integers(0, len(lines[line])))]
-        elif how == 4:
-            lines.insert(line, draw(st.text(max_size=30)))
-        else:
-            donor = draw(st.sampled_from(KMSG)).decode().split(";", 1)[-1]
-            lines[line] = lines[line] + donor
-    return "\n".join(lines).encode("utf-8", "surrogatepass")
 
 
 def check_uevent(data: bytes) -> str:
@@ -564,73 +674,78 @@ def check_config(text: str) -> str:
     return PARSED
 
 
-def config_documents() -> st.SearchStrategy[str]:
+def config_document(c: Chooser) -> str:
     """Mutated configuration files, and documents built from the schema's own keys with any values."""
-    scalar = st.one_of(
-        st.sampled_from(NASTY),
-        st.integers(-(2**64), 2**64),
-        st.floats(allow_nan=True, allow_infinity=True),
-        st.booleans(),
-        st.none(),
-        st.text(max_size=10),
-    )
-    return st.one_of(mutated("config"), mutated("config"), _schema_documents(scalar), st.text(max_size=200))
+    how = c.integer(0, 3)
+    if how < 2:
+        return mutated(c, "config")
+    return schema_document(c) if how == 2 else c.text(200)
 
 
 def _schema_keys(section: Any, depth: int = 0) -> Dict[str, Any]:
-    """The key tree of configfile.SCHEMA: {key: subtree or None} (rules' items as "rules")."""
+    """The key tree of configfile.SCHEMA: {key: subtree, or {} for a value}."""
     fields = getattr(section, "fields", None)
     if fields is None or depth > 4:
         return {}
     return {key: _schema_keys(check, depth + 1) for key, (check, _default) in fields.items()}
 
 
-RULE_KEYS = {key: None for key in configfile._RULE.fields}
+SCHEMA_KEYS = _schema_keys(configfile.SCHEMA)
+RULE_KEYS = sorted(configfile._RULE.fields)
 
 
-@st.composite
-def _schema_documents(draw: st.DrawFn, scalar: st.SearchStrategy[Any]) -> str:
+def schema_document(c: Chooser) -> str:
     import yaml
 
-    def value_for(subtree: Optional[Dict[str, Any]], key: str) -> Any:
+    def value_for(subtree: Dict[str, Any], key: str) -> Any:
         if key == "rules":
-            return [
-                {k: draw(scalar) for k in draw(st.lists(st.sampled_from(sorted(RULE_KEYS)), max_size=5, unique=True))}
-                | ({"orders": draw(st.lists(scalar, max_size=3))} if draw(st.booleans()) else {})
-                for _ in range(draw(st.integers(0, 3)))
-            ]
-        if subtree and draw(st.integers(0, 4)) > 0:
-            keys = draw(st.lists(st.sampled_from(sorted(subtree)), max_size=len(subtree), unique=True))
-            return {k: value_for(subtree[k], k) for k in keys}
-        if draw(st.integers(0, 5)) == 0:
-            return draw(st.lists(scalar, max_size=3))
-        return draw(scalar)
+            rules = []
+            for _ in range(c.integer(0, 3)):
+                rule = {k: c.scalar() for k in c.some(RULE_KEYS, 5)}
+                if c.integer(0, 1):
+                    rule["orders"] = [c.scalar() for _ in range(c.integer(0, 3))]
+                rules.append(rule)
+            return rules
+        if subtree and c.integer(0, 4) > 0:
+            return {k: value_for(subtree[k], k) for k in c.some(sorted(subtree), len(subtree))}
+        if c.integer(0, 5) == 0:
+            return [c.scalar() for _ in range(c.integer(0, 3))]
+        return c.scalar()
 
-    top = _schema_keys(configfile.SCHEMA)
-    keys = draw(st.lists(st.sampled_from(sorted(top)), max_size=len(top), unique=True))
-    document = {key: value_for(top[key], key) for key in keys}
-    if draw(st.booleans()):
-        document[draw(st.text(max_size=8))] = draw(scalar)
+    document = {key: value_for(SCHEMA_KEYS[key], key) for key in c.some(sorted(SCHEMA_KEYS), len(SCHEMA_KEYS))}
+    if c.integer(0, 1):
+        document[c.text(8)] = c.scalar()
     return yaml.safe_dump(document, allow_unicode=True)
 
 
 class Target:
-    def __init__(self, name: str, strategy: st.SearchStrategy[Any], check: Callable[[Any], str]) -> None:
+    def __init__(self, name: str, generate: Callable[[Chooser], Any], check: Callable[[Any], str]) -> None:
         self.name = name
-        self.strategy = strategy
+        self.generate = generate
         self.check = check
+
+    @property
+    def strategy(self) -> st.SearchStrategy[Any]:
+        """The generator under Hypothesis: every choice a draw."""
+        generate = self.generate
+
+        @st.composite
+        def drawn(draw: st.DrawFn) -> Any:
+            return generate(Draws(draw))
+
+        return drawn()
 
 
 TARGETS = [
-    Target("buddyinfo", texts("buddyinfo"), check_buddyinfo),
-    Target("zoneinfo", texts("zoneinfo"), check_zoneinfo),
-    Target("vmstat", texts("vmstat"), check_vmstat),
-    Target("vmstat-keys", vmstat_with_keys(), check_vmstat_keys),
-    Target("pressure", texts("pressure"), check_pressure),
-    Target("meminfo", texts("meminfo"), check_meminfo),
-    Target("pagetypeinfo", texts("pagetypeinfo"), check_pagetypeinfo),
-    Target("uevent", uevents(), check_uevent),
-    Target("kmsg", kmsg_records(), check_kmsg),
-    Target("config", config_documents(), check_config),
+    Target("buddyinfo", text_for("buddyinfo"), check_buddyinfo),
+    Target("zoneinfo", text_for("zoneinfo"), check_zoneinfo),
+    Target("vmstat", text_for("vmstat"), check_vmstat),
+    Target("vmstat-keys", vmstat_case, check_vmstat_keys),
+    Target("pressure", text_for("pressure"), check_pressure),
+    Target("meminfo", text_for("meminfo"), check_meminfo),
+    Target("pagetypeinfo", text_for("pagetypeinfo"), check_pagetypeinfo),
+    Target("uevent", uevent, check_uevent),
+    Target("kmsg", kmsg_record, check_kmsg),
+    Target("config", config_document, check_config),
 ]
 BY_NAME = {target.name: target for target in TARGETS}

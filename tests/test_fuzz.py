@@ -123,6 +123,7 @@ CONFIG_CASES: List[Tuple[str, str]] = [
     ("dry_run: !!int abc\n", "fuzz.yaml:1: dry_run: bad value for tag:yaml.org,2002:int: 'abc'"),
     ("dry_run: !!bool maybe\n", "fuzz.yaml:1: dry_run: bad value for tag:yaml.org,2002:bool: 'maybe'"),
     ("dry_run: !!float x\n", "fuzz.yaml:1: dry_run: bad value for tag:yaml.org,2002:float: 'x'"),
+    ("!!float", "fuzz.yaml:1: bad value for tag:yaml.org,2002:float: ''"),  # IndexError (found by bench/fuzz.py)
     (
         "dry_run: !!timestamp 2001-13-45\n",
         "fuzz.yaml:1: dry_run: bad value for tag:yaml.org,2002:timestamp: '2001-13-45'",
