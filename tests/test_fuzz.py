@@ -178,3 +178,27 @@ def test_size_with_a_digit_python_reads_differently() -> None:
     assert config.parse_size("\u0663M") is None  # Arabic-Indic three: int() would read it; a size is ASCII digits
     assert config.parse_size("9" * 5000 + "M") is None  # int() refuses more than 4300 digits
     assert config.parse_size("3M") == 3 << 20
+
+
+def test_the_benchmark_runs_and_prints_its_table() -> None:
+    """bench/fuzz.py in a quick run: a row per target with its counts adding up, and exit 0 (no bug)."""
+    import re
+    import subprocess
+    import sys
+
+    from .fuzzing import REPO
+
+    result = subprocess.run(
+        [sys.executable, "bench/fuzz.py", "--inputs", "400", "--batch", "20", "--only", "buddyinfo", "config"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = re.findall(r"^(\w[\w-]*)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+(\d+)$", result.stdout, re.M)
+    assert [row[0] for row in rows] == ["buddyinfo", "config"], result.stdout
+    for _, inputs, parsed, refused, _, _ in rows:
+        assert int(inputs) == 400 == int(parsed) + int(refused)
+    assert "total: 800 inputs, no outcome other than a parsed value or the documented error" in result.stdout
