@@ -207,7 +207,7 @@ class Loop:
     def step(self, number: int) -> None:
         if number % 250 == 0:
             fill_cache()
-        if number % 500 == 250:
+        if number % 100 == 50:
             self.concurrent(10)
             return
         roll = self.rng.random()
