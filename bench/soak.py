@@ -71,6 +71,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"descriptors {last.fds - warm.fds:+d}, objects {last.objects - warm.objects:+d}, "
             f"blocks {last.blocks - warm.blocks:+d}"
         )
+        print(
+            f"ratio {last.polls}/{warm.polls} polls: RSS {last.rss / warm.rss:.3f}x, "
+            f"objects {last.objects / warm.objects:.3f}x, blocks {last.blocks / warm.blocks:.3f}x"
+        )
         problems += growth(warm, last)
     for problem in problems:
         print(f"PROBLEM: {problem}")
