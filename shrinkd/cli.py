@@ -461,7 +461,12 @@ def cmd_compact(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     from . import configload
 
-    paths = configload.resolve(args.file)
+    def warn(problem: str) -> None:
+        print(f"shrinkd: warning: {problem} (shrinkd run would refuse it)", file=sys.stderr)
+
+    # Judged as the daemon, running as root, judges them; a file given to check (a draft, a
+    # user's own copy) only gets a warning, the installed files are refused as run refuses them.
+    paths = configload.resolve(args.file, warn=warn if args.file is not None else None, owners=(0,))
     config = configload.load(paths)
     names = ", ".join(rule.name for rule in config.rules) or "none"
     print(

@@ -238,7 +238,8 @@ def parse_size(text: str) -> Optional[int]:
             break
     unit = cleaned[-1:] if cleaned[-1:] in _SIZE_UNITS else ""
     number = cleaned[: len(cleaned) - len(unit)]
-    if not number.isdigit():
+    # str.isdigit() alone also takes what int() refuses: "²", more than 4300 digits.
+    if not (number.isascii() and number.isdigit()) or len(number) > 30:
         return None
     return int(number) * _SIZE_UNITS[unit]
 

@@ -87,31 +87,70 @@ class Node:
         return ConfigError(self.source, self.line, key, problem)
 
 
-def _from_yaml(node: Any, source: str, constructor: Any, path: str = "") -> Node:
+# Limits on what one file may hold, aliases expanded: a real configuration has a few
+# hundred values, three or four levels deep. Beyond them lies a recursive alias
+# (`a: &x [*x]`) or an alias bomb (each level repeating the one before ten times).
+MAX_DEPTH = 64
+MAX_VALUES = 10_000
+
+
+def _from_yaml(
+    node: Any, source: str, constructor: Any, path: str = "", depth: int = 0, left: Optional[List[int]] = None
+) -> Node:
     import yaml
 
     line = node.start_mark.line + 1
+    left = left if left is not None else [MAX_VALUES]
+    left[0] -= 1
+    if depth > MAX_DEPTH:
+        raise ConfigError(source, line, path, f"nested more than {MAX_DEPTH} levels deep (a recursive alias?)")
+    if left[0] < 0:
+        raise ConfigError(source, line, path, f"more than {MAX_VALUES} values (aliases repeating aliases?)")
     if isinstance(node, yaml.MappingNode):
         items: Dict[str, Tuple[Node, Node]] = {}
         for key_node, value_node in node.value:
-            key = _from_yaml(key_node, source, constructor, path)
+            key = _from_yaml(key_node, source, constructor, path, depth + 1, left)
             if not isinstance(key.value, str):
                 raise key.error(path, f"keys must be strings, got {_describe(key.value)}")
             if key.value in items:
                 raise key.error(_join(path, key.value), "duplicate key")
-            items[key.value] = (key, _from_yaml(value_node, source, constructor, _join(path, key.value)))
+            items[key.value] = (key, _from_yaml(value_node, source, constructor, _join(path, key.value), depth + 1, left))
         return Node(items, source, line)
     if isinstance(node, yaml.SequenceNode):
         return Node(
-            [_from_yaml(item, source, constructor, f"{path}[{index}]") for index, item in enumerate(node.value)],
+            [
+                _from_yaml(item, source, constructor, f"{path}[{index}]", depth + 1, left)
+                for index, item in enumerate(node.value)
+            ],
             source,
             line,
         )
     try:
         value = constructor.construct_object(node, deep=True)
     except yaml.YAMLError as error:
-        raise ConfigError(source, line, path, f"bad value: {error}") from None
+        raise ConfigError(source, line, path, f"bad value: {_yaml_problem(error)}") from None
+    except Exception:
+        # PyYAML's constructors fail with whatever Python raises on an explicit tag the value does
+        # not fit (`!!int abc`: ValueError, `!!bool maybe`: KeyError, `!!float` with nothing after
+        # it: IndexError) and on an integer of more than 4300 digits (Python's limit).
+        shown = repr(str(node.value)[:40]) + ("..." if len(str(node.value)) > 40 else "")
+        raise ConfigError(source, line, path, f"bad value for {node.tag}: {shown}") from None
     return Node(value, source, line)
+
+
+def _yaml_problem(error: Exception) -> str:
+    """PyYAML's error in one line, without the position it appends (the error names the line)."""
+    import yaml
+
+    if isinstance(error, yaml.MarkedYAMLError):
+        text = error.problem or error.context or "not valid YAML"
+    elif isinstance(error, yaml.reader.ReaderError):
+        char = error.character
+        code = ord(char) if isinstance(char, str) and len(char) == 1 else char
+        text = f"{error.reason}: character #x{code:04x}" if isinstance(code, int) else str(error.reason)
+    else:
+        text = str(error)
+    return " ".join(text.split("\n")[0].split()) or type(error).__name__
 
 
 def parse_text(text: str, source: str) -> Optional[Node]:
@@ -124,10 +163,14 @@ def parse_text(text: str, source: str) -> Optional[Node]:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
-        problem = error.problem or error.context or "not valid YAML"
-        raise ConfigError(source, line, "", f"YAML syntax: {problem}") from None
+        raise ConfigError(source, line, "", f"YAML syntax: {_yaml_problem(error)}") from None
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, error.position) + 1 if isinstance(error.position, int) else None
+        raise ConfigError(source, line, "", f"YAML syntax: {_yaml_problem(error)}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(source, None, "", f"YAML syntax: {error}") from None
+        raise ConfigError(source, None, "", f"YAML syntax: {_yaml_problem(error)}") from None
+    except UnicodeEncodeError:  # a lone surrogate: text no UTF-8 file can hold (read_file says "not UTF-8 text")
+        raise ConfigError(source, None, "", "not UTF-8 text") from None
     if root is None:
         return None
     constructor = yaml.SafeLoader("")
@@ -301,6 +344,8 @@ class Section:
 
 
 def _join(path: str, key: str) -> str:
+    if not key.isprintable():  # a key with a line break or a control character: shown quoted, the error stays one line
+        key = repr(key)
     return f"{path}.{key}" if path else key
 
 

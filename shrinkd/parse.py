@@ -83,12 +83,18 @@ def zone_header(line: str) -> Optional[Tuple[int, str, str]]:
     """Split `Node N, zone NAME rest...` into (N, NAME, rest); None for any other line."""
     head, comma, rest = line.partition(",")
     node = head.split()
-    if not comma or len(node) != 2 or node[0] != "Node" or not node[1].isdigit():
+    if not comma or len(node) != 2 or node[0] != "Node" or not _small_number(node[1]):
         return None
     zone = rest.split(None, 2)
     if len(zone) < 2 or zone[0] != "zone":
         return None
     return int(node[1]), zone[1], zone[2] if len(zone) > 2 else ""
+
+
+def _small_number(token: str) -> bool:
+    """ASCII digits, fewer than ten: str.isdigit() alone also takes what int() refuses (a
+    superscript two; more than 4300 digits)."""
+    return token.isascii() and token.isdigit() and len(token) < 10
 
 
 def _lines(text: str) -> Iterator[Tuple[int, str]]:
@@ -327,7 +333,7 @@ def allocation_failure(record: KmsgRecord) -> Optional[AllocationFailure]:
     if start < 0 or start > 4:
         return None
     digits = tail[start + 6 :].split(",", 1)[0].strip()
-    if not digits.isdigit():
+    if not _small_number(digits):
         return None
     mode = ""
     start = tail.find("mode:")

@@ -1,0 +1,76 @@
+"""A month in minutes, shortened for CI: the real daemon loop on a scripted fake kernel
+(tests/soak.py; bench/soak.py runs a million polls). Everything the script does happens
+in the first 3,000 polls (warm-up: the shrinkmem client is imported when the module first
+appears); from there to the end memory, descriptors and objects stay flat, every event
+arrives in the journal and adds up with what the script and the fake kernel counted, and
+no exception escapes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List
+
+import pytest
+
+from shrinkd import events
+
+from .soak import Soak, growth
+
+WARM_UP = 3000
+POLLS = 9000
+# Every kind of change, several times over, within the warm-up and again after it.
+SCRIPT = {
+    "module_every": 500,
+    "reload_every": 400,
+    "failing_every": 700,
+    "failing_for": 100,
+    "malformed_every": 300,
+    "failure_every": 700,
+}
+
+
+def run_soak(root: Path, polls: int, checkpoints: List[int]) -> Soak:
+    soak = Soak(root, polls, checkpoints, **SCRIPT)
+    try:
+        assert soak.run() == 0
+    finally:
+        soak.close()
+    return soak
+
+
+def test_a_shortened_month_is_flat_and_every_event_is_logged(tmp_path: Path) -> None:
+    soak = run_soak(tmp_path, POLLS, [WARM_UP, 6000, POLLS])
+    assert soak.mismatches() == []
+    counted = soak.listener.events
+    # The script reached everything it is there for.
+    for kind in (
+        "reloaded",
+        "reload_failed",
+        "backends_changed",
+        "action_failed",
+        "poll_failed",
+        "reclaimed",
+        "allocation_failed",
+    ):
+        assert counted.get(kind, 0) >= 2, (kind, counted)
+    assert soak.listener.notifications.get("WATCHDOG", 0) > 0
+    warm, *_, last = soak.figures
+    assert [f.polls for f in soak.figures] == [WARM_UP, 6000, POLLS]
+    assert growth(warm, last) == [], [f.row() for f in soak.figures]
+
+
+def test_the_soak_sees_a_leak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same checks fail when something keeps a little of every event: the soak can fail."""
+    kept: List[Any] = []
+    original = events.Events.event
+
+    def leaky(self: events.Events, kind: str, message: str, *args: Any, **fields: Any) -> None:
+        kept.append((kind, message, dict(fields)))
+        original(self, kind, message, *args, **fields)
+
+    monkeypatch.setattr(events.Events, "event", leaky)
+    soak = run_soak(tmp_path, 5000, [1000, 5000])
+    assert soak.mismatches() == []  # the events still add up: only memory tells
+    problems = growth(*soak.figures)
+    assert any(problem.startswith("Python objects") for problem in problems), [f.row() for f in soak.figures]
