@@ -44,11 +44,11 @@ REPO = vm.REPO
 KMOD = REPO / "kmod"
 SERIES = ["6.1", "6.12"]
 # Kernels built by tests/testkernels.py where the whole suite runs, and those that must refuse the module.
-SUITE_KERNELS = ["gcc-debug-export", "clang-kcfi-export"]
+SUITE_KERNELS = ["kcfi-debug-export"]
 TARGETS = SERIES + SUITE_KERNELS
 REFUSALS = {
-    "gcc-nohib": "refusing to load: this kernel is built without CONFIG_HIBERNATION",
-    "clang-kcfi": "refusing to load: kCFI would reject an indirect call to shrink_all_memory()",
+    "kcfi-debug-nohib": "refusing to load: this kernel is built without CONFIG_HIBERNATION",
+    "kcfi-debug": "refusing to load: kCFI would reject an indirect call to shrink_all_memory()",
 }
 LINUX_SOURCE = Path("/usr/src/linux-source-6.1.tar.xz")
 PAGE_KB = 4
@@ -308,7 +308,7 @@ def test_kernel_log_filter_tells_reports_from_noise() -> None:
 
 
 ALL_BUILDS = TARGETS + sorted(REFUSALS)
-EXPORTING = {"gcc-debug-export", "clang-kcfi-export"}
+EXPORTING = {"kcfi-debug-export"}
 
 
 @needs_kernels
@@ -353,9 +353,9 @@ def test_refusals_compiled_in_where_the_config_needs_them(series: str) -> None:
     assert b"is proven only on x86_64, arm64 and arm" not in binary
     if series == "6.12":
         assert ibt, "bookworm-backports' 6.12 is an IBT build: the IBT check must be exercised by this build"
-    if series.startswith("clang-kcfi"):
+    if series.startswith("kcfi-"):
         assert cfi, f"{series} must be a kCFI kernel"
-    if series == "gcc-nohib":
+    if series == "kcfi-debug-nohib":
         assert not hibernation
 
 
@@ -642,11 +642,10 @@ class GuestPlan:
 PLANS = {
     "6.1": GuestPlan(ALL_SECTIONS),
     "6.12": GuestPlan(ALL_SECTIONS),
-    # KASAN and lockdep slow reclaim down several times under emulation: a smaller hog.
-    "gcc-debug-export": GuestPlan(ALL_SECTIONS, hog_mb=1000, kill_mb=1200),
-    # The kCFI kernel shows the direct call: every section but the long kill test (its
-    # signal and freezer paths are the same code, run on the three kernels above).
-    "clang-kcfi-export": GuestPlan([name for name in ALL_SECTIONS if name != "kill"]),
+    # kCFI with the export patch, lockdep and KASAN: the direct call under kCFI, every
+    # section watched by lockdep and KASAN (they slow reclaim down several times under
+    # emulation: a smaller hog).
+    "kcfi-debug-export": GuestPlan(ALL_SECTIONS, hog_mb=1000, kill_mb=1200),
 }
 FULL_TARGETS = [target for target in TARGETS if "kill" in PLANS[target].sections]
 
@@ -682,7 +681,7 @@ def _boot(target: str) -> GuestRun:
     with open(swap, "wb") as f:
         f.truncate((plan.hog_mb + 512) << 20)
     extra = [f"--sections {','.join(plan.sections)}"]
-    if target == "gcc-debug-export":
+    if target == "kcfi-debug-export":
         extra.append(DEBUG_EXTRA)
     try:
         result = vm.run_in_vm(
@@ -1293,7 +1292,7 @@ def test_kernel_log_stays_clean(guest: GuestRun) -> None:
     assert "shrinkmem: ready" in dmesg
     bad = [line for line in dmesg.splitlines() if BAD_KERNEL_LOG.search(line)]
     assert bad == [], "\n".join(bad)
-    if guest.series == "gcc-debug-export":
+    if guest.series == "kcfi-debug-export":
         # Here the scan means something: lockdep and KASAN watched the whole suite, and lockdep was
         # still on at the end (it turns itself off after its first report).
         config = kernel_config(kdir_of(guest.series))

@@ -32,30 +32,28 @@ def test_each_kernel_asks_for_what_its_test_needs() -> None:
             assert options[option] == "y", (name, option)
         assert options["CONFIG_SUSPEND"] == options["CONFIG_PM_DEBUG"] == "y", name  # the freezer's pm_test
         assert options["CONFIG_DEBUG_INFO"] == "n", name  # debug info would double the build
-    assert wanted["gcc-nohib"]["CONFIG_HIBERNATION"] == "n"
-    assert wanted["gcc-debug-export"]["CONFIG_HIBERNATION"] == "y"
-    for name in ("clang-kcfi", "clang-kcfi-export"):
-        assert wanted[name]["CONFIG_CFI_CLANG"] == "y" and testkernels.SPECS[name].compiler == "clang"
-    debug = wanted["gcc-debug-export"]
-    assert debug["CONFIG_PROVE_LOCKING"] == debug["CONFIG_KASAN"] == "y"
+    assert wanted["kcfi-debug-nohib"]["CONFIG_HIBERNATION"] == "n"
+    for name in ("kcfi-debug-export", "kcfi-debug"):
+        assert wanted[name]["CONFIG_HIBERNATION"] == "y"
+    for name, options in wanted.items():
+        assert options["CONFIG_CFI_CLANG"] == "y" and testkernels.SPECS[name].compiler == "clang", name
+        assert options["CONFIG_PROVE_LOCKING"] == options["CONFIG_KASAN"] == "y", name
     assert [name for name, spec in testkernels.SPECS.items() if spec.export_patch] == [
-        "gcc-debug-export",
-        "gcc-nohib",
-        "clang-kcfi-export",
+        "kcfi-debug-export",
+        "kcfi-debug-nohib",
     ]
 
 
 def test_kernels_sharing_a_tree_differ_by_one_thing() -> None:
-    """What makes the second kernel of a compiler cheap: one option (gcc) or the one-line patch (clang)."""
+    """What makes the second and third kernels cheap: the one-line patch, or one option."""
     specs = testkernels.SPECS
-    gcc = diff(specs["gcc-debug-export"].wanted(), specs["gcc-nohib"].wanted())
-    assert gcc == {"CONFIG_HIBERNATION": ("y", "n")}
-    assert specs["gcc-debug-export"].export_patch == specs["gcc-nohib"].export_patch
-    assert diff(specs["clang-kcfi"].wanted(), specs["clang-kcfi-export"].wanted()) == {}
-    assert (specs["clang-kcfi"].export_patch, specs["clang-kcfi-export"].export_patch) == (False, True)
-    # The build order of a tree: the first kernel listed of each compiler is the full build.
-    order = [spec.compiler for spec in specs.values()]
-    assert order == ["gcc", "gcc", "clang", "clang"]
+    assert diff(specs["kcfi-debug-export"].wanted(), specs["kcfi-debug"].wanted()) == {}
+    assert (specs["kcfi-debug-export"].export_patch, specs["kcfi-debug"].export_patch) == (True, False)
+    nohib = diff(specs["kcfi-debug-export"].wanted(), specs["kcfi-debug-nohib"].wanted())
+    assert nohib == {"CONFIG_HIBERNATION": ("y", "n")}
+    assert specs["kcfi-debug-nohib"].export_patch
+    # One compiler, so one tree: the first kernel listed is the full build.
+    assert {spec.compiler for spec in specs.values()} == {"clang"}
 
 
 def test_config_parsing_reads_set_and_unset_options() -> None:

@@ -2,19 +2,21 @@
 
 Every Debian kernel has hibernation, none has kCFI, none exports shrink_all_memory()
 and none runs lockdep or KASAN. The shrinkmem tests need each of those, so this
-module builds minimal x86_64 kernels that boot with tests/vm.py (virtme-ng):
+module builds minimal x86_64 kernels that boot with tests/vm.py (virtme-ng), all
+three with clang-16, kCFI (CONFIG_CFI_CLANG), PROVE_LOCKING and KASAN:
 
-    gcc-nohib           no CONFIG_HIBERNATION: the module must refuse to load
-    gcc-debug-export    the export patch, PROVE_LOCKING and KASAN: the whole module suite
-    clang-kcfi          kCFI (CONFIG_CFI_CLANG, clang-16), no export: the module must refuse
-    clang-kcfi-export   kCFI with the export patch: the direct call must work
+    kcfi-debug-export   the export patch: the direct call works under kCFI, and the
+                        whole module suite runs with lockdep and KASAN watching
+    kcfi-debug          no export: the module must refuse (kCFI)
+    kcfi-debug-nohib    no CONFIG_HIBERNATION: the module must refuse (no shrink_all_memory())
 
 A configuration is `make allnoconfig`, then the options virtme-ng needs to boot a
 guest (`virtme-configkernel --dry-run`, without its optional extras), then ours
 (FRAGMENTS below), then `make olddefconfig`; every option we ask for is checked to
-have stuck. Kernels of one compiler share a source tree, built in place: the second
-kernel of a pair differs by one option or by the one-line export patch, so make
-rebuilds only what that touches. Builds run niced, two jobs, one at a time (a lock).
+have stuck. The three share one source and object tree, built in place: each differs
+from the first by the one-line export patch or by one option, so make rebuilds only
+what that touches (a cold build is one full kernel and two short rebuilds). Builds
+run niced, two jobs, one at a time (a lock).
 
 The cache lives outside the repository, under $SHRINKD_TEST_CACHE (default
 /var/cache/shrinkd-tests)/kernels:
@@ -26,7 +28,7 @@ The cache lives outside the repository, under $SHRINKD_TEST_CACHE (default
 
 <key> hashes everything that goes into the kernel: the source package version, the
 compiler's version, the patch, virtme's options and ours. A test asks for a kernel
-with `ensure("gcc-nohib")`, which builds it when it is missing (a cold CI run builds
+with `ensure("kcfi-debug")`, which builds it when it is missing (a cold CI run builds
 them all once) and returns at once when it is cached.
 
     python -m tests.testkernels build [NAME...]    build what is missing, print the times
@@ -56,7 +58,7 @@ SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 SOURCE_PACKAGE = "linux-source-6.1"
 EXPORT_PATCH = REPO / "kmod" / "patches" / "export-shrink_all_memory.patch"
 # Raised when the way kernels are built changes, so that old cache entries are not reused.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 JOBS = 2
 NICE = 10
 
@@ -145,36 +147,32 @@ class KernelSpec:
         return wanted
 
 
+KCFI_FRAGMENT = "CONFIG_CFI_CLANG=y\nCONFIG_CFI_PERMISSIVE=n\n" + DEBUG_FRAGMENT
+
 SPECS: Dict[str, KernelSpec] = {
     spec.name: spec
     for spec in (
         KernelSpec(
-            "gcc-debug-export",
-            "gcc",
-            "CONFIG_HIBERNATION=y\n" + DEBUG_FRAGMENT,
-            True,
-            "exports shrink_all_memory(); lockdep (PROVE_LOCKING) and KASAN: the whole module suite runs here",
-        ),
-        KernelSpec(
-            "gcc-nohib",
-            "gcc",
-            "CONFIG_HIBERNATION=n\n" + DEBUG_FRAGMENT,
-            True,
-            "no CONFIG_HIBERNATION, so no shrink_all_memory(): the module must refuse to load",
-        ),
-        KernelSpec(
-            "clang-kcfi",
+            "kcfi-debug-export",
             "clang",
-            "CONFIG_HIBERNATION=y\nCONFIG_CFI_CLANG=y\nCONFIG_CFI_PERMISSIVE=n\n",
+            "CONFIG_HIBERNATION=y\n" + KCFI_FRAGMENT,
+            True,
+            "kCFI with the export patch, lockdep (PROVE_LOCKING) and KASAN: the direct call works under kCFI;"
+            " the whole module suite runs here",
+        ),
+        KernelSpec(
+            "kcfi-debug",
+            "clang",
+            "CONFIG_HIBERNATION=y\n" + KCFI_FRAGMENT,
             False,
             "kCFI, shrink_all_memory() not exported: the module must refuse to load",
         ),
         KernelSpec(
-            "clang-kcfi-export",
+            "kcfi-debug-nohib",
             "clang",
-            "CONFIG_HIBERNATION=y\nCONFIG_CFI_CLANG=y\nCONFIG_CFI_PERMISSIVE=n\n",
+            "CONFIG_HIBERNATION=n\n" + KCFI_FRAGMENT,
             True,
-            "kCFI with the export patch: the module calls shrink_all_memory() directly and works",
+            "no CONFIG_HIBERNATION, so no shrink_all_memory(): the module must refuse to load",
         ),
     )
 }
