@@ -13,14 +13,16 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from typing import Any, Dict, List, Tuple
+from pathlib import Path
+from typing import Any, Dict, List, Tuple, Union
 
-from tests import vm
+from tests import testkernels, vm
 from tests.test_kmod_vm import BAD_KERNEL_LOG, make_data_disk
 
-# The kernel the soak boots: Debian's 6.1 (or another series tests/vm.py knows, in
-# SHRINKD_SOAK_KERNEL), until a test kernel with lockdep and KASAN can take its place.
-KERNEL = os.environ.get("SHRINKD_SOAK_KERNEL", "6.1")
+# The kernel the soak boots: the test kernel with lockdep and KASAN (tests/testkernels.py),
+# so that a leak, a use after free or a locking mistake shows in its log; SHRINKD_SOAK_KERNEL
+# names another test kernel or a Debian series tests/vm.py knows ("6.1").
+KERNEL = os.environ.get("SHRINKD_SOAK_KERNEL", "kcfi-debug-export")
 
 GUEST_SCRIPT = """\
 $PY tests/kmod/soak_guest.py --ko {ko} --out "$OUT" --iterations {iterations} --warm-up {warm_up} \\
@@ -43,12 +45,18 @@ def run(
 ) -> Tuple[Dict[str, Any], float]:
     """Boot `kernel`, soak the module for `iterations` operations; (what the guest recorded, seconds of the run)."""
     run_dir = vm.new_run_dir("kmod-soak-")
-    ko = vm.build_module(run_dir, kernel)
+    boot: Union[str, Path] = kernel
+    if kernel in testkernels.SPECS:
+        built = testkernels.ensure(kernel)
+        ko = vm.build_module(run_dir, kernel, kdir=built.build_dir, make_vars=built.make_vars)
+        boot = built.image
+    else:
+        ko = vm.build_module(run_dir, kernel)
     data = make_data_disk(run_dir, cache_mb=128)
     try:
         result = vm.run_in_vm(
             GUEST_SCRIPT.format(ko=shlex.quote(str(ko)), iterations=iterations, warm_up=warm_up),
-            kernel=kernel,
+            kernel=boot,
             memory="1G",
             cpus=2,
             disks=[data],
@@ -129,6 +137,8 @@ def summary_table(results: Dict[str, Any]) -> str:
 
 
 def kernel_name(kernel: str = KERNEL) -> str:
+    if kernel in testkernels.SPECS:
+        return f"test kernel {kernel} ({testkernels.SPECS[kernel].purpose})"
     return f"Debian {vm.kernel_release(kernel)}"
 
 

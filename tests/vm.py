@@ -190,8 +190,17 @@ def run_in_vm(
     return VMResult(returncode, output, out, seconds)
 
 
-def build_module(out: Path, series: str, tree: Path = REPO / "kmod", name: str = "shrinkmem") -> Path:
-    """A module built from `tree` (shrinkmem's by default; a copy under `out`) against a kernel series' headers."""
+def build_module(
+    out: Path,
+    series: str,
+    tree: Path = REPO / "kmod",
+    name: str = "shrinkmem",
+    kdir: Optional[Path] = None,
+    make_vars: Sequence[str] = (),
+) -> Path:
+    """A module built from `tree` (shrinkmem's by default; a copy under `out`) against a kernel series'
+    headers, or against the tree `kdir` with `make_vars` (a test kernel of tests/testkernels.py)."""
+    kdir = kdir or headers_dir(series)
     source = out / tree.name
     shutil.copytree(
         tree,
@@ -199,10 +208,10 @@ def build_module(out: Path, series: str, tree: Path = REPO / "kmod", name: str =
         ignore=shutil.ignore_patterns("*.ko", "*.o", ".*.cmd", "*.mod*", "Module.symvers", "modules.order"),
     )
     built = subprocess.run(
-        ["make", "-C", str(headers_dir(series)), f"M={source}", "modules"], capture_output=True, text=True, check=False
+        ["make", "-C", str(kdir), *make_vars, f"M={source}", "modules"], capture_output=True, text=True, check=False
     )
     if built.returncode != 0:
-        raise VMError(f"building the module against {headers_dir(series)} failed:\n{built.stdout}{built.stderr}")
+        raise VMError(f"building the module against {kdir} failed:\n{built.stdout}{built.stderr}")
     return source / f"{name}.ko"
 
 
