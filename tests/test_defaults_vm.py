@@ -1,5 +1,5 @@
 """The built-in configuration in real kernels: quiet on a healthy system, compaction where it
-suffices, bounded reclaim where it does not, and an allocation failure answered at once.
+suffices, and an allocation failure answered at once.
 
 Debian's 6.1 and 6.12 kernels boot under QEMU with journald and a data disk, and `shrinkd run`
 runs with no configuration file (the built-in defaults), while the guest goes through the
@@ -13,9 +13,9 @@ workloads of tests/workloads.py:
                allocation failure`, shrinkd reports it (allocation_failed) and compacts for
                the allocation_failures trigger at once, woken by the kernel's log.
 
-A third boot (6.1) holds the `unfixable` workload (reclaimable slab in every page block):
-compaction cannot fix it, and shrinkd's reclaim must stay within its per-event and hourly
-bounds. The raw /dev/kmsg records are kept as the parser's fixtures (tests/fixtures/kmsg/).
+What the defaults should do where compaction cannot fix it (tests/workloads.py `unfixable`)
+waits for the outcome study (bench/outcome.py); no test claims it yet. The raw /dev/kmsg
+records are kept as the parser's fixtures (tests/fixtures/kmsg/).
 """
 
 from __future__ import annotations
@@ -89,20 +89,6 @@ kill -TERM "$WPID" "$HPID"; wait "$WPID" "$HPID"
 finish
 """
 
-UNFIXABLE = r"""
-step unfixable
-workload unfixable
-cp /sys/kernel/debug/extfrag/unusable_index "$OUT/before.txt"
-grep -E '^(MemFree|Cached|SReclaimable):' /proc/meminfo | tee "$OUT/meminfo-before.txt"
-start_shrinkd
-sleep 150
-cp /sys/kernel/debug/extfrag/unusable_index "$OUT/after.txt"
-grep -E '^(MemFree|Cached|SReclaimable):' /proc/meminfo | tee "$OUT/meminfo-after.txt"
-kill -TERM "$WPID"; wait "$WPID"
-finish
-"""
-
-
 def boot(name: str, kernel: str, script: str) -> Path:
     out = vm.new_run_dir(f"defaults-{name}-{kernel}-")
     vm.build_module(out, kernel, vm.REPO / "tests" / "helpers" / "allocfail", "shrinkd_allocfail")
@@ -120,14 +106,6 @@ def guest(request: pytest.FixtureRequest) -> Iterator[Path]:
     if reason is not None:
         pytest.skip(reason)
     yield boot("failure", request.param, HEALTHY_COMPACTABLE_FAILURE)
-
-
-@pytest.fixture(scope="module")
-def unfixable() -> Iterator[Path]:
-    reason = vm.available()
-    if reason is not None:
-        pytest.skip(reason)
-    yield boot("unfixable", "6.1", UNFIXABLE)
 
 
 def events(out: Path) -> List[Dict[str, Any]]:
@@ -192,17 +170,3 @@ def test_shrinkd_compacts_at_once_for_the_failure(guest: Path) -> None:
     print(f"allocation failure -> compaction started after {reaction:.2f} s (software-emulated guest)")
     assert int(failed["__MONOTONIC_TIMESTAMP"]) <= int(compacted[0]["__MONOTONIC_TIMESTAMP"])
     assert reaction < configload.builtin().poll.max_interval / 4
-
-
-def test_where_compaction_cannot_fix_it_reclaim_stays_bounded(unfixable: Path) -> None:
-    kinds = [e["SHRINKD_EVENT"] for e in events(unfixable)]
-    assert "compacted" in kinds, kinds
-    limits = configload.builtin().reclaim
-    asked = [int(e["SHRINKD_REQUESTED_BYTES"]) for e in events(unfixable) if e["SHRINKD_EVENT"] == "reclaimed"]
-    print(
-        f"reclaim asked for: {asked}; cache before/after: "
-        f"{(unfixable / 'meminfo-before.txt').read_text().split()} / {(unfixable / 'meminfo-after.txt').read_text().split()}"
-    )
-    assert asked, "no reclaim where compaction could not fix it"
-    assert all(size <= limits.max_per_event for size in asked)
-    assert sum(asked) <= limits.max_per_hour
