@@ -33,6 +33,19 @@ if TYPE_CHECKING:
 
 __all__ = ["DEBUG", "ERR", "INFO", "NOTICE", "WARNING", "Events"]
 
+RUN_DIR = "/run/shrinkd"
+STATE_FILE = "status.json"
+
+
+def state_file(writable: bool = False) -> Optional[str]:
+    """The running daemon's state file: in systemd's $RUNTIME_DIRECTORY (RuntimeDirectory=shrinkd)
+    or /run/shrinkd. With `writable`, None where this process could not write there."""
+    directory = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or RUN_DIR
+    if writable and not os.access(directory, os.W_OK):
+        return None
+    return os.path.join(directory, STATE_FILE)
+
+
 RECENT = 1000  # event kinds kept for `--once`'s exit code and the tests; a daemon runs for months
 
 

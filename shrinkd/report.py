@@ -106,7 +106,7 @@ def render(document: Dict[str, Any]) -> str:
 
 
 def _daemon_lines(daemon: Dict[str, Any]) -> List[str]:
-    """The running daemon, as its state file says (cli.state_file)."""
+    """The running daemon, as its state file says (events.state_file)."""
     wakes = daemon["wakes_per_minute"]
     causes = ", ".join(f"{why} {rate:.1f}" for why, rate in sorted(wakes.items(), key=lambda item: -item[1]))
     lines = [
