@@ -52,6 +52,8 @@ OE_PYTHON_PACKAGES = {
     "pathlib": "python3-core", "platform": "python3-core", "select": "python3-core",
     "signal": "python3-core", "_signal": "python3-core", "struct": "python3-core", "sys": "python3-core",
     "time": "python3-core", "traceback": "python3-core", "typing": "python3-core",
+    # lib-dynload/math.*.so is in python3-core's files; pwd is built into the interpreter.
+    "math": "python3-core", "pwd": "python3-core",
     "_socket": "python3-io", "json": "python3-json", "yaml": "python3-pyyaml",
     # The tools (docs/tools.md): doctor reads /proc/config.gz, history handles dates.
     "contextlib": "python3-core", "stat": "python3-core", "io": "python3-core", "importlib": "python3-core",
