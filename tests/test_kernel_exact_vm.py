@@ -17,7 +17,9 @@ from tests.kernel_oracle import mismatches, parse_debugfs_index
 pytestmark = pytest.mark.vm
 
 
-@pytest.mark.parametrize("plan", ["6.1-numa", "6.12"])
+# 6.1 with two NUMA nodes; Debian's 6.12 is captured and compared the same way in the
+# x86_64-6.12 board session (tests/boards.py, tests/test_boards_vm.py).
+@pytest.mark.parametrize("plan", ["6.1-numa"])
 def test_live_capture_matches_kernel(plan: str, tmp_path: Path) -> None:
     reason = vm.available()
     if reason is not None:
