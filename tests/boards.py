@@ -273,7 +273,7 @@ rm -f /etc/shrinkd/conf.d/50-board-test.yaml
 apt-get purge -y shrinkd shrinkmem-dkms < /dev/null > "$OUT/lc-purge.log" 2>&1; echo $? > "$OUT/lc-purge.rc"
 cd "$REPO"
 $PY tests/board_guest.py fs-list > "$OUT/fs-after.txt"
-dkms status > "$OUT/lc-dkms-after-purge.txt" 2>&1
+dkms status > "$OUT/lc-dkms-after-purge.txt" 2> "$OUT/lc-dkms-after-purge.err"
 systemctl is-enabled shrinkd > "$OUT/lc-enabled-after-purge.txt" 2>&1
 mark purge-end
 journalctl -b -o short-monotonic --no-pager > "$OUT/journal-all.txt"

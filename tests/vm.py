@@ -81,6 +81,14 @@ def kernel_image(series: Union[str, Path]) -> Path:
     return found[series]
 
 
+# Every guest's kernel command line: under software emulation on a shared 2-core host a vCPU
+# thread can wait tens of seconds for a host CPU (a soft lockup "stuck for 52s" in init and
+# udev workers was seen with four emulated CPUs on two host cores). The lockup and RCU stall
+# detectors measure wall time, so they get their longest thresholds (soft lockup 2 x 60 s,
+# RCU stall 300 s): a stall in the module's code still shows, as it does not end.
+EMULATION_CMDLINE = ("watchdog_thresh=60", "rcupdate.rcu_cpu_stall_timeout=300")
+
+
 def kernel_release(series: str) -> str:
     """The `uname -r` of an installed kernel series, e.g. 6.1.0-56-amd64."""
     return kernel_image(series).name[len("vmlinuz-") :]
@@ -161,7 +169,7 @@ def run_in_vm(
         command += ["--numa", size]
     for disk in disks:
         command += ["--disk", str(disk)]
-    for option in append:
+    for option in (*EMULATION_CMDLINE, *append):
         command += ["--append", option]
     command += ["--exec", f"bash {shlex.quote(str(wrapper))}"]
     started = time.monotonic()
@@ -336,7 +344,8 @@ class Board:
         emulator, *machine = self.target.qemu
         command = [emulator, *machine, "-accel", "tcg", "-m", memory, "-smp", str(cpus)]
         command += ["-kernel", str(kernel), "-initrd", str(initrd)]
-        command += ["-append", f"root=/dev/vda rw console={self.target.console} panic=-1 loglevel=4"]
+        command += ["-append", " ".join([f"root=/dev/vda rw console={self.target.console} panic=-1 loglevel=4",
+                                          *EMULATION_CMDLINE])]
         for index, disk in enumerate([self.disk, *disks]):
             fmt = "qcow2" if disk.suffix == ".qcow2" else "raw"
             command += ["-drive", f"file={disk},if=none,id=vd{index},format={fmt},cache=unsafe"]
