@@ -4,10 +4,12 @@
  *
  *   echo ORDER > /sys/module/shrinkd_allocfail/parameters/allocate
  *
- * allocates 2^ORDER pages with GFP_NOWAIT (no reclaim, no compaction: it fails at once
- * when no free block of that order is left) and frees them again. A failure is reported
- * by the kernel as a `page allocation failure` (what shrinkd watches for in /dev/kmsg),
- * and the write fails with ENOMEM. Used by shrinkd's VM tests and bench/reaction.py only.
+ * allocates 2^ORDER pages with __GFP_KSWAPD_RECLAIM only (GFP_NOWAIT as 6.1 defines it:
+ * no direct reclaim, no compaction, so it fails at once when no free block of that order
+ * is left) and frees them again. A failure is reported by the kernel as a `page allocation
+ * failure` (what shrinkd watches for in /dev/kmsg), and the write fails with ENOMEM. Newer
+ * kernels (6.12.117 in Debian 12 among them) add __GFP_NOWARN to GFP_NOWAIT, which would
+ * silence the report. Used by shrinkd's VM tests and bench/reaction.py only.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -29,7 +31,7 @@ static int allocfail_set(const char *val, const struct kernel_param *kp)
 		return ret;
 	if (order > ALLOCFAIL_MAX_ORDER)
 		return -EINVAL;
-	page = alloc_pages(GFP_NOWAIT, order);
+	page = alloc_pages(__GFP_KSWAPD_RECLAIM, order);
 	if (!page)
 		return -ENOMEM;
 	__free_pages(page, order);
