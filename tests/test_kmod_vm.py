@@ -650,7 +650,9 @@ class GuestPlan:
 
 
 PLANS = {
-    "6.1": GuestPlan(ALL_SECTIONS),
+    # A 1000 MB hog swapped out by a 1200 MB request: long enough (tens of seconds) to be
+    # stopped part-way by each signal and by the freezer, and a third of what twice that took.
+    "6.1": GuestPlan(ALL_SECTIONS, hog_mb=1000, kill_mb=1200),
     "6.12": GuestPlan(ALL_SECTIONS),
     # kCFI with the export patch, lockdep and KASAN: the direct call under kCFI, every
     # section watched by lockdep and KASAN (they slow reclaim down several times under
