@@ -20,8 +20,9 @@ root file system of its architecture, systemd as PID 1) twice:
 
 Everything the guest measured lands in the session's run folder; tests/test_boards_vm.py
 and tests/test_lifecycle_vm.py judge it. Sessions of different targets run side by
-side (BOARD_JOBS at a time, default 2: the machine's cores); SHRINKD_BOARDS=NAME,...
-restricts them. `python -m tests.boards table` prints the docs/boards.md table from the
+side (BOARD_JOBS at a time: 2, the machine's cores, or 1 in a pytest-xdist worker, whose
+peer runs a guest too). Without SHRINKD_BOARDS the x86_64 targets run (DEFAULT);
+SHRINKD_BOARDS=all runs every target, SHRINKD_BOARDS=NAME,... the ones named. `python -m tests.boards table` prints the docs/boards.md table from the
 last sessions' figures.
 """
 
@@ -69,7 +70,9 @@ WORKLOAD_PCT = 85
 
 
 def jobs() -> int:
-    return max(1, int(os.environ.get("BOARD_JOBS", "2")))
+    """Sessions at once: 2 (the machine's cores), or 1 in a pytest-xdist worker, whose peer runs a guest too."""
+    default = "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2"
+    return max(1, int(os.environ.get("BOARD_JOBS", default)))
 
 
 def targets() -> List[str]:

@@ -13,18 +13,41 @@ settings.register_profile("shrinkd", deadline=None)
 settings.load_profile("shrinkd")
 
 
-# Files whose tests need the test kernels (tests/testkernels.py): they run last, so that a
-# cold run's kernel build (started in the background by scripts/test.sh) overlaps the rest.
+# Files whose tests need the test kernels (tests/testkernels.py, SHRINKD_TEST_KERNELS=1): last.
 NEEDS_TEST_KERNELS = ("test_kmod_vm.py", "test_kmod_soak_vm.py")
+# The board sessions (tests/boards.py) serve both files: one group, so one worker runs them.
+BOARDS = ("test_boards_vm.py", "test_lifecycle_vm.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
-    """Tests that boot nothing first, then those that boot a guest, then those that need the test
-    kernels; the order within each group (and so each module's fixtures) is kept."""
+    """Order: tests that boot nothing, the board sessions, the other guests, the module's guests.
+
+    scripts/test.sh runs pytest with two workers (pytest-xdist, --dist loadgroup): each file
+    that boots a guest is one group, so a module's shared boot happens once, in one worker,
+    and at most two guests run at a time, one per worker (the board sessions one at a time
+    then, BOARD_JOBS). The order within each group, and so each module's fixtures, is kept.
+    """
 
     def rank(item: pytest.Item) -> int:
-        if item.path.name in NEEDS_TEST_KERNELS:
-            return 2
-        return 1 if item.get_closest_marker("vm") else 0
+        name = item.path.name
+        if name in NEEDS_TEST_KERNELS:
+            return 3
+        if name in BOARDS:
+            return 1
+        return 2 if item.get_closest_marker("vm") else 0
 
+    # Tests over the test kernels without SHRINKD_TEST_KERNELS=1 have an empty parameter set:
+    # deselected (counted in the summary) rather than reported as skipped one by one.
+    empty = [
+        item
+        for item in items
+        if any(str(mark.kwargs.get("reason", "")).startswith("got empty parameter set") for mark in item.iter_markers("skip"))
+    ]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [item for item in items if item not in empty]
     items.sort(key=rank)
+    for item in items:
+        if item.get_closest_marker("vm") or item.path.name in NEEDS_TEST_KERNELS:
+            group = "boards" if item.path.name in BOARDS else item.path.stem
+            item.add_marker(pytest.mark.xdist_group(group))

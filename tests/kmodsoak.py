@@ -19,10 +19,12 @@ from typing import Any, Dict, List, Tuple, Union
 from tests import testkernels, vm
 from tests.test_kmod_vm import BAD_KERNEL_LOG, make_data_disk
 
-# The kernel the soak boots: the test kernel with lockdep and KASAN (tests/testkernels.py),
-# so that a leak, a use after free or a locking mistake shows in its log; SHRINKD_SOAK_KERNEL
-# names another test kernel or a Debian series tests/vm.py knows ("6.1").
-KERNEL = os.environ.get("SHRINKD_SOAK_KERNEL", "kcfi-debug-export")
+# The kernel the soak boots: with SHRINKD_TEST_KERNELS=1 the test kernel with lockdep and KASAN
+# (tests/testkernels.py), so that a leak, a use after free or a locking mistake shows in its
+# log; Debian's 6.1 otherwise. SHRINKD_SOAK_KERNEL names another test kernel or Debian series.
+KERNEL = os.environ.get(
+    "SHRINKD_SOAK_KERNEL", "kcfi-debug-export" if os.environ.get("SHRINKD_TEST_KERNELS") == "1" else "6.1"
+)
 
 GUEST_SCRIPT = """\
 $PY tests/kmod/soak_guest.py --ko {ko} --out "$OUT" --iterations {iterations} --warm-up {warm_up} \\

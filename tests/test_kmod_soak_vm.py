@@ -2,8 +2,9 @@
 (tests/kmodsoak.py; bench/kmod_soak.py runs a longer one): documented outcomes only, its
 counters adding up, no reference or slab object left behind, rmmod clean, a clean kernel log.
 
-The kernel is the test kernel with lockdep and KASAN (tests/testkernels.py kcfi-debug-export),
-whose reports the kernel-log filter catches; SHRINKD_SOAK_KERNEL names another.
+The kernel is Debian's 6.1, or with SHRINKD_TEST_KERNELS=1 the test kernel with lockdep and
+KASAN (tests/testkernels.py kcfi-debug-export), whose reports the kernel-log filter catches;
+SHRINKD_SOAK_KERNEL names another.
 """
 
 from __future__ import annotations
