@@ -19,6 +19,9 @@ NEEDS_TEST_KERNELS = ("test_kmod_vm.py", "test_kmod_soak_vm.py")
 BOARDS = ("test_boards_vm.py", "test_lifecycle_vm.py")
 
 
+# tryfirst: pytest-xdist reads the xdist_group marks in its own hook of the same name, which
+# must see the marks added here.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
     """Order: tests that boot nothing, the board sessions, the other guests, the module's guests.
 
