@@ -52,13 +52,18 @@ for round in $(seq __ROUNDS__); do
     HPID=$!
     wait_for 3000 test -e "$OUT/hog-ready" || fail "hog"
     # The hog's last faults fall back from huge pages (thp_fault_fallback), which the
-    # allocation_failures trigger counts too: wait out the cooldown of that compaction.
+    # allocation_failures trigger counts too: wait out the cooldown of that compaction, then
+    # take again every free huge-page block it made.
     sleep 65
+    rm -f "$OUT/hog2-ready"
+    $PY -m tests.capture hog "$OUT/hog2-ready" --spare 0 &
+    H2PID=$!
+    wait_for 3000 test -e "$OUT/hog2-ready" || fail "second hog"
     before=$(compactions)
     awk '{print $1}' /proc/uptime >> "$OUT/failed-at.txt"
     echo 9 > /sys/module/shrinkd_allocfail/parameters/allocate && echo "round $round: the allocation succeeded"
     wait_for 600 test "$(compactions)" -gt "$before" || echo "round $round: no compaction"
-    kill "$HPID"; wait "$HPID"
+    kill "$HPID" "$H2PID"; wait "$HPID" "$H2PID"
 done
 kill -TERM "$DPID"; wait "$DPID"
 journalctl --no-pager -o json SYSLOG_IDENTIFIER=shrinkd > "$OUT/journal.json"

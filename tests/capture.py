@@ -91,23 +91,24 @@ def huge_page_order() -> Optional[int]:
     return (int(size.read_text()) // mmap.PAGESIZE).bit_length() - 1
 
 
-def hog(ready: Path, hpage_order: int = 9) -> None:
+def hog(ready: Path, hpage_order: int = 9, spare: int = 8) -> None:
     """Take every free block of the huge-page order or above as a transparent huge page.
 
     With THP defrag set to "never" a fault takes a free huge-page block when one
     exists and falls back to one base page otherwise, without compaction or reclaim,
-    so the holes the fragmenters left stay as they are.
+    so the holes the fragmenters left stay as they are. `spare` faults more than the
+    blocks counted make sure none is left; each of those falls back (thp_fault_fallback).
     """
     Path("/sys/kernel/mm/transparent_hugepage/defrag").write_text("never")
     buddy = parse_buddyinfo(Path("/proc/buddyinfo").read_text())
     blocks = sum(count << (order - hpage_order) for z in buddy.zones for order, count in enumerate(z.free)
                  if order >= hpage_order)
     chunk = mmap.PAGESIZE << hpage_order
-    area = mmap.mmap(-1, (blocks + 8) * chunk + chunk, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    area = mmap.mmap(-1, (blocks + spare) * chunk + chunk, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     area.madvise(mmap.MADV_HUGEPAGE)
     # The mapping's start is page aligned; touch one byte per aligned huge-page span.
     start = -_address(area) % chunk
-    for offset in range(start, start + (blocks + 8) * chunk, chunk):
+    for offset in range(start, start + (blocks + spare) * chunk, chunk):
         area[offset] = 1
     ready.write_text(f"{blocks}\n")
     signal.pause()
@@ -253,6 +254,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     hog_cmd = sub.add_parser("hog", help="(guest) take every free huge-page block and hold it")
     hog_cmd.add_argument("ready", type=Path)
     hog_cmd.add_argument("--order", type=int, default=9, help="the kernel's huge-page order (default 9)")
+    hog_cmd.add_argument("--spare", type=int, default=8, help="faults beyond the free blocks counted (default 8)")
     run = sub.add_parser("guest", help="(guest) run one plan")
     run.add_argument("plan")
     run.add_argument("out", type=Path)
@@ -260,7 +262,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.mode == "fragment":
         fragment(args.megabytes, args.ready)
     elif args.mode == "hog":
-        hog(args.ready, args.order)
+        hog(args.ready, args.order, args.spare)
     elif args.mode == "guest":
         raw = json.loads(args.plan)
         guest(Plan(raw["name"], raw["kernel"], raw["memory"], tuple(raw["numa"]), tuple(raw["fills_pct"])), args.out)
