@@ -8,10 +8,16 @@ workloads of tests/workloads.py:
   healthy      page cache only: shrinkd must not act;
   compactable  page cache and fragmented anonymous memory (no free huge-page block left):
                shrinkd must compact and must not reclaim;
-  a failure    every free huge-page block taken again, then an order-9 GFP_NOWAIT allocation
-               through a test module (tests/helpers/allocfail): the kernel logs `page
-               allocation failure`, shrinkd reports it (allocation_failed) and compacts for
-               the allocation_failures trigger at once, woken by the kernel's log.
+  a failure    every free huge-page block taken again, then an order-9 allocation without
+               direct reclaim through a test module (tests/helpers/allocfail): the kernel
+               logs `page allocation failure` and shrinkd reports it (allocation_failed)
+               with its order, mode, zone and process.
+
+Not claimed here yet: that the defaults compact at once for such a failure. In these runs
+the hogs' own huge-page fallbacks and compaction stalls (vmstat counters the built-in
+allocation_failures trigger also counts) started the trigger and its cooldown first, so
+the kernel's report met a daemon that had just acted or was waiting out its cooldown;
+bench/reaction.py measures the reaction.
 
 What the defaults should do where compaction cannot fix it (tests/workloads.py `unfixable`)
 waits for the outcome study (bench/outcome.py); no test claims it yet. The raw /dev/kmsg
@@ -25,7 +31,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from shrinkd import configload, parse
+from shrinkd import parse
 from shrinkd.journal import MESSAGE_IDS
 from tests import vm
 from tests.workloads import data_disk
@@ -165,25 +171,3 @@ def test_the_failure_is_an_event_with_its_fields(guest: Path) -> None:
     # GFP_NOWAIT may use zones up to Normal; a 1 GB x86 guest has DMA and DMA32 only.
     assert event["SHRINKD_ZONE"] == "DMA32"
     print(event["MESSAGE"])
-
-
-def test_shrinkd_compacts_at_once_for_the_failure(guest: Path) -> None:
-    after = events(guest)
-    failed = next(e for e in after if e["SHRINKD_EVENT"] == "allocation_failed" and e["SHRINKD_SOURCE"] == "kernel_log")
-    failed_mark = float((guest / "failed-at.txt").read_text()) * 1e6
-    compacted = [
-        e
-        for e in after
-        if e["SHRINKD_EVENT"] == "compacted"
-        and e["SHRINKD_TRIGGER"] == "allocation_failures"
-        and int(e["__MONOTONIC_TIMESTAMP"]) >= failed_mark
-    ]
-    assert compacted, [e["MESSAGE"] for e in after]
-    # Woken by the kernel's log: the compaction starts long before the next timed poll could come
-    # (the built-in slowest poll is 120 s), and after the failure was told.
-    failed_at = float((guest / "failed-at.txt").read_text()) * 1e6
-    started_at = int(compacted[0]["__MONOTONIC_TIMESTAMP"]) - float(compacted[0]["SHRINKD_DURATION_MS"]) * 1000
-    reaction = (started_at - failed_at) / 1e6
-    print(f"allocation failure -> compaction started after {reaction:.2f} s (software-emulated guest)")
-    assert int(failed["__MONOTONIC_TIMESTAMP"]) <= int(compacted[0]["__MONOTONIC_TIMESTAMP"])
-    assert reaction < configload.builtin().poll.max_interval / 4
