@@ -5,13 +5,16 @@ In a Debian guest under QEMU (tests/vm.py) with memory fragmented (tests/workloa
 makes an order-9 GFP_NOWAIT allocation fail through the test module tests/helpers/allocfail
 (it takes every free order-9 block first); the kernel logs the failure, and shrinkd's
 compaction for the allocation_failures trigger starts some time later (its journal entry's
-monotonic time minus the compaction's duration). Rounds are spaced by more than the default
-cooldown (60 s). Prints each round and the median.
+monotonic time minus the compaction's duration). The reaction is measured from the kernel's
+own timestamp of its report (the record in /dev/kmsg, which shrinkd's allocation_failed
+event carries) to the compaction's start; the time from the write to the module is shown
+beside it. Rounds are spaced by more than the default cooldown (60 s). Prints each round
+and the medians.
 
 Software emulation makes every figure several times slower than on hardware; the figure
 to read is the median against the 120 s that the slowest timed poll would take.
 
-    python bench/reaction.py [--rounds 5] [--kernel 6.1]
+    python bench/reaction.py [--rounds 5] [--kernel 6.1] [--report RUN_DIR]
 """
 
 from __future__ import annotations
@@ -56,16 +59,62 @@ for round in $(seq __ROUNDS__); do
     wait_for 600 test "$(compactions)" -gt "$before" || echo "round $round: no compaction"
 done
 kill -TERM "$DPID"; wait "$DPID"
+dmesg | grep "shrinkd_allocfail:" > "$OUT/allocfail.txt"
 journalctl --no-pager -o json SYSLOG_IDENTIFIER=shrinkd > "$OUT/journal.json"
 echo done > "$OUT/done"
 """
+
+
+def report(run_dir: Path, kernel: str) -> int:
+    """Print each round and the medians from a finished run's files; 0 when every round was answered."""
+    written = [float(line) for line in (run_dir / "failed-at.txt").read_text().split()]
+    entries = [json.loads(line) for line in (run_dir / "journal.json").read_text().splitlines() if line.startswith("{")]
+    # The kernel's record of each failure: printk's clock, which is the guest's monotonic clock.
+    reported = sorted(
+        int(e["SHRINKD_KERNEL_TIME_US"]) / 1e6
+        for e in entries
+        if e.get("SHRINKD_EVENT") == "allocation_failed" and e.get("SHRINKD_SOURCE") == "kernel_log"
+    )
+    starts = sorted(
+        (int(e["__MONOTONIC_TIMESTAMP"]) - float(e["SHRINKD_DURATION_MS"]) * 1000) / 1e6
+        for e in entries
+        if e.get("SHRINKD_EVENT") == "compacted" and e.get("SHRINKD_TRIGGER") == "allocation_failures"
+    )
+    from_report: List[float] = []
+    from_write: List[float] = []
+    for number, when in enumerate(written, start=1):
+        kernel_at = next((t for t in reported if t >= when), None)
+        started = next((t for t in starts if kernel_at is not None and t >= kernel_at), None)
+        if kernel_at is None or started is None:
+            print(f"round {number}: {'no report' if kernel_at is None else 'no compaction'}")
+            continue
+        from_report.append(started - kernel_at)
+        from_write.append(started - when)
+        print(
+            f"round {number}: the kernel reported the failure {kernel_at - when:.3f} s after the write; "
+            f"compaction started {started - kernel_at:.3f} s after the report"
+        )
+    print(f"reaction: kernel {kernel} under software emulation, built-in defaults, {len(written)} rounds")
+    if from_report:
+        print(
+            f"from the kernel's report to the compaction: median {statistics.median(from_report):.3f} s, "
+            f"max {max(from_report):.3f} s (target: median <= 1 s)"
+        )
+        print(
+            f"from the write to the module (its taking of every free block and the kernel's "
+            f"report included): median {statistics.median(from_write):.3f} s, max {max(from_write):.3f} s"
+        )
+    return 0 if len(from_report) == len(written) else 1
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--kernel", default="6.1")
+    parser.add_argument("--report", type=Path, metavar="RUN_DIR", help="print the figures of a finished run again")
     args = parser.parse_args(argv)
+    if args.report is not None:
+        return report(args.report, args.kernel)
     run_dir = vm.new_run_dir("reaction-")
     vm.build_module(run_dir, args.kernel, REPO / "tests" / "helpers" / "allocfail", "shrinkd_allocfail")
     disk = data_disk(run_dir)
@@ -81,25 +130,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if result.returncode != 0 or not (run_dir / "done").exists():
         print((run_dir / "log.txt").read_text()[-3000:], file=sys.stderr)
         return 1
-    failed_at = [float(line) for line in (run_dir / "failed-at.txt").read_text().split()]
-    entries = [json.loads(line) for line in (run_dir / "journal.json").read_text().splitlines() if line.startswith("{")]
-    starts = sorted(
-        (int(e["__MONOTONIC_TIMESTAMP"]) - float(e["SHRINKD_DURATION_MS"]) * 1000) / 1e6
-        for e in entries
-        if e.get("SHRINKD_EVENT") == "compacted" and e.get("SHRINKD_TRIGGER") == "allocation_failures"
-    )
-    reactions = []
-    for number, when in enumerate(failed_at, start=1):
-        after = [start for start in starts if start >= when]
-        if after:
-            reactions.append(after[0] - when)
-            print(f"round {number}: compaction started {after[0] - when:.3f} s after the failure")
-        else:
-            print(f"round {number}: no compaction")
-    print(f"reaction: kernel {args.kernel} under software emulation, built-in defaults, {len(failed_at)} rounds")
-    if reactions:
-        print(f"median {statistics.median(reactions):.3f} s, max {max(reactions):.3f} s (target: median <= 1 s)")
-    return 0 if len(reactions) == len(failed_at) else 1
+    print(f"files in {run_dir}")
+    return report(run_dir, args.kernel)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
  *   echo ORDER > /sys/module/shrinkd_allocfail/parameters/allocate
  *
  * first takes every free block of that order that the allocator hands out without reclaim,
- * compaction or a warning (gfp 0 with __GFP_NOWARN: the free lists and per-cpu lists only,
- * above the zones' watermarks), then asks for one more block with __GFP_KSWAPD_RECLAIM only
+ * compaction or a warning (__GFP_MOVABLE | __GFP_NOWARN: the free lists and per-cpu lists
+ * only, above the zones' watermarks; movable, the type most free blocks have, so that few
+ * pageblocks change type on the way), then asks for one more block with __GFP_KSWAPD_RECLAIM only
  * (GFP_NOWAIT as 6.1 defines it: no direct reclaim, no compaction), which fails at once,
  * and gives every block back. The kernel reports the failure as a `page allocation
  * failure` (what shrinkd watches for in /dev/kmsg), and the write fails with ENOMEM; it
@@ -39,7 +40,7 @@ static int allocfail_set(const char *val, const struct kernel_param *kp)
 		return ret;
 	if (order > ALLOCFAIL_MAX_ORDER)
 		return -EINVAL;
-	while ((page = alloc_pages(__GFP_NOWARN, order))) {
+	while ((page = alloc_pages(__GFP_MOVABLE | __GFP_NOWARN, order))) {
 		list_add(&page->lru, &blocks);
 		taken++;
 	}
