@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import statistics
 import subprocess
 import sys
+from pathlib import Path
 from typing import Dict
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from tests.vm import REPO
 
 NUMBER = r"(\d+(?:\.\d+)?)"
+REACTION_RUN = REPO / "tests" / "fixtures" / "reaction"
 
 
 def run_bench(*args: str) -> str:
@@ -72,3 +75,38 @@ def test_idle_prints_cpu_wakes_and_rss_for_each_process() -> None:
     assert re.search(rf"^shrinkd/baseline: CPU .*, RSS {NUMBER}x, USS {NUMBER}x", out, re.M), out
     ready = re.search(r"READY=1 x(\d+)", out)
     assert ready and int(ready.group(1)) == 3, out  # shrinkd, shrinkd+out and baseline
+
+
+def reaction_report(run_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "bench/reaction.py", "--report", str(run_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_reaction_report_of_a_real_run(tmp_path: Path) -> None:
+    """The figures of a guest's run (tests/fixtures/reaction): every round answered, the median and
+    maximum those of the rounds printed; with the compactions gone from the journal, no round is."""
+    result = reaction_report(REACTION_RUN)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rounds = [float(x) for x in re.findall(rf"compaction started {NUMBER} s after the report", result.stdout)]
+    written = (REACTION_RUN / "failed-at.txt").read_text().split()
+    assert len(rounds) == len(written) == 7, result.stdout
+    assert all(0 < value < 60 for value in rounds), rounds
+    summary = re.search(rf"to the compaction: median {NUMBER} s, max {NUMBER} s", result.stdout)
+    assert summary, result.stdout
+    assert float(summary.group(1)) == pytest.approx(statistics.median(rounds), abs=0.001)
+    assert float(summary.group(2)) == pytest.approx(max(rounds), abs=0.001)
+
+    (tmp_path / "failed-at.txt").write_text((REACTION_RUN / "failed-at.txt").read_text())
+    lines = (REACTION_RUN / "journal.json").read_text().splitlines()
+    kept = [line for line in lines if '"SHRINKD_EVENT":"compacted"' not in line]
+    assert len(kept) < len(lines)
+    (tmp_path / "journal.json").write_text("\n".join(kept) + "\n")
+    result = reaction_report(tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.count("no compaction") == 7, result.stdout
