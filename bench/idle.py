@@ -131,6 +131,10 @@ def default_python() -> str:
 
 
 LAUNCHER = "import sys\nfrom shrinkd.cli import main\nsys.exit(main())"
+# What CPython offers a long-lived daemon, tried beside the launcher as packaged (--variants):
+# the start-up objects moved out of the cyclic collector's reach, and an interpreter started
+# without the site module (-S: no site-packages paths, no .pth files read).
+FROZEN_LAUNCHER = "import gc, sys\nfrom shrinkd.cli import main\ngc.freeze()\nsys.exit(main())"
 # The baseline that explains a wake's cost on any machine: the least a Python daemon can do,
 # wake every 10 s and read /proc/buddyinfo.
 TRIVIAL_LOOP = (
@@ -151,7 +155,12 @@ prometheus: {{textfile: {folder}/shrinkd.prom}}
 
 
 def candidates(
-    python: str, notify_socket: str, dry_run: bool, outputs: Optional[str] = None, baseline: Optional[str] = None
+    python: str,
+    notify_socket: str,
+    dry_run: bool,
+    outputs: Optional[str] = None,
+    baseline: Optional[str] = None,
+    variants: bool = False,
 ) -> List[Candidate]:
     base = {key: value for key, value in os.environ.items() if key not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     shrinkd_env = dict(base, PYTHONPATH=str(REPO), NOTIFY_SOCKET=notify_socket, WATCHDOG_USEC=WATCHDOG_USEC)
@@ -166,6 +175,9 @@ def candidates(
         found.append(Candidate("shrinkd+out", [*run, "--config", config], dict(shrinkd_env)))
     if baseline is not None:
         found.append(Candidate("baseline", run, dict(shrinkd_env, PYTHONPATH=os.path.abspath(baseline))))
+    if variants:
+        found.append(Candidate("gc.freeze", [python, "-c", FROZEN_LAUNCHER, *run[3:]], dict(shrinkd_env)))
+        found.append(Candidate("no site", [python, "-S", *run[1:]], dict(shrinkd_env)))
     if shutil.which("earlyoom"):
         found.append(Candidate("earlyoom", [shutil.which("earlyoom") or "earlyoom"], base))
     nohang = shutil.which("nohang") or ("/usr/sbin/nohang" if os.path.exists("/usr/sbin/nohang") else None)
@@ -307,6 +319,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 s window, 2 s settling (checks the script only)")
     parser.add_argument("--outputs", action="store_true", help="also a shrinkd that keeps a trace and a textfile")
     parser.add_argument("--baseline", metavar="DIR", help="also the shrinkd of another source tree (before/after)")
+    parser.add_argument(
+        "--variants", action="store_true", help="also shrinkd with gc.freeze() after start-up, and under python3 -S"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.window, args.settle = 3.0, 2.0
@@ -326,7 +341,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.outputs:
             outputs = os.path.join(scratch, "out")
             os.mkdir(outputs, 0o755)
-        items = candidates(python, notify_path, dry_run=not args.act, outputs=outputs, baseline=args.baseline)
+        items = candidates(
+            python, notify_path, dry_run=not args.act, outputs=outputs, baseline=args.baseline, variants=args.variants
+        )
         elapsed, messages = measure(items, args.settle, args.window, notify)
         notify.close()
 
@@ -367,7 +384,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if peer in unique and unique[peer][0] > 0:
                 uss, pss = unique["shrinkd"]
                 print(f"USS shrinkd/{peer}: {uss / unique[peer][0]:.2f}x; PSS shrinkd/{peer}: {pss / unique[peer][1]:.2f}x")
-        for other in ("shrinkd+out", "baseline"):
+        for other in ("shrinkd+out", "baseline", "gc.freeze", "no site"):
             if other in figures:
                 base_cpu, base_rss = figures[other]
                 ratio = f"{cpu / base_cpu:.2f}x" if base_cpu > 0 else "n/a"
