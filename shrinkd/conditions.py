@@ -40,6 +40,8 @@ The interface, which every kind implements:
   text(v)           for messages: "1.000", "812 free pages", "12.00%", "3.50/s"
   field(v)          for the journal's value fields: "1.000", "812", "12.00"
   fields()          the journal fields naming it (trigger, rule, metric, threshold, ...)
+  renewed(recent, acted_at) whether evidence that came after its last action (at
+                    acted_at) is reason to act again before the cooldown ends
 
 A new kind of trigger is a subclass here (zone kinds are listed in
 ZONE_KINDS, global ones in GLOBAL_KINDS, both filled as classes are defined)
@@ -257,6 +259,9 @@ class Condition(Record):
 
     def fields(self) -> Dict[str, object]:
         raise NotImplementedError
+
+    def renewed(self, recent: Recent, acted_at: float) -> bool:
+        return False
 
 
 # ---------------------------------------------------------------------------
@@ -696,7 +701,8 @@ class AllocationFailures(GlobalCondition):
     """Allocation failures the kernel reported lately: `page allocation failure` reports in its log at
     or above `min_order`, and the growth of the /proc/vmstat `counters` (compact_fail: direct
     compaction found no page; thp_fault_fallback: a huge page could not be had), within `window`
-    seconds. Compaction at once: the kernel has said that an allocation failed."""
+    seconds. Compaction at once: the kernel has said that an allocation failed. A report in the log
+    after an action is answered without waiting out the cooldown (renewed())."""
 
     __slots__ = ("count", "min_order", "sustain_polls", "watched", "window")
     kind = "allocation_failures"
@@ -747,3 +753,12 @@ class AllocationFailures(GlobalCondition):
 
     def fields(self) -> Dict[str, object]:
         return {"trigger": self.name, "metric": "failures", "threshold": self.count, "clear": 0}
+
+    def renewed(self, recent: Recent, acted_at: float) -> bool:
+        """A failure the kernel reported in its log after the last action, once `window` seconds have
+        passed since it: the kernel says an allocation failed again, whatever cooldown the action started
+        (a compaction for the counters, say, which huge-page faults falling back can start at any time).
+        Reports in a stream are answered at most once per window."""
+        if recent.now - acted_at < self.window:
+            return False
+        return any(f.seen > acted_at and not f.counter and self.counts(f) for f in recent.failures)

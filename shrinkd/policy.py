@@ -136,6 +136,7 @@ class Policy:
         self.once = once  # a single poll: conditions need no sustain
         self.watches: Dict[Condition, WatchState] = {}
         self.cooldown_until: Dict[Tuple[str, int, str], float] = {}
+        self.acted_at: Dict[Tuple[str, int, str], float] = {}
         self.reclaims: List[Tuple[float, int]] = []  # (when, bytes asked for)
         self.thrash = ThrashState(current.config.thrash.backoff)
         self.recent = Recent()  # rates, failures, free blocks over time: what the conditions read
@@ -347,7 +348,8 @@ class Policy:
             busy = busy or state.active or state.count > 0
             near = source.closeness(value, obs)
             nearest = max(nearest, near)
-            if state.active and self.cooldown_until.get(source.target, float("-inf")) <= now:
+            cooled = self.cooldown_until.get(source.target, float("-inf")) <= now
+            if state.active and (cooled or source.renewed(self.recent, self.acted_at[source.target])):
                 # One decision per target per poll: the condition nearest its trigger level wins.
                 current = decisions.get(source.target)
                 if current is None or near > current[1]:
@@ -426,6 +428,7 @@ class Policy:
     def acted(self, decision: Decision, now: float) -> None:
         """An event ran for a decision: its target cools down."""
         self.cooldown_until[decision.source.target] = now + self.config.cooldown
+        self.acted_at[decision.source.target] = now
 
     def reclaimed(self, size: int, obs_before: Observation, now: float, watch: bool = True) -> None:
         """A reclaim of `size` bytes was asked for: count it against the hourly cap and watch for thrashing."""

@@ -180,6 +180,38 @@ def test_counter_growth_is_told_per_counter_and_counts_toward_the_trigger() -> N
     assert kinds(plan) == ["allocation_failed", "triggered"]  # 3 within 10 s
 
 
+def test_a_report_after_an_action_is_answered_within_the_cooldown_once_a_window_has_passed() -> None:
+    """Huge-page faults falling back (a counter) start a compaction and its 60 s cooldown; a failure the
+    kernel then reports in its log is answered at once, not at the cooldown's end, and a stream of
+    reports at most once per window (10 s); the counters alone wait out the cooldown."""
+    p = Policy(current(), 4096)
+    assert p.evaluate(normal(HEALTHY, vmstat={"thp_fault_fallback": 100}), 0.0).decisions == ()  # baseline
+    plan = p.evaluate(normal(HEALTHY, vmstat={"thp_fault_fallback": 108}), 1.0)
+    (decision,) = plan.decisions
+    p.acted(decision, 1.0)  # compacted for the counter
+    # More fallbacks within the cooldown: the trigger holds, no action.
+    assert p.evaluate(normal(HEALTHY, vmstat={"thp_fault_fallback": 120}), 5.0).decisions == ()
+    # The kernel reports a failure 30 s after the action: answered in that poll.
+    plan = p.evaluate(normal(HEALTHY, vmstat={"thp_fault_fallback": 120}).replace(failures=(failure(),)), 31.0)
+    (decision,) = plan.decisions
+    assert decision.source.name == "allocation_failures"
+    p.acted(decision, 31.0)
+    # Another report 4 s later: within the window of that action, so it waits...
+    later = normal(HEALTHY, vmstat={"thp_fault_fallback": 120})
+    assert p.evaluate(later.replace(failures=(failure(),)), 35.0).decisions == ()
+    assert p.evaluate(later, 38.0).decisions == ()
+    # ...until 10 s after it, while the report is still within the trigger's window.
+    assert len(p.evaluate(later, 41.0).decisions) == 1
+    # Counter growth alone after an action waits for the cooldown's end.
+    q = Policy(current(), 4096)
+    q.evaluate(normal(HEALTHY, vmstat={"thp_fault_fallback": 100}), 0.0)
+    (decision,) = q.evaluate(normal(HEALTHY, vmstat={"thp_fault_fallback": 108}), 1.0).decisions
+    q.acted(decision, 1.0)
+    growing = [(t, 108 + int(t)) for t in (20.0, 40.0, 55.0, 61.0)]
+    acted = [t for t, value in growing if q.evaluate(normal(HEALTHY, vmstat={"thp_fault_fallback": value}), t).decisions]
+    assert acted == [61.0]
+
+
 def test_a_trigger_counter_must_be_watched() -> None:
     from shrinkd.errors import ConfigError
 
