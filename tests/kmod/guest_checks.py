@@ -19,6 +19,7 @@ import fcntl
 import json
 import mmap
 import os
+import platform
 import random
 import re
 import signal
@@ -501,9 +502,14 @@ def start_trace() -> None:
     """kprobe events on shrink_all_memory()'s entry and return, through tracefs."""
     if not (TRACING / "kprobe_events").exists():
         run("mount", "-t", "tracefs", "nodev", str(TRACING), check=True)
+    # $arg1 needs the architecture's function-argument API (x86_64 and arm64 have it; 32-bit ARM
+    # in 6.1 does not: "Invalid $-valiable specified"): there the first argument is in r0 (AAPCS),
+    # and an unsigned long is 32 bits.
+    wide = platform.machine() not in ("armv7l", "armv8l")
+    first, size = ("$arg1", "u64") if wide else ("%r0", "u32")
     probes = (
-        f"p:{TRACE_GROUP}/enter shrink_all_memory nr=$arg1:u64",
-        f"r:{TRACE_GROUP}/exit shrink_all_memory ret=$retval:u64",
+        f"p:{TRACE_GROUP}/enter shrink_all_memory nr={first}:{size}",
+        f"r:{TRACE_GROUP}/exit shrink_all_memory ret=$retval:{size}",
     )
     for probe in probes:
         try:
