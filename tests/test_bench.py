@@ -18,9 +18,9 @@ NUMBER = r"(\d+(?:\.\d+)?)"
 REACTION_RUN = REPO / "tests" / "fixtures" / "reaction"
 
 
-def run_bench(*args: str) -> str:
+def run_bench(*args: str, returncode: int = 0) -> str:
     result = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == returncode, result.stdout + result.stderr
     return result.stdout
 
 
@@ -77,28 +77,16 @@ def test_idle_prints_cpu_wakes_and_rss_for_each_process() -> None:
     assert ready and int(ready.group(1)) == 3, out  # shrinkd, shrinkd+out and baseline
 
 
-def reaction_report(run_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "bench/reaction.py", "--report", str(run_dir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_reaction_report_of_a_real_run(tmp_path: Path) -> None:
     """The figures of a guest's run (tests/fixtures/reaction): every round answered, the median and
     maximum those of the rounds printed; with the compactions gone from the journal, no round is."""
-    result = reaction_report(REACTION_RUN)
-    assert result.returncode == 0, result.stdout + result.stderr
-    rounds = [float(x) for x in re.findall(rf"compaction started {NUMBER} s after the report", result.stdout)]
+    out = run_bench("bench/reaction.py", "--report", str(REACTION_RUN))
+    rounds = [float(x) for x in re.findall(rf"compaction started {NUMBER} s after the report", out)]
     written = (REACTION_RUN / "failed-at.txt").read_text().split()
-    assert len(rounds) == len(written) == 7, result.stdout
+    assert len(rounds) == len(written) == 7, out
     assert all(0 < value < 60 for value in rounds), rounds
-    summary = re.search(rf"to the compaction: median {NUMBER} s, max {NUMBER} s", result.stdout)
-    assert summary, result.stdout
+    summary = re.search(rf"to the compaction: median {NUMBER} s, max {NUMBER} s", out)
+    assert summary, out
     assert float(summary.group(1)) == pytest.approx(statistics.median(rounds), abs=0.001)
     assert float(summary.group(2)) == pytest.approx(max(rounds), abs=0.001)
 
@@ -107,6 +95,5 @@ def test_reaction_report_of_a_real_run(tmp_path: Path) -> None:
     kept = [line for line in lines if '"SHRINKD_EVENT":"compacted"' not in line]
     assert len(kept) < len(lines)
     (tmp_path / "journal.json").write_text("\n".join(kept) + "\n")
-    result = reaction_report(tmp_path)
-    assert result.returncode == 1
-    assert result.stdout.count("no compaction") == 7, result.stdout
+    out = run_bench("bench/reaction.py", "--report", str(tmp_path), returncode=1)
+    assert out.count("no compaction") == 7, out
