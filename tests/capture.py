@@ -124,14 +124,25 @@ def _read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def snapshot(dest: Path, proc: Path = Path("/proc"), debugfs: Path = Path("/sys/kernel/debug"), tries: int = 100) -> int:
-    """Save the /proc files and the debugfs index files read at one moment; returns attempts used."""
-    for attempt in range(1, tries + 1):
+def snapshot(dest: Path, proc: Path = Path("/proc"), debugfs: Path = Path("/sys/kernel/debug"),
+             within: float = 180.0) -> int:
+    """Save the /proc files and the debugfs index files read at one moment (buddyinfo and the
+    indexes the same before and after the other reads); returns the readings used. Memory
+    settling after a workload (kswapd, kcompactd) can move the lists for a while, longer when
+    the host is busy: readings go on for `within` seconds, spaced out up to half a second."""
+    deadline = time.monotonic() + within
+    attempt, pause, moved = 0, 0.05, ""
+    while True:
+        attempt += 1
         buddy = _read(proc / "buddyinfo")
         indexes = [_read(debugfs / name) for name in DEBUGFS_FILES]
         others = {name: _read(proc / name) for name in PROC_FILES if name != "buddyinfo"}
         indexes_again = [_read(debugfs / name) for name in DEBUGFS_FILES]
-        if buddy == _read(proc / "buddyinfo") and indexes == indexes_again and all(indexes):
+        moved = ", ".join(
+            ([] if buddy == _read(proc / "buddyinfo") else ["buddyinfo"])
+            + [name for name, a, b in zip(DEBUGFS_FILES, indexes, indexes_again) if a != b or not a]
+        )
+        if not moved:
             for name, text in [("proc/buddyinfo", buddy), *((f"proc/{n}", t) for n, t in others.items())]:
                 if text:
                     (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -140,8 +151,11 @@ def snapshot(dest: Path, proc: Path = Path("/proc"), debugfs: Path = Path("/sys/
                 (dest / "debugfs" / name).parent.mkdir(parents=True, exist_ok=True)
                 (dest / "debugfs" / name).write_text(text)
             return attempt
-        time.sleep(0.05)
-    raise RuntimeError(f"buddyinfo never held still over {tries} readings")
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"buddyinfo and the indexes never held still over {attempt} readings in "
+                               f"{within:.0f} s (last moved or empty: {moved})")
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
 
 
 def guest(plan: Plan, out: Path) -> None:

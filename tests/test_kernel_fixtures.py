@@ -6,11 +6,13 @@ Debian kernels under QEMU; their debugfs extfrag files are the expected values.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from shrinkd import metrics, parse
+from tests.capture import snapshot
 from tests.kernel_oracle import mismatches, parse_debugfs_index, status_json
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kernels"
@@ -85,3 +87,20 @@ def test_seed_reclaim_reduced_fragmentation_at_costly_order(tmp_path: Path) -> N
         normal = next(z for z in status_json(tmp_path)["zones"] if z["zone"] == "Normal")
         values.append(normal["unusable_index"][3])
     assert values[0] > values[1] > values[2]
+
+
+def test_snapshot_saves_a_state_that_holds_still(tmp_path: Path) -> None:
+    source = FIXTURES / "6.1-frag1"
+    assert snapshot(tmp_path / "out", proc=source / "proc", debugfs=source / "debugfs", within=1) == 1
+    for name in ("proc/buddyinfo", "debugfs/extfrag/unusable_index"):
+        assert (tmp_path / "out" / name).read_text() == (source / name).read_text()
+
+
+def test_snapshot_names_what_never_held_still(tmp_path: Path) -> None:
+    source = FIXTURES / "6.1-frag1"
+    debugfs = tmp_path / "debugfs"
+    shutil.copytree(source / "debugfs", debugfs)
+    (debugfs / "extfrag" / "extfrag_index").write_text("")  # a reading that gives nothing
+    with pytest.raises(RuntimeError, match=r"held still over \d+ readings .*extfrag/extfrag_index"):
+        snapshot(tmp_path / "out", proc=source / "proc", debugfs=debugfs, within=0.3)
+    assert not (tmp_path / "out").exists()

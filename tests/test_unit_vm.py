@@ -392,13 +392,19 @@ def test_daemon_runs_under_the_unit_and_logs_events(guest: Path) -> None:
     assert results(guest)["compacted"] == "0"
 
 
+def story(guest: Path) -> str:
+    """What systemd and shrinkd logged about the service, for a failure's message."""
+    lines = [line for line in (guest / "boot.txt").read_text().splitlines() if "shrinkd" in line]
+    return "\n".join(lines)[-4000:]
+
+
 def test_module_loaded_later_is_usable_without_restart(guest: Path) -> None:
     found = results(guest)
     assert found["inside-other-device"] == "EPERM"  # the probe's method does see the device policy
     assert found["inside-shrinkmem-before"] == "ENOENT"
     assert found["insmod"] == "0"
     assert found["udev-rule"] == "0"
-    assert found["inside-shrinkmem-after"] == "ok"
+    assert found["inside-shrinkmem-after"] == "ok", story(guest)
     assert found["backends-changed"] == "0"
 
 
@@ -414,7 +420,7 @@ def test_reload_watchdog_and_stop(guest: Path) -> None:
     found = results(guest)
     assert found["reload"] == "0" and found["reloaded"] == "0"
     before = dict(line.split("=", 1) for line in (guest / "show-before-restart.txt").read_text().split())
-    assert before["NRestarts"] == "0" and before["SubState"] == "running", before
+    assert before["NRestarts"] == "0" and before["SubState"] == "running", (before, story(guest))
     stopped = dict(line.split("=", 1) for line in (guest / "show-after-stop.txt").read_text().split())
     assert stopped["Result"] == "success", stopped
     assert "Watchdog timeout" not in (guest / "journal.txt").read_text()
