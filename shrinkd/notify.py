@@ -51,8 +51,10 @@ class Notifier:
         return True
 
     def ready(self, status: str) -> bool:
+        """READY=1 with the status line; with the watchdog on, also a ping (a reload's READY ends a
+        stretch of work, parsing the configuration and detecting backends, that sent none)."""
         self._last["status"] = status
-        return self.send(ready="1", status=status)
+        return self.send(ready="1", status=status, **self._ping())
 
     def status(self, status: str) -> bool:
         """STATUS=..., sent only when it changed."""
@@ -65,7 +67,12 @@ class Notifier:
         return self.send(watchdog="1")
 
     def reloading(self) -> bool:
-        return self.send(reloading="1", monotonic_usec=str(time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000))
+        """RELOADING=1 (with a ping, when the watchdog is on: the loop is alive and about to work)."""
+        now = str(time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
+        return self.send(reloading="1", monotonic_usec=now, **self._ping())
+
+    def _ping(self) -> Dict[str, str]:
+        return {"watchdog": "1"} if self.watchdog_usec else {}
 
     def stopping(self) -> bool:
         return self.send(stopping="1")

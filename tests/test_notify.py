@@ -53,6 +53,20 @@ def test_messages(listener: Tuple[socket.socket, str]) -> None:
     notifier.close()
 
 
+def test_reload_messages_ping_the_watchdog_when_it_is_on(listener: Tuple[socket.socket, str]) -> None:
+    """A reload's work (parse, detect) between two sleeps must not look like a hang: RELOADING=1
+    and the READY=1 that ends it carry WATCHDOG=1; without a watchdog they do not."""
+    sock, address = listener
+    notifier = Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "10000000"})
+    assert notifier.reloading() and receive(sock)["WATCHDOG"] == "1"
+    assert notifier.ready("worst: none")
+    assert receive(sock) == {"READY": "1", "STATUS": "worst: none", "WATCHDOG": "1"}
+    notifier.close()
+    plain = Notifier({"NOTIFY_SOCKET": address})
+    assert plain.reloading() and "WATCHDOG" not in receive(sock)
+    plain.close()
+
+
 def test_an_unchanged_status_is_not_sent_again(listener: Tuple[socket.socket, str]) -> None:
     sock, address = listener
     notifier = Notifier({"NOTIFY_SOCKET": address})

@@ -203,7 +203,7 @@ mkdir -p $R/etc/systemd/system/shrinkd.service.d
 cat > $R/etc/systemd/system/shrinkd.service.d/50-vmtest.conf <<EOF
 [Service]
 ExecStartPre=/usr/bin/python3 $T/probe.py
-WatchdogSec=10s
+WatchdogSec=15s
 EOF
 cp "$OUT/vmtest.yaml" $R/etc/shrinkd/conf.d/50-vmtest.yaml
 for unit in $MASKED; do ln -sf /dev/null "$R/etc/systemd/system/$unit"; done
@@ -265,7 +265,7 @@ before=$(reloads)
 systemctl reload shrinkd; echo "reload $?" >> "$OUT/results.txt"
 wait_for 30 sh -c "[ \$(journalctl -u shrinkd MESSAGE_ID=$RELOADED -o cat --no-pager | wc -l) -gt $before ]"
 echo "reloaded $?" >> "$OUT/results.txt"
-sleep 12  # longer than WatchdogSec: a missing ping would have killed it
+sleep 17  # longer than WatchdogSec: a missing ping would have killed it
 systemctl show shrinkd -p NRestarts -p ActiveState -p SubState -p Result > "$OUT/show-before-restart.txt"
 stamp restart
 systemctl restart shrinkd; echo "restart $?" >> "$OUT/results.txt"
