@@ -2,7 +2,7 @@
 
 For every workload of tests/workloads.py and every strategy below, a Debian kernel boots under
 QEMU (tests/vm.py) with a data disk, builds the workload's memory state, measures, applies the
-strategy, measures again, then re-reads the page cache the workload had (refaults counted):
+strategy, measures again, then reads the workload's page cache again (refaults counted):
 
   nothing          measure again at once (the state as the workload left it)
   kernel-20        wait WINDOW seconds: the kernel alone, vm.compaction_proactiveness 20 (its default)
@@ -95,7 +95,7 @@ start=$(date +%s.%N)
 __ACTION__
 echo "$start $(date +%s.%N)" > "$OUT/action-times.txt"
 $PY -m tests.workloads measure "$OUT/after.json"
-cat /mnt/small.bin /mnt/medium.bin /mnt/big.bin > /dev/null
+$PY -m tests.workloads reread __WORKLOAD__ /mnt
 $PY -m tests.workloads measure "$OUT/reread.json"
 kill -TERM $WPID; wait $WPID
 echo done > "$OUT/done"

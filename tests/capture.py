@@ -69,15 +69,16 @@ PLANS = {
 # ---------------------------------------------------------------- guest side
 
 
-def fragment(megabytes: int, ready: Path) -> None:
-    """Touch `megabytes` of anonymous memory, free every other page, then hold the rest."""
+def fragment(megabytes: int, ready: Path, every: int = 2) -> None:
+    """Touch `megabytes` of anonymous memory, free one page in `every` (every other page by
+    default), then hold the rest."""
     size = megabytes << 20
     page = mmap.PAGESIZE
     area = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     area.madvise(mmap.MADV_NOHUGEPAGE)
     for offset in range(0, size, page):
         area[offset] = 1
-    for offset in range(page, size, 2 * page):
+    for offset in range(page, size, every * page):
         area.madvise(mmap.MADV_DONTNEED, offset, page)
     ready.write_text(f"{megabytes}\n")
     signal.pause()
@@ -265,6 +266,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     frag = sub.add_parser("fragment", help="(guest) fragment MB of memory and hold it")
     frag.add_argument("megabytes", type=int)
     frag.add_argument("ready", type=Path)
+    frag.add_argument("--every", type=int, default=2, help="free one page in this many (default 2)")
     hog_cmd = sub.add_parser("hog", help="(guest) take every free huge-page block and hold it")
     hog_cmd.add_argument("ready", type=Path)
     hog_cmd.add_argument("--order", type=int, default=9, help="the kernel's huge-page order (default 9)")
@@ -274,7 +276,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     run.add_argument("out", type=Path)
     args = parser.parse_args(argv)
     if args.mode == "fragment":
-        fragment(args.megabytes, args.ready)
+        fragment(args.megabytes, args.ready, args.every)
     elif args.mode == "hog":
         hog(args.ready, args.order, args.spare)
     elif args.mode == "guest":

@@ -3,10 +3,13 @@
     compactable  page cache, plus anonymous memory with every other page freed and the
                  free huge-page blocks taken: fragmented, and compaction can fix it
                  (every page in the way is movable)
-    unfixable    reclaimable slab (negative dentries) allocated while the page cache filled
-                 memory, so slab pages sit in nearly every page block; then the page cache
-                 dropped, a smaller one read, and the free huge-page blocks taken:
-                 compaction cannot empty a block that holds slab
+    unfixable    anonymous memory over most of memory with one page in 16 freed, the free
+                 huge-page blocks taken; then inodes and dentries of many small files
+                 (reclaimable slab) fill those holes, a few slab pages in every page block
+                 (built with the watermarks lowered, so that kswapd leaves no hole
+                 unfilled); the anonymous memory is freed and a page cache read: memory is
+                 mostly free, yet no page block can be emptied by moving pages, since each
+                 holds slab. Compaction cannot fix it; dropping the slab (reclaim) can
     lowfree      page cache fills memory, and the little that is free sits in huge-page
                  blocks (freed transparent huge pages): kswapd's job, not shrinkd's
     healthy      page cache only: no fragmentation
@@ -22,18 +25,23 @@ from debugfs, page cache, refaults) as JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import mmap
-import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_FILES = {"big.bin": 1536, "medium.bin": 768, "small.bin": 320}  # MiB, sparse on the host
+# Empty files (files/<i / 256>/<i % 256>, in hex: mkfs.ext4 -d fills a large directory slowly)
+# whose inodes and dentries become reclaimable slab when stat()ed: about 1.3 KiB each, some
+# 80 MiB for all, more than the unfixable holes hold.
+SLAB_FILES = 1 << 16
 WORKLOADS = ("compactable", "unfixable", "lowfree", "healthy", "thrash")
 
 
@@ -42,8 +50,8 @@ WORKLOADS = ("compactable", "unfixable", "lowfree", "healthy", "thrash")
 
 def data_disk(run_dir: Path) -> Path:
     """An ext4 image holding the files the workloads read into the page cache (sparse: made in a moment;
-    reading their holes fills the guest's page cache all the same), and the dentry maker built into
-    `run_dir` (the guest sees it there)."""
+    reading their holes fills the guest's page cache all the same) and SLAB_FILES empty files, and the
+    dentry maker built into `run_dir` (the guest sees it there)."""
     subprocess.run(
         ["gcc", "-O2", "-Wall", "-o", str(run_dir / "dentries"), str(REPO / "tests" / "helpers" / "dentries.c")],
         check=True,
@@ -54,13 +62,15 @@ def data_disk(run_dir: Path) -> Path:
     for name, mib in DATA_FILES.items():
         with open(content / name, "wb") as handle:
             handle.truncate(mib << 20)
+    for number in range(SLAB_FILES):
+        folder = content / "files" / f"{number >> 8:x}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{number & 0xFF:x}").touch()
     image = run_dir / "data.img"
     with open(image, "wb") as handle:
         handle.truncate((sum(DATA_FILES.values()) + 256) << 20)
     subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(content), str(image)], check=True, capture_output=True)
-    for name in DATA_FILES:
-        (content / name).unlink()
-    content.rmdir()
+    shutil.rmtree(content)
     return image
 
 
@@ -87,11 +97,6 @@ def read_into_cache(path: Path, limit: Optional[int] = None) -> int:
     return done
 
 
-def drop_from_cache(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-
-
 def child(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "tests.capture", *args], cwd=REPO)
 
@@ -104,11 +109,11 @@ def wait_ready(process: subprocess.Popen[bytes], ready: Path) -> None:
     ready.unlink()
 
 
-def fragment(percent_of_available: int, scratch: Path) -> subprocess.Popen[bytes]:
-    """Anonymous memory with every other page freed (tests.capture.fragment), held by a child."""
+def fragment(percent_of_available: int, scratch: Path, every: int = 2) -> subprocess.Popen[bytes]:
+    """Anonymous memory with one page in `every` freed (tests.capture.fragment), held by a child."""
     megabytes = meminfo()["MemAvailable"] * percent_of_available // 100 // 1024
     ready = scratch / ".fragment-ready"
-    process = child("fragment", str(megabytes), str(ready))
+    process = child("fragment", str(megabytes), str(ready), "--every", str(every))
     wait_ready(process, ready)
     return process
 
@@ -121,11 +126,12 @@ def take_huge_blocks(scratch: Path) -> subprocess.Popen[bytes]:
     return process
 
 
-def negative_dentries(count: int, directory: Path, maker: Path) -> None:
-    """`count` dentries of names that do not exist in `directory` (on ext4, which keeps them):
-    reclaimable slab, freed only by reclaim. `maker` is tests/helpers/dentries.c built."""
-    directory.mkdir(exist_ok=True)
-    subprocess.run([str(maker), str(directory), str(count)], check=True)
+def cache_inodes(count: int, directory: Path, maker: Path, min_free_kb: int = 0) -> int:
+    """stat() `count` files of `directory` (laid out as data_disk() makes them): an inode and a dentry each,
+    reclaimable slab that only reclaim frees; stops early once MemFree is below `min_free_kb` (when
+    given). Returns the files looked up. `maker` is tests/helpers/dentries.c built."""
+    done = subprocess.run([str(maker), str(directory), str(count), str(min_free_kb)], check=True, capture_output=True)
+    return int(done.stdout)
 
 
 def free_huge_pages_later(percent_of_total: int) -> None:
@@ -143,37 +149,76 @@ def free_huge_pages_later(percent_of_total: int) -> None:
 
 def build(name: str, data: Path, scratch: Path) -> List[subprocess.Popen[bytes]]:
     """Build workload `name`; the children that hold its memory."""
-    total = meminfo()["MemTotal"] * 1024
     held: List[subprocess.Popen[bytes]] = []
-    if name == "healthy":
-        read_into_cache(data / "small.bin")
+
+    def read_page_cache() -> None:
+        for path, limit in page_cache_reads(name, data):
+            read_into_cache(path, limit)
+
+    if name in ("healthy", "thrash"):
+        read_page_cache()
     elif name == "compactable":
-        read_into_cache(data / "small.bin")
+        read_page_cache()
         held.append(fragment(70, scratch))
         held.append(take_huge_blocks(scratch))
     elif name == "unfixable":
-        read_into_cache(data / "big.bin")  # the page cache fills memory...
-        # ...so the slab pages come from page blocks scattered all over it: about a fifth of memory.
-        negative_dentries(total // 5 // 192, data / "dentries", scratch / "dentries")
-        drop_from_cache(data / "big.bin")
-        read_into_cache(data / "small.bin")
-        held.append(take_huge_blocks(scratch))
+        # The inode tables read once and the inodes dropped: the second pass below then
+        # allocates slab only (a buffer page would take a hole as movable memory).
+        cache_inodes(SLAB_FILES, data / "files", scratch / "dentries")
+        Path("/proc/sys/vm/drop_caches").write_text("2\n")
+        # Watermarks lowered while the state is built: the holes left free at the end (what
+        # kswapd keeps free) are blocks that get no slab.
+        with lowered_watermarks():
+            # Anonymous memory takes the small free pieces first, so what it leaves free is its
+            # own holes (one page in 16 of each block) and whole huge-page blocks: the hog takes those.
+            holes = fragment(90, scratch, every=16)
+            held.append(take_huge_blocks(scratch))
+            # A slab page that falls back into a movable block takes all of that block's free
+            # pages (its holes) for the slab, block after block: slab in nearly every block,
+            # until the holes are nearly all taken (more would make reclaim trim the oldest
+            # slab, emptying blocks again).
+            cache_inodes(SLAB_FILES, data / "files", scratch / "dentries", min_free_kb=2048)
+            holes.kill()
+            holes.wait()
+        read_page_cache()
     elif name == "lowfree":
-        read_into_cache(data / "big.bin")
+        read_page_cache()
         free_huge_pages_later(12)
-    elif name == "thrash":
-        read_into_cache(data / "medium.bin", total - (192 << 20))
     else:
         raise ValueError(f"unknown workload {name!r} (known: {', '.join(WORKLOADS)})")
     return held
 
 
+@contextlib.contextmanager
+def lowered_watermarks() -> Iterator[None]:
+    """vm.min_free_kbytes and vm.watermark_scale_factor at their floor, restored afterwards."""
+    settings = {Path("/proc/sys/vm/min_free_kbytes"): "128", Path("/proc/sys/vm/watermark_scale_factor"): "1"}
+    saved = {path: path.read_text() for path in settings}
+    try:
+        for path, value in settings.items():
+            path.write_text(f"{value}\n")
+        yield
+    finally:
+        for path, value in saved.items():
+            path.write_text(value)
+
+
+def page_cache_reads(name: str, data: Path) -> List[Tuple[Path, Optional[int]]]:
+    """The reads (file, bytes or None for all) that leave workload `name`'s page cache: what the
+    outcome study reads again after a strategy, counting refaults."""
+    if name == "lowfree":
+        return [(data / "big.bin", None)]
+    if name == "thrash":
+        return [(data / "medium.bin", meminfo()["MemTotal"] * 1024 - (192 << 20))]
+    return [(data / "small.bin", None)]
+
+
 def keep_busy(name: str, data: Path, stop: Callable[[], bool]) -> None:
     """While the state is held: thrash re-reads its working set; the others wait."""
-    total = meminfo()["MemTotal"] * 1024
     while not stop():
         if name == "thrash":
-            read_into_cache(data / "medium.bin", total - (192 << 20))
+            for path, limit in page_cache_reads(name, data):
+                read_into_cache(path, limit)
         else:
             time.sleep(0.5)
 
@@ -220,9 +265,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     run.add_argument("ready", type=Path, help="written once the state is built")
     save = sub.add_parser("measure", help="save the measured state as JSON")
     save.add_argument("file", type=Path)
+    again = sub.add_parser("reread", help="read a workload's page cache again")
+    again.add_argument("name", choices=WORKLOADS)
+    again.add_argument("data", type=Path, help="where the data disk is mounted")
     args = parser.parse_args(argv)
     if args.mode == "guest":
         guest(args.name, args.data, args.ready)
+    elif args.mode == "reread":
+        for path, limit in page_cache_reads(args.name, args.data):
+            read_into_cache(path, limit)
     else:
         args.file.write_text(json.dumps(measure()))
     return 0
