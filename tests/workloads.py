@@ -48,24 +48,36 @@ WORKLOADS = ("compactable", "unfixable", "lowfree", "healthy", "thrash")
 # ----------------------------------------------------------------- host side
 
 
+def slab_file(folder: Path, number: int) -> Path:
+    """Where file `number` of the slab files is (tests/helpers/dentries.c looks it up there)."""
+    return folder / f"{number >> 8:x}" / f"{number & 0xFF:x}"
+
+
+def build_dentries(out: Path) -> Path:
+    """tests/helpers/dentries.c compiled into `out`."""
+    binary = out / "dentries"
+    subprocess.run(
+        ["gcc", "-O2", "-Wall", "-o", str(binary), str(REPO / "tests" / "helpers" / "dentries.c")],
+        check=True,
+        capture_output=True,
+    )
+    return binary
+
+
 def data_disk(run_dir: Path) -> Path:
     """An ext4 image holding the files the workloads read into the page cache (sparse: made in a moment;
     reading their holes fills the guest's page cache all the same) and SLAB_FILES empty files, and the
     dentry maker built into `run_dir` (the guest sees it there)."""
-    subprocess.run(
-        ["gcc", "-O2", "-Wall", "-o", str(run_dir / "dentries"), str(REPO / "tests" / "helpers" / "dentries.c")],
-        check=True,
-        capture_output=True,
-    )
+    build_dentries(run_dir)
     content = run_dir / "data-content"
     content.mkdir(exist_ok=True)
     for name, mib in DATA_FILES.items():
         with open(content / name, "wb") as handle:
             handle.truncate(mib << 20)
     for number in range(SLAB_FILES):
-        folder = content / "files" / f"{number >> 8:x}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{number & 0xFF:x}").touch()
+        path = slab_file(content / "files", number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
     image = run_dir / "data.img"
     with open(image, "wb") as handle:
         handle.truncate((sum(DATA_FILES.values()) + 256) << 20)
@@ -131,7 +143,7 @@ def cache_inodes(count: int, directory: Path, maker: Path, min_free_kb: int = 0)
     reclaimable slab that only reclaim frees; stops early once MemFree is below `min_free_kb` (when
     given). Returns the files looked up. `maker` is tests/helpers/dentries.c built."""
     done = subprocess.run([str(maker), str(directory), str(count), str(min_free_kb)], check=True, capture_output=True)
-    return int(done.stdout)
+    return int(done.stdout.split()[0])
 
 
 def free_huge_pages_later(percent_of_total: int) -> None:

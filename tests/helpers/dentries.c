@@ -3,7 +3,7 @@
  * name that does not exist a negative dentry. Reclaimable slab that only reclaim (or
  * drop_caches) frees; used by tests/workloads.py, where a Python loop of os.stat() would
  * take minutes under software emulation. With MIN_FREE_KB, stops early once MemFree in
- * /proc/meminfo falls below it. Prints how many names it looked up.
+ * /proc/meminfo falls below it. Prints how many names it looked up and how many existed.
  * Usage: dentries DIR COUNT [MIN_FREE_KB]
  */
 #include <stdio.h>
@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 {
 	char name[4096];
 	struct stat st;
-	long count, floor_kb = 0, i;
+	long count, floor_kb = 0, found = 0, i;
 
 	if (argc != 3 && argc != 4) {
 		fprintf(stderr, "usage: %s DIR COUNT [MIN_FREE_KB]\n", argv[0]);
@@ -43,8 +43,9 @@ int main(int argc, char **argv)
 		if (floor_kb && i % 64 == 0 && mem_free_kb() < floor_kb)
 			break;
 		snprintf(name, sizeof(name), "%s/%lx/%lx", argv[1], i >> 8, i & 0xff);
-		stat(name, &st);
+		if (stat(name, &st) == 0)
+			found++;
 	}
-	printf("%ld\n", i);
+	printf("%ld %ld\n", i, found);
 	return 0;
 }
