@@ -117,7 +117,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return report(args.report, args.kernel)
     run_dir = vm.new_run_dir("reaction-")
     vm.build_module(run_dir, args.kernel, REPO / "tests" / "helpers" / "allocfail", "shrinkd_allocfail")
-    disk = data_disk(run_dir)
+    disk = data_disk(run_dir, slab_files=0)  # `compactable` only
     result = vm.run_in_vm(
         SCRIPT.replace("__ROUNDS__", str(args.rounds)),
         kernel=args.kernel,

@@ -64,17 +64,18 @@ def build_dentries(out: Path) -> Path:
     return binary
 
 
-def data_disk(run_dir: Path) -> Path:
+def data_disk(run_dir: Path, slab_files: int = SLAB_FILES) -> Path:
     """An ext4 image holding the files the workloads read into the page cache (sparse: made in a moment;
-    reading their holes fills the guest's page cache all the same) and SLAB_FILES empty files, and the
-    dentry maker built into `run_dir` (the guest sees it there)."""
+    reading their holes fills the guest's page cache all the same) and `slab_files` empty files (only
+    `unfixable` needs them: 0 saves some ten seconds), and the dentry maker built into `run_dir` (the
+    guest sees it there)."""
     build_dentries(run_dir)
     content = run_dir / "data-content"
     content.mkdir(exist_ok=True)
     for name, mib in DATA_FILES.items():
         with open(content / name, "wb") as handle:
             handle.truncate(mib << 20)
-    for number in range(SLAB_FILES):
+    for number in range(slab_files):
         path = slab_file(content / "files", number)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
