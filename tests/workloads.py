@@ -204,8 +204,14 @@ def build(name: str, data: Path, scratch: Path) -> List[subprocess.Popen[bytes]]
 
 @contextlib.contextmanager
 def lowered_watermarks() -> Iterator[None]:
-    """vm.min_free_kbytes and vm.watermark_scale_factor at their floor, restored afterwards."""
-    settings = {Path("/proc/sys/vm/min_free_kbytes"): "128", Path("/proc/sys/vm/watermark_scale_factor"): "1"}
+    """vm.min_free_kbytes and vm.watermark_scale_factor at their floor and no watermark boost (each
+    slab page taken from a movable block boosts the watermarks, and kswapd then trims the oldest
+    slab, emptying blocks again), restored afterwards."""
+    settings = {
+        Path("/proc/sys/vm/min_free_kbytes"): "128",
+        Path("/proc/sys/vm/watermark_scale_factor"): "1",
+        Path("/proc/sys/vm/watermark_boost_factor"): "0",
+    }
     saved = {path: path.read_text() for path in settings}
     try:
         for path, value in settings.items():
