@@ -58,7 +58,7 @@ DEFAULT_RULES: List[Dict[str, Any]] = [
         "node": None,
         "orders": ["huge"],
         "min_zone_size": 64 << 20,
-        "unusable_index": {"trigger": 0.95, "clear": 0.85},
+        "unusable_index": {"trigger": 0.6, "clear": 0.4},
         "extfrag_index": None,
         "watermark": None,
         "predict": {"horizon": 300.0},

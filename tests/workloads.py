@@ -6,10 +6,11 @@
     unfixable    anonymous memory over most of memory with one page in 16 freed, the free
                  huge-page blocks taken; then inodes and dentries of many small files
                  (reclaimable slab) fill those holes, a few slab pages in every page block
-                 (built with the watermarks lowered, so that kswapd leaves no hole
-                 unfilled); the anonymous memory is freed and a page cache read: memory is
-                 mostly free, yet no page block can be emptied by moving pages, since each
-                 holds slab. Compaction cannot fix it; dropping the slab (reclaim) can
+                 (built with the watermarks lowered, no watermark boost and no proactive
+                 compaction, so that neither kswapd nor kcompactd undoes it meanwhile); the
+                 anonymous memory is freed and a page cache read: memory is mostly free, yet
+                 few page blocks can be emptied by moving pages, since most hold slab.
+                 Compaction alone cannot fix it; dropping the slab (reclaim) can
     lowfree      page cache fills memory, and the little that is free sits in huge-page
                  blocks (freed transparent huge pages): kswapd's job, not shrinkd's
     healthy      page cache only: no fragmentation
@@ -181,10 +182,12 @@ def build(name: str, data: Path, scratch: Path) -> List[subprocess.Popen[bytes]]
         Path("/proc/sys/vm/drop_caches").write_text("2\n")
         # Watermarks lowered while the state is built: the holes left free at the end (what
         # kswapd keeps free) are blocks that get no slab.
-        with lowered_watermarks():
+        with quiet_kernel():
             # Anonymous memory takes the small free pieces first, so what it leaves free is its
-            # own holes (one page in 16 of each block) and whole huge-page blocks: the hog takes those.
-            holes = fragment(90, scratch, every=16)
+            # own holes (one page in 16 of each block) and whole huge-page blocks: the hog takes
+            # those. Nearly all of what is available, since slab takes any larger piece left
+            # over before the holes (with 90 %, a third of the runs left blocks unpolluted).
+            holes = fragment(97, scratch, every=16)
             held.append(take_huge_blocks(scratch))
             # A slab page that falls back into a movable block takes all of that block's free
             # pages (its holes) for the slab, block after block: slab in nearly every block,
@@ -203,14 +206,17 @@ def build(name: str, data: Path, scratch: Path) -> List[subprocess.Popen[bytes]]
 
 
 @contextlib.contextmanager
-def lowered_watermarks() -> Iterator[None]:
-    """vm.min_free_kbytes and vm.watermark_scale_factor at their floor and no watermark boost (each
-    slab page taken from a movable block boosts the watermarks, and kswapd then trims the oldest
-    slab, emptying blocks again), restored afterwards."""
+def quiet_kernel() -> Iterator[None]:
+    """While unfixable is built: vm.min_free_kbytes and vm.watermark_scale_factor at their floor, no
+    watermark boost (each slab page taken from a movable block boosts the watermarks, and kswapd
+    then trims the oldest slab, emptying blocks again) and no proactive compaction (kcompactd
+    moving the anonymous pages would make free blocks that the slab takes before the holes);
+    all restored afterwards."""
     settings = {
         Path("/proc/sys/vm/min_free_kbytes"): "128",
         Path("/proc/sys/vm/watermark_scale_factor"): "1",
         Path("/proc/sys/vm/watermark_boost_factor"): "0",
+        Path("/proc/sys/vm/compaction_proactiveness"): "0",
     }
     saved = {path: path.read_text() for path in settings}
     try:
