@@ -185,9 +185,8 @@ def build(name: str, data: Path, scratch: Path) -> List[subprocess.Popen[bytes]]
         with quiet_kernel():
             # Anonymous memory takes the small free pieces first, so what it leaves free is its
             # own holes (one page in 16 of each block) and whole huge-page blocks: the hog takes
-            # those. Nearly all of what is available, since slab takes any larger piece left
-            # over before the holes (with 90 %, a third of the runs left blocks unpolluted).
-            holes = fragment(97, scratch, every=16)
+            # those. (97 % of what is available left the guest reclaiming for over ten minutes.)
+            holes = fragment(90, scratch, every=16)
             held.append(take_huge_blocks(scratch))
             # A slab page that falls back into a movable block takes all of that block's free
             # pages (its holes) for the slab, block after block: slab in nearly every block,
