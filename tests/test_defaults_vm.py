@@ -20,8 +20,9 @@ and its cooldown shortly before: a report after an action renews the trigger onc
 could have brought it (bench/reaction.py measures how soon).
 
 What the defaults should do where compaction cannot fix it (tests/workloads.py `unfixable`)
-waits for the outcome study (bench/outcome.py); no test claims it yet. The raw /dev/kmsg
-records are kept as the parser's fixtures (tests/fixtures/kmsg/).
+is not settled: the outcome study (docs/outcome.md) shows reclaim fixing it where compaction
+could not, but the workload's state still varies from boot to boot, and no test claims it
+yet. The raw /dev/kmsg records are kept as the parser's fixtures (tests/fixtures/kmsg/).
 """
 
 from __future__ import annotations
