@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_FILES = {"big.bin": 1536, "medium.bin": 768, "small.bin": 320}  # MiB, sparse on the host
@@ -164,15 +164,10 @@ def free_huge_pages_later(percent_of_total: int) -> None:
 def build(name: str, data: Path, scratch: Path) -> List[subprocess.Popen[bytes]]:
     """Build workload `name`; the children that hold its memory."""
     held: List[subprocess.Popen[bytes]] = []
-
-    def read_page_cache() -> None:
-        for path, limit in page_cache_reads(name, data):
-            read_into_cache(path, limit)
-
     if name in ("healthy", "thrash"):
-        read_page_cache()
+        read_page_cache(name, data)
     elif name == "compactable":
-        read_page_cache()
+        read_page_cache(name, data)
         held.append(fragment(70, scratch))
         held.append(take_huge_blocks(scratch))
     elif name == "unfixable":
@@ -195,9 +190,9 @@ def build(name: str, data: Path, scratch: Path) -> List[subprocess.Popen[bytes]]
             cache_inodes(SLAB_FILES, data / "files", scratch / "dentries", min_free_kb=2048)
             holes.kill()
             holes.wait()
-        read_page_cache()
+        read_page_cache(name, data)
     elif name == "lowfree":
-        read_page_cache()
+        read_page_cache(name, data)
         free_huge_pages_later(12)
     else:
         raise ValueError(f"unknown workload {name!r} (known: {', '.join(WORKLOADS)})")
@@ -227,22 +222,22 @@ def quiet_kernel() -> Iterator[None]:
             path.write_text(value)
 
 
-def page_cache_reads(name: str, data: Path) -> List[Tuple[Path, Optional[int]]]:
-    """The reads (file, bytes or None for all) that leave workload `name`'s page cache: what the
-    outcome study reads again after a strategy, counting refaults."""
+def read_page_cache(name: str, data: Path) -> None:
+    """The reads that leave workload `name`'s page cache: what it builds, what thrash reads in a
+    loop, and what the outcome study reads again after a strategy, counting refaults."""
     if name == "lowfree":
-        return [(data / "big.bin", None)]
-    if name == "thrash":
-        return [(data / "medium.bin", meminfo()["MemTotal"] * 1024 - (192 << 20))]
-    return [(data / "small.bin", None)]
+        read_into_cache(data / "big.bin")
+    elif name == "thrash":
+        read_into_cache(data / "medium.bin", meminfo()["MemTotal"] * 1024 - (192 << 20))
+    else:
+        read_into_cache(data / "small.bin")
 
 
 def keep_busy(name: str, data: Path, stop: Callable[[], bool]) -> None:
     """While the state is held: thrash re-reads its working set; the others wait."""
     while not stop():
         if name == "thrash":
-            for path, limit in page_cache_reads(name, data):
-                read_into_cache(path, limit)
+            read_page_cache(name, data)
         else:
             time.sleep(0.5)
 
@@ -296,8 +291,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.mode == "guest":
         guest(args.name, args.data, args.ready)
     elif args.mode == "reread":
-        for path, limit in page_cache_reads(args.name, args.data):
-            read_into_cache(path, limit)
+        read_page_cache(args.name, args.data)
     else:
         args.file.write_text(json.dumps(measure()))
     return 0
