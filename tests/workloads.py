@@ -40,9 +40,11 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 REPO = Path(__file__).resolve().parent.parent
 DATA_FILES = {"big.bin": 1536, "medium.bin": 768, "small.bin": 320}  # MiB, sparse on the host
 # Empty files (files/<i / 256>/<i % 256>, in hex: mkfs.ext4 -d fills a large directory slowly)
-# whose inodes and dentries become reclaimable slab when stat()ed: about 1.3 KiB each, some
-# 80 MiB for all, more than the unfixable holes hold.
-SLAB_FILES = 1 << 16
+# whose inodes and dentries become reclaimable slab when stat()ed: about 1.3 KiB each, up to
+# 170 MiB for all. `unfixable` stops at its free-memory floor before it runs out of them: its
+# holes and the small free blocks around them took 85 to 102 MiB in 1 GiB guests, and a build
+# that ran out first left whole blocks without slab (index 0.4 to 0.6 instead of 1.0).
+SLAB_FILES = 1 << 17
 WORKLOADS = ("compactable", "unfixable", "lowfree", "healthy", "thrash")
 
 
@@ -68,7 +70,7 @@ def build_dentries(out: Path) -> Path:
 def data_disk(run_dir: Path, slab_files: int = SLAB_FILES) -> Path:
     """An ext4 image holding the files the workloads read into the page cache (sparse: made in a moment;
     reading their holes fills the guest's page cache all the same) and `slab_files` empty files (only
-    `unfixable` needs them: 0 saves some ten seconds), and the dentry maker built into `run_dir` (the
+    `unfixable` needs them: 0 saves some 25 seconds), and the dentry maker built into `run_dir` (the
     guest sees it there)."""
     build_dentries(run_dir)
     content = run_dir / "data-content"
@@ -182,21 +184,34 @@ def build(name: str, data: Path, scratch: Path) -> List[subprocess.Popen[bytes]]
             # own holes (one page in 16 of each block) and whole huge-page blocks: the hog takes
             # those. (97 % of what is available left the guest reclaiming for over ten minutes.)
             holes = fragment(90, scratch, every=16)
+            progress("holes made")
             held.append(take_huge_blocks(scratch))
+            progress("huge-page blocks taken")
             # A slab page that falls back into a movable block takes all of that block's free
             # pages (its holes) for the slab, block after block: slab in nearly every block,
             # until the holes are nearly all taken (more would make reclaim trim the oldest
             # slab, emptying blocks again).
-            cache_inodes(SLAB_FILES, data / "files", scratch / "dentries", min_free_kb=2048)
+            looked = cache_inodes(SLAB_FILES, data / "files", scratch / "dentries", min_free_kb=2048)
+            progress(f"{looked} inodes cached")
             holes.kill()
             holes.wait()
+            progress("holes' memory freed")
         read_page_cache(name, data)
+        progress("page cache read")
     elif name == "lowfree":
         read_page_cache(name, data)
         free_huge_pages_later(12)
     else:
         raise ValueError(f"unknown workload {name!r} (known: {', '.join(WORKLOADS)})")
     return held
+
+
+def progress(phase: str) -> None:
+    """One line on stderr while a workload is built: free memory, reclaimable slab and the free lists."""
+    info = meminfo()
+    zones = " | ".join(" ".join(line.split()[3:]) for line in Path("/proc/buddyinfo").read_text().splitlines())
+    print(f"workload: {phase}: free {info['MemFree'] >> 10} MiB, slab {info.get('SReclaimable', 0) >> 10} MiB; {zones}",
+          file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -275,6 +290,18 @@ def measure() -> Dict[str, Any]:
     }
 
 
+def index_of_largest_zone(state: Dict[str, Any], order: int) -> Optional[float]:
+    """The kernel's unusable index at `order` (debugfs) of the zone with the most free pages, in a measured state."""
+    zones = state["buddyinfo"]
+    largest = max(zones, key=lambda key: sum(n << o for o, n in enumerate(zones[key])))
+    node, zone = largest.split(":")
+    for line in state["unusable_index"].splitlines():
+        words = line.replace(",", " ").split()
+        if len(words) > 4 + order and words[1] == node and words[3] == zone:
+            return float(words[4 + order])
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Memory workloads for the outcome study (run in a guest).")
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -284,12 +311,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     run.add_argument("ready", type=Path, help="written once the state is built")
     save = sub.add_parser("measure", help="save the measured state as JSON")
     save.add_argument("file", type=Path)
+    index = sub.add_parser("index", help="print the kernel's unusable index at ORDER of the zone with the most free memory")
+    index.add_argument("order", type=int)
     again = sub.add_parser("reread", help="read a workload's page cache again")
     again.add_argument("name", choices=WORKLOADS)
     again.add_argument("data", type=Path, help="where the data disk is mounted")
     args = parser.parse_args(argv)
     if args.mode == "guest":
         guest(args.name, args.data, args.ready)
+    elif args.mode == "index":
+        value = index_of_largest_zone(measure(), args.order)
+        if value is None:
+            print(f"workloads: no unusable index at order {args.order} (is debugfs mounted?)", file=sys.stderr)
+            return 1
+        print(f"{value:.3f}")
     elif args.mode == "reread":
         read_page_cache(args.name, args.data)
     else:
