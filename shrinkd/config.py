@@ -62,14 +62,23 @@ class Failures(Record):
 
 
 class Reclaim(Record):
-    __slots__ = ("max_per_event", "max_per_hour", "min", "prefer", "sync")
+    __slots__ = ("max_per_event", "max_per_hour", "min", "prefer", "sync", "vfs_cache_pressure")
 
-    def __init__(self, prefer: Tuple[str, ...], min: int, max_per_event: int, max_per_hour: int, sync: bool) -> None:
+    def __init__(
+        self,
+        prefer: Tuple[str, ...],
+        min: int,
+        max_per_event: int,
+        max_per_hour: int,
+        sync: bool,
+        vfs_cache_pressure: Optional[int],
+    ) -> None:
         self.prefer = prefer
         self.min = min
         self.max_per_event = max_per_event
         self.max_per_hour = max_per_hour
         self.sync = sync
+        self.vfs_cache_pressure = vfs_cache_pressure  # during a reclaim after a compaction; None: untouched
 
 
 class Thrash(Record):

@@ -646,6 +646,7 @@ SCHEMA = Section(
                     "max_per_event": (_size, 64 << 20),
                     "max_per_hour": (_size, 256 << 20),
                     "sync": (_bool, False),
+                    "vfs_cache_pressure": (_optional(_number(100, 1000000, integer=True)), 10000),
                 },
                 after=_check_reclaim,
             ),

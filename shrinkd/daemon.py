@@ -86,7 +86,8 @@ class Daemon:
         self.tunables = tunables or Tunables()
         self.tell = Events(journal, notifier, self.page_size)
         self.policy = Policy(self.current, self.page_size, once=once, orders=procfs.named_orders(self.page_size))
-        self.backends = Backends(procfs, self.current, self.tunables, self.page_size)
+        keep_dir = os.path.dirname(state_path) if state_path else None
+        self.backends = Backends(procfs, self.current, self.tunables, self.page_size, keep_dir)
         # The trace and the metrics textfile, when configured: fed every poll and event.
         self.outputs = Outputs(self.page_size, self.policy.orders, clock, self.tell.log)
         self._configure_outputs()
@@ -124,6 +125,7 @@ class Daemon:
     def start(self) -> None:
         """Open the /proc files, arm PSI, open the uevent socket and the kernel log, install signal handlers."""
         self.started_at = self.clock()
+        self._restore_cache_pressure()
         self.reader = Reader(self.procfs)
         self._arm_psi()
         if self.use_uevents and not self.once:
@@ -140,6 +142,20 @@ class Daemon:
             self.config.sources,
             self.dry_run,
         )
+
+    def _restore_cache_pressure(self) -> None:
+        """A daemon that ended while it had vm.vfs_cache_pressure raised left the value before behind."""
+        if self.dry_run:
+            return
+        try:
+            restored = self.backends.cache_pressure.restore_left()
+        except ShrinkdError as error:
+            self.tell.log(f"vm.vfs_cache_pressure left by the last run not put back: {error}", WARNING)
+            return
+        if restored is not None:
+            self.tell.log(
+                f"vm.vfs_cache_pressure put back to {restored}: the last run ended during a reclaim", WARNING
+            )
 
     def _arm_psi(self) -> None:
         if self.trigger is not None:
@@ -363,7 +379,8 @@ class Daemon:
                 if step.action == COMPACT:
                     result = self.backends.compact(step.node)
                 else:
-                    result = self.backends.reclaim(step.size, step.node)
+                    pressure = self.config.reclaim.vfs_cache_pressure if step.after_compaction else None
+                    result = self.backends.reclaim(step.size, step.node, cache_pressure=pressure)
             except ShrinkdError as error:
                 self.tell.action_failed(decision, step, error)
                 self.refresh_backends(f"{step.action} failed")

@@ -532,5 +532,8 @@ def examine(
     kernel_options(report, system)
     files = outputs(report, config)
     live = {name: [live_path(procfs, path) for path in paths] for name, paths in usable.items()}
+    if config.reclaim.vfs_cache_pressure is not None and set(usable) - {"compact"}:
+        # raised for the length of a reclaim that follows a compaction
+        live["vfs_cache_pressure"] = [live_path(procfs, procfs.proc("sys/vm/vfs_cache_pressure"))]
     sandbox(report, unit, live, files, config.shrinkmem_device)
     return report

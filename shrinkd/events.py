@@ -231,6 +231,7 @@ class Events:
             pages_reclaimed_source=origin,
             partial=result.partial if result else None,
             tried=" | ".join(result.failures) if result and result.failures else None,
+            vfs_cache_pressure=result.cache_pressure if result else None,
         )
         if dry_run:
             message = f"would reclaim {format_mib(step.size)} for {what}"
@@ -241,6 +242,8 @@ class Events:
                 else "an unknown amount"
             )
             partial = " (the kernel could not reclaim all of it)" if result is not None and result.partial else ""
+            if result is not None and result.cache_pressure is not None:
+                how += f" at vfs_cache_pressure {result.cache_pressure}"
             message = f"reclaimed {amount} of {format_mib(step.size)} asked for {what}{how}{partial}"
         self.event("reclaimed", message, NOTICE, **fields)
         self.last_action = f"reclaim of {format_mib(step.size)} via {backend or 'none (dry run)'} at {clock}"

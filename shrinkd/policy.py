@@ -80,15 +80,19 @@ class Decision(Record):
 
 
 class Step(Record):
-    """One rung of the ladder: compact (node None: all nodes), reclaim `size` bytes, or a skip with a reason."""
+    """One rung of the ladder: compact (node None: all nodes), reclaim `size` bytes, or a skip with a reason.
+    A reclaim `after_compaction` is for what compaction could not move (reclaimable slab first)."""
 
-    __slots__ = ("action", "node", "reason", "size")
+    __slots__ = ("action", "after_compaction", "node", "reason", "size")
 
-    def __init__(self, action: str, node: Optional[int] = None, size: int = 0, reason: str = "") -> None:
+    def __init__(
+        self, action: str, node: Optional[int] = None, size: int = 0, reason: str = "", after_compaction: bool = False
+    ) -> None:
         self.action = action
         self.node = node
         self.size = size
         self.reason = reason
+        self.after_compaction = after_compaction
 
 
 class Plan(Record):
@@ -423,7 +427,7 @@ class Policy:
             return Step(
                 SKIP, reason=f"hourly reclaim cap reached ({limits.max_per_hour - left} of {limits.max_per_hour} bytes)"
             )
-        return Step(RECLAIM, node=source.node, size=min(size, left))
+        return Step(RECLAIM, node=source.node, size=min(size, left), after_compaction=compacted)
 
     def acted(self, decision: Decision, now: float) -> None:
         """An event ran for a decision: its target cools down."""

@@ -78,6 +78,7 @@ class Tree:
         (self.proc / "sys" / "vm").mkdir(parents=True)
         for name in ("compact_memory", "drop_caches"):
             (self.proc / "sys" / "vm" / name).write_text("")
+        (self.proc / "sys" / "vm" / "vfs_cache_pressure").write_text("100\n")
         node = self.sys / "devices" / "system" / "node" / "node0"
         node.mkdir(parents=True)
         (node / "compact").write_text("")

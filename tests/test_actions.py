@@ -166,3 +166,84 @@ def test_tunables_errors(tmp_path: Path) -> None:
     with pytest.raises(ActionError) as refused:
         Tunables().write(str(tmp_path), "1")
     assert str(refused.value) == f"{tmp_path}: cannot open for writing: Is a directory"
+
+
+class Watching(Tunables):
+    """Records vfs_cache_pressure's value (and the value saved for a restart) at each write to
+    memory.reclaim; can fail that write."""
+
+    def __init__(self, pressure: Path, fail_reclaim: bool = False, saved: Optional[Path] = None) -> None:
+        self.pressure = pressure
+        self.fail_reclaim = fail_reclaim
+        self.saved = saved
+        self.seen: List[str] = []
+        self.kept: List[str] = []
+
+    def write(self, path: str, value: str) -> None:
+        if path.endswith("memory.reclaim"):
+            self.seen.append(self.pressure.read_text().strip())
+            if self.saved is not None:
+                self.kept.append(self.saved.read_text().strip() if self.saved.exists() else "")
+            if self.fail_reclaim:
+                raise ActionError(f"{path}: writing {value!r} failed: Device or resource busy")
+        super().write(path, value)
+
+
+def pressure_tree(root: Path, value: str = "100\n") -> Tuple[ProcFS, Path]:
+    procfs = fake_tree(root)
+    pressure = Path(procfs.proc("sys/vm/vfs_cache_pressure"))
+    pressure.write_text(value)
+    return procfs, pressure
+
+
+def test_a_reclaim_after_compaction_raises_vfs_cache_pressure_and_puts_it_back(tmp_path: Path) -> None:
+    procfs, pressure = pressure_tree(tmp_path)
+    keep = tmp_path / "run"
+    keep.mkdir()
+    tunables = Watching(pressure, saved=keep / "vfs_cache_pressure.saved")
+    backends = Backends(procfs, current(), tunables, keep_dir=str(keep))
+    result = backends.reclaim(8 << 20, 0, cache_pressure=10000)
+    assert tunables.seen == ["10000"] and pressure.read_text() == "100\n"
+    assert tunables.kept == ["100"]  # while raised, the value before is kept for a restart
+    assert result.cache_pressure == 10000 and result.failures == ()
+    assert list(keep.iterdir()) == []  # the saved value is gone once put back
+    # Without it (a watermark's reclaim, or vfs_cache_pressure: null) nothing changes.
+    assert backends.reclaim(8 << 20, 0).cache_pressure is None and tunables.seen[-1] == "100"
+    # Already at least as high: left alone, and not claimed.
+    pressure.write_text("20000\n")
+    assert backends.reclaim(8 << 20, 0, cache_pressure=10000).cache_pressure is None
+    assert tunables.seen[-1] == "20000" and pressure.read_text() == "20000\n"
+
+
+def test_vfs_cache_pressure_is_put_back_when_the_reclaim_fails(tmp_path: Path) -> None:
+    procfs, pressure = pressure_tree(tmp_path, "150\n")
+    tunables = Watching(pressure, fail_reclaim=True)
+    with pytest.raises(ActionError):
+        Backends(procfs, current(), tunables, keep_dir=str(tmp_path)).reclaim(8 << 20, 0, cache_pressure=500)
+    assert tunables.seen == ["500"] and pressure.read_text() == "150\n"
+    assert not (tmp_path / "vfs_cache_pressure.saved").exists()
+
+
+def test_a_reclaim_without_vfs_cache_pressure_still_runs_and_says_why(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path)  # no vfs_cache_pressure file
+    result = Backends(procfs, current()).reclaim(8 << 20, 0, cache_pressure=10000)
+    assert result.backend == "memory_reclaim" and result.cache_pressure is None
+    assert result.failures == (
+        f"vfs_cache_pressure not raised: {procfs.proc('sys/vm/vfs_cache_pressure')}: No such file or directory",
+    )
+
+
+def test_a_value_left_by_a_killed_daemon_is_put_back_at_start(tmp_path: Path) -> None:
+    procfs, pressure = pressure_tree(tmp_path, "10000\n")
+    keep = tmp_path / "run"
+    keep.mkdir()
+    (keep / "vfs_cache_pressure.saved").write_text("100\n")
+    backends = Backends(procfs, current(), keep_dir=str(keep))
+    assert backends.cache_pressure.restore_left() == 100
+    assert pressure.read_text() == "100\n" and list(keep.iterdir()) == []
+    assert backends.cache_pressure.restore_left() is None  # nothing left: nothing done
+    (keep / "vfs_cache_pressure.saved").write_text("garbage")
+    with pytest.raises(ActionError) as caught:
+        backends.cache_pressure.restore_left()
+    assert str(caught.value) == f"{keep / 'vfs_cache_pressure.saved'}: not a number: 'garbage'; removed"
+    assert pressure.read_text() == "100\n" and list(keep.iterdir()) == []

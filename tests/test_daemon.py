@@ -135,7 +135,13 @@ def test_compaction_then_reclaim_then_cleared(tree: Tree, journald: socket.socke
     free, suitable, index = unusable_at_9("6.1-frag3")
     assert index == 671  # as debugfs printed it when the state was captured
     wanted = -(-(free - suitable) * 1000 // 500) - free
-    assert kernel.writes == [("compact", "1"), ("memory.reclaim", str(wanted * 4096))]
+    # The reclaim follows a compaction: vm.vfs_cache_pressure raised for it, then put back.
+    assert kernel.writes == [
+        ("compact", "1"),
+        ("vfs_cache_pressure", "10000\n"),
+        ("memory.reclaim", str(wanted * 4096)),
+        ("vfs_cache_pressure", "100\n"),
+    ]
     assert tree.control("sys/devices/system/node/node0/compact") == "1"
     assert tree.control("sys/fs/cgroup/memory.reclaim") == str(wanted * 4096)
 
@@ -159,7 +165,22 @@ def test_compaction_then_reclaim_then_cleared(tree: Tree, journald: socket.socke
     assert (reclaimed["SHRINKD_PAGES_RECLAIMED"], reclaimed["SHRINKD_PAGES_RECLAIMED_SOURCE"]) == ("23456", "vmstat")
     assert reclaimed["MESSAGE"].startswith(f"reclaimed 23456 pages (91.6 MiB) of {wanted * 4096 / 1048576:.1f} MiB")
     assert " asked for huge:unusable_index (node 0 zone DMA32 order 9): 0.671 -> 0.129 in " in reclaimed["MESSAGE"]
+    assert reclaimed["MESSAGE"].endswith(" via memory_reclaim at vfs_cache_pressure 10000")
+    assert reclaimed["SHRINKD_VFS_CACHE_PRESSURE"] == "10000" and "SHRINKD_TRIED" not in reclaimed
     assert logged["cleared"]["SHRINKD_VALUE"] == "0.129"
+
+
+def test_a_vfs_cache_pressure_left_raised_is_put_back_at_start(tree: Tree, tmp_path: Path) -> None:
+    # The last run was killed during a reclaim: the kernel still has its raised value, and the
+    # value before is in the runtime directory, beside the state file.
+    (tree.proc / "sys" / "vm" / "vfs_cache_pressure").write_text("10000\n")
+    (tmp_path / "vfs_cache_pressure.saved").write_text("120\n")
+    d, stream, _ = daemon(tree, state_path=str(tmp_path / "status.json"))
+    d.start()
+    d.close()
+    assert tree.control("proc/sys/vm/vfs_cache_pressure") == "120\n"
+    assert not (tmp_path / "vfs_cache_pressure.saved").exists()
+    assert "vm.vfs_cache_pressure put back to 120: the last run ended during a reclaim" in stream.getvalue()
 
 
 def test_cooldown_keeps_a_stubborn_zone_from_being_hammered(tree: Tree) -> None:

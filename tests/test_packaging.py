@@ -117,14 +117,16 @@ def test_unit_keeps_the_required_settings() -> None:
     for path in (
         "/proc/sys/vm/compact_memory",
         "/proc/sys/vm/drop_caches",
+        "/proc/sys/vm/vfs_cache_pressure",
         "/sys/fs/cgroup/memory.reclaim",
         "/sys/devices/system/node/node0/compact",
         "/sys/devices/system/node/node0/reclaim",
     ):
         assert "-" + path in writable
     # Nothing but single files is opened: no directory of tunables; one directory for the metrics textfile.
-    assert all(Path(path.lstrip("-")).name in ("compact_memory", "drop_caches", "memory.reclaim", "compact", "reclaim")
-               for path in writable if path != "-/var/lib/prometheus/node-exporter")
+    files = ("compact_memory", "drop_caches", "vfs_cache_pressure", "memory.reclaim", "compact", "reclaim")
+    assert all(Path(path.lstrip("-")).name in files for path in writable if path != "-/var/lib/prometheus/node-exporter")
+    assert settings["RuntimeDirectoryPreserve"] == ["restart"]  # vfs_cache_pressure's saved value outlives a crash
     assert "-/var/lib/prometheus/node-exporter" in writable and settings["StateDirectory"] == ["shrinkd"]
 
 

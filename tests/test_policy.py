@@ -209,7 +209,7 @@ def test_ladder_compacts_first_and_reclaims_only_what_compaction_left() -> None:
     # Compaction does not help: reclaim follows, sized from the state measured after compaction.
     # BETWEEN: F = 1512, S = 512, clear 0.6: R = ceil(1000 * 1000 / 600) - 1512 = 1667 - 1512 = 155 pages.
     steps = ladder(p, decision, [normal(FRAGMENTED), normal(BETWEEN), normal(BELOW_CLEAR)])
-    assert steps == [Step(COMPACT, node=0), Step(RECLAIM, node=0, size=155 * PAGE)]
+    assert steps == [Step(COMPACT, node=0), Step(RECLAIM, node=0, size=155 * PAGE, after_compaction=True)]
 
 
 def test_after_reclaim_a_second_compaction_and_no_more() -> None:
@@ -218,7 +218,7 @@ def test_after_reclaim_a_second_compaction_and_no_more() -> None:
     # Nothing helps: compact, reclaim (FRAGMENTED: F = 1000, S = 0, clear 0.6:
     # ceil(1000 * 1000 / 600) - 1000 = 667 pages), compact again, then stop.
     steps = ladder(p, decision, [normal(FRAGMENTED)] * 5)
-    assert steps == [Step(COMPACT, node=0), Step(RECLAIM, node=0, size=667 * PAGE), Step(COMPACT, node=0)]
+    assert steps == [Step(COMPACT, node=0), Step(RECLAIM, node=0, size=667 * PAGE, after_compaction=True), Step(COMPACT, node=0)]
 
 
 def test_ladder_stops_when_compaction_reached_the_clear_level() -> None:
@@ -261,7 +261,7 @@ def test_reclaim_size_is_bounded_per_event() -> None:
     decision = first_decision(p, normal(FRAGMENTED))
     steps = ladder(p, decision, [normal(FRAGMENTED), normal(FRAGMENTED)])
     # 667 pages wanted (2.6 MiB), 128K allowed.
-    assert steps[-1] == Step(RECLAIM, node=0, size=128 << 10)
+    assert steps[-1] == Step(RECLAIM, node=0, size=128 << 10, after_compaction=True)
 
 
 def test_deficit_for_each_condition_kind() -> None:
@@ -318,14 +318,14 @@ def test_hourly_cap() -> None:
         return step
 
     first = reclaim_step(0.0)
-    assert first == Step(RECLAIM, node=0, size=4 << 20)  # 667 pages wanted: the 4M minimum
+    assert first == Step(RECLAIM, node=0, size=4 << 20, after_compaction=True)  # 667 pages wanted: the 4M minimum
     p.reclaimed(8 << 20, frag, 0.0)
-    assert reclaim_step(10.0) == Step(RECLAIM, node=0, size=4 << 20)  # 4M of 12M left
+    assert reclaim_step(10.0) == Step(RECLAIM, node=0, size=4 << 20, after_compaction=True)  # 4M of 12M left
     p.reclaimed(4 << 20, frag, 10.0)
     capped = reclaim_step(20.0)
     assert (capped.action, capped.reason) == (SKIP, f"hourly reclaim cap reached ({12 << 20} of {12 << 20} bytes)")
     # An hour after the first reclaim, its 8M no longer count.
-    assert reclaim_step(3600.5) == Step(RECLAIM, node=0, size=4 << 20)
+    assert reclaim_step(3600.5) == Step(RECLAIM, node=0, size=4 << 20, after_compaction=True)
 
 
 def test_dry_run_reclaims_count_toward_the_cap_but_not_the_thrash_guard() -> None:

@@ -6,6 +6,8 @@
 - node_reclaim: /sys/devices/system/node/nodeN/reclaim
 - drop_caches: /proc/sys/vm/drop_caches (off unless enabled)
 
+A reclaim that follows a compaction can run with vm.vfs_cache_pressure raised (cache_pressure.py).
+
 Backends is the set detected now; detect() runs again when devices change
 or the configuration is reloaded. Every write goes through procfs.Tunables.
 What one action did is a Result (result.py).
@@ -17,6 +19,7 @@ import os
 
 from ..errors import ActionError, MissingInputError
 from ..procfs import ProcFS, Tunables
+from .cache_pressure import CachePressure
 from .compact import Compact
 from .drop_caches import DropCaches
 from .memory_reclaim import MemoryReclaim
@@ -45,12 +48,19 @@ __all__ = ["Backends", "Result", "Tunables", "pages_reclaimed"]
 
 class Backends:
     def __init__(
-        self, procfs: ProcFS, current: Current, tunables: Optional[Tunables] = None, page_size: int = 4096
+        self,
+        procfs: ProcFS,
+        current: Current,
+        tunables: Optional[Tunables] = None,
+        page_size: int = 4096,
+        keep_dir: Optional[str] = None,
     ) -> None:
         self.procfs = procfs
         self.current = current
         self.tunables = tunables or Tunables()
         self.page_size = page_size
+        # vm.vfs_cache_pressure raised for a reclaim; its value before is kept in `keep_dir` meanwhile
+        self.cache_pressure = CachePressure(procfs, self.tunables, keep_dir)
         self.compactor: Optional[Compact] = None
         self.reclaimers: List[ReclaimBackend] = []
         self.detect()
@@ -102,8 +112,11 @@ class Backends:
             raise ActionError("compaction is not available")
         return self.compactor.run(node)
 
-    def reclaim(self, size: int, node: Optional[int], backend: Optional[str] = None) -> Result:
-        """Reclaim `size` bytes with the first backend that works (or the one named), for `node` where it can aim."""
+    def reclaim(
+        self, size: int, node: Optional[int], backend: Optional[str] = None, cache_pressure: Optional[int] = None
+    ) -> Result:
+        """Reclaim `size` bytes with the first backend that works (or the one named), for `node` where it can aim;
+        with `cache_pressure`, vm.vfs_cache_pressure is at least that meanwhile (dentries and inodes first)."""
         candidates = [b for b in self.reclaimers if backend is None or b.name == backend]
         if backend is not None and not candidates:
             raise ActionError(
@@ -111,7 +124,15 @@ class Backends:
             )
         if self.config.reclaim.sync:
             os.sync()
-        failures: List[str] = []
+        if cache_pressure is None:
+            return self._reclaim(candidates, size, node, [])
+        notes: List[str] = []
+        with self.cache_pressure.raised(cache_pressure, notes) as raised:
+            result = self._reclaim(candidates, size, node, notes)
+        return result.replace(cache_pressure=cache_pressure) if raised else result
+
+    def _reclaim(self, candidates: List[ReclaimBackend], size: int, node: Optional[int], notes: List[str]) -> Result:
+        failures: List[str] = list(notes)
         for candidate in candidates:
             if node is not None and not candidate.available(node):
                 failures.append(f"{candidate.name}: not available for node {node}")

@@ -15,7 +15,7 @@ PGSTEAL = ("pgsteal_anon", "pgsteal_file")
 
 
 class Result(Record):
-    __slots__ = ("backend", "duration_ns", "failures", "pages_reclaimed", "partial", "requested")
+    __slots__ = ("backend", "cache_pressure", "duration_ns", "failures", "pages_reclaimed", "partial", "requested")
 
     def __init__(
         self,
@@ -25,6 +25,7 @@ class Result(Record):
         pages_reclaimed: Optional[int] = None,
         partial: bool = False,
         failures: Tuple[str, ...] = (),
+        cache_pressure: Optional[int] = None,
     ) -> None:
         self.backend = backend  # the control file or device used, e.g. "node0/compact", "shrinkmem"
         self.duration_ns = duration_ns
@@ -32,6 +33,7 @@ class Result(Record):
         self.pages_reclaimed = pages_reclaimed  # as the backend reports it (shrinkmem), else None
         self.partial = partial  # the kernel said it could not reclaim all it was asked
         self.failures = failures  # backends tried before this one, and why they failed
+        self.cache_pressure = cache_pressure  # vm.vfs_cache_pressure during the reclaim, when raised
 
 
 def pages_reclaimed(
