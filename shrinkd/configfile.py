@@ -63,7 +63,7 @@ DEFAULT_RULES: List[Dict[str, Any]] = [
         "watermark": None,
         "predict": {"horizon": 300.0},
         "sustain": 3,
-        "reclaim": False,
+        "reclaim": True,
     },
 ]
 
