@@ -328,7 +328,7 @@ class Policy:
         notices += self._check_thrash(obs, now)
         found, warnings = self.sources(obs)
         notices += warnings
-        decisions: Dict[Tuple[str, int, str], Tuple[Decision, float]] = {}
+        decisions: Dict[Tuple[str, int, str], Tuple[Decision, Tuple[float, float]]] = {}
         nearest = 0.0
         busy = False
         for source, value in found:
@@ -354,10 +354,14 @@ class Policy:
             nearest = max(nearest, near)
             cooled = self.cooldown_until.get(source.target, float("-inf")) <= now
             if state.active and (cooled or source.renewed(self.recent, self.acted_at[source.target])):
-                # One decision per target per poll: the condition nearest its trigger level wins.
+                # One decision per target per poll. A condition whose ladder may reclaim wins over one
+                # that only compacts (its ladder compacts first too, and the target then cools down:
+                # a prediction's compaction must not keep an index that compaction cannot fix from its
+                # reclaim); between equals, the one nearest its trigger level.
+                rank = (1.0 if source.reclaims else 0.0, near)
                 current = decisions.get(source.target)
-                if current is None or near > current[1]:
-                    decisions[source.target] = (Decision(source, value), near)
+                if current is None or rank > current[1]:
+                    decisions[source.target] = (Decision(source, value), rank)
         # Conditions that vanished (a zone went away, a rule was removed) are forgotten.
         present = {source for source, _ in found}
         for source in [s for s in self.watches if s not in present]:

@@ -452,6 +452,20 @@ rules:
     assert kinds(plan) == ["triggered", "triggered"]
 
 
+def test_one_decision_per_zone_one_that_may_reclaim_before_one_that_only_compacts() -> None:
+    # As a prediction (compaction only) and an unusable index that compaction cannot fix: the
+    # compaction-only condition is nearer its trigger, but the one that may reclaim is chosen (its
+    # ladder compacts first as well).
+    text = """
+rules:
+  - {name: a, zones: [Normal], orders: [9], unusable_index: {trigger: 0.5, clear: 0.2}, reclaim: false}
+  - {name: b, zones: [Normal], orders: [9], unusable_index: {trigger: 0.9, clear: 0.2}}
+"""
+    p = Policy(current(text), PAGE)
+    plan = p.evaluate(normal(FRAGMENTED), 0.0)
+    assert [d.source.name for d in plan.decisions] == ["b:unusable_index"]
+
+
 def test_rate_trigger_compacts_all_nodes_and_never_reclaims() -> None:
     # The rate trigger alone: compact_stall's growth is not also told as an allocation failure here.
     text = (
