@@ -135,9 +135,23 @@ def test_a_healthy_system_is_left_alone(guest: Path) -> None:
 
 
 def test_fragmentation_that_compaction_fixes_is_compacted_without_reclaim(guest: Path) -> None:
-    kinds = [e["SHRINKD_EVENT"] for e in during(guest, "compactable", "failure")]
-    assert "compacted" in kinds, kinds
-    assert "reclaimed" not in kinds, kinds
+    found = during(guest, "compactable", "failure")
+    shown = [e["MESSAGE"] for e in found]
+    assert "compacted" in [e["SHRINKD_EVENT"] for e in found], shown
+    # Never a reclaim where the compaction before it was enough: each one follows a compaction of
+    # its own ladder that left the index over the clear level.
+    clear = next(rule for rule in configload.builtin().rules if rule.name == "huge-page").unusable_index
+    assert clear is not None
+    ladder = [e for e in found if e["SHRINKD_EVENT"] in ("compacted", "reclaimed") and "SHRINKD_TRIGGER" in e]
+    for before, event in zip(ladder, ladder[1:]):
+        if event["SHRINKD_EVENT"] == "reclaimed":
+            assert before["SHRINKD_EVENT"] == "compacted" and before["SHRINKD_TRIGGER"] == event["SHRINKD_TRIGGER"], shown
+            assert float(before["SHRINKD_AFTER"]) > clear.clear / 1000, shown
+    # On Debian 6.1 (the outcome study's kernel) this state is one compaction fixes (0.71 -> 0.03
+    # there): no reclaim at all. On 6.12 one boot's compactions left it at 0.70 (the state is not
+    # always compactable there), and the ladder went on to reclaim, as above.
+    if guest.name.startswith("defaults-failure-6.1-"):
+        assert "reclaimed" not in [e["SHRINKD_EVENT"] for e in found], shown
 
 
 def test_the_kernel_s_report_parses(guest: Path) -> None:
