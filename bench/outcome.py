@@ -11,6 +11,8 @@ strategy, measures again, then reads the workload's page cache again (refaults c
   drop-compact     sync; echo 3 > /proc/sys/vm/drop_caches; then compact
   reclaim-compact  200M to the root cgroup's memory.reclaim; then compact
   module-compact   echo 200 > /dev/shrinkmem (the shrinkmem module); then compact
+  reclaim64-compact   64M (shrinkd's most per event) to memory.reclaim; then compact
+  pressure64-compact  the same with vm.vfs_cache_pressure at 10000 meanwhile (as shrinkd does)
   shrinkd          `shrinkd run` with the built-in defaults for WINDOW seconds
   shrinkd-module   the same with the shrinkmem module loaded
 
@@ -22,6 +24,7 @@ resumes; the table is printed, and --docs writes docs/outcome.md (and the plot, 
 matplotlib is installed).
 
     python bench/outcome.py [--workloads W ...] [--strategies S ...] [--window S] [--kernel 6.1] [--docs]
+  python bench/outcome.py --measured --docs   # the table of the runs kept, booting nothing
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests import vm  # noqa: E402
-from tests.workloads import WORKLOADS, data_disk  # noqa: E402
+from tests.workloads import SLAB_FILES, WORKLOADS, data_disk, index_of_largest_zone  # noqa: E402
 
 STRATEGIES = (
     "nothing",
@@ -52,6 +55,8 @@ STRATEGIES = (
     "module-compact",
     "shrinkd",
     "shrinkd-module",
+    "reclaim64-compact",
+    "pressure64-compact",
 )
 HUGE, COSTLY = 9, 3
 DEFAULT_RESULTS = Path(os.environ.get("SHRINKD_TEST_CACHE", "/var/cache/shrinkd-tests")) / "outcome"
@@ -66,6 +71,12 @@ ACTIONS = {
     "drop-compact": f"sync; echo 3 > /proc/sys/vm/drop_caches; {COMPACT}",
     "reclaim-compact": f"echo 200M > /sys/fs/cgroup/memory.reclaim; {COMPACT}",
     "module-compact": f"echo 200 > /dev/shrinkmem; {COMPACT}",
+    # One reclaim of shrinkd's per-event size, at the kernel's vfs_cache_pressure and at shrinkd's.
+    "reclaim64-compact": f"echo 64M > /sys/fs/cgroup/memory.reclaim; {COMPACT}",
+    "pressure64-compact": (
+        "echo 10000 > /proc/sys/vm/vfs_cache_pressure; echo 64M > /sys/fs/cgroup/memory.reclaim;"
+        f" echo 100 > /proc/sys/vm/vfs_cache_pressure; {COMPACT}"
+    ),
     "shrinkd": "run_shrinkd",
     "shrinkd-module": "run_shrinkd",
 }
@@ -106,18 +117,6 @@ def suitable(free: Sequence[int], order: int) -> int:
     return sum(count << (o - order) for o, count in enumerate(free) if o >= order)
 
 
-def index_of_largest_zone(state: Dict[str, Any]) -> Optional[float]:
-    """The kernel's unusable index at order 9 (debugfs) of the zone with the most free pages."""
-    zones = state["buddyinfo"]
-    largest = max(zones, key=lambda key: sum(n << o for o, n in enumerate(zones[key])))
-    node, zone = largest.split(":")
-    for line in state["unusable_index"].splitlines():
-        words = line.replace(",", " ").split()
-        if len(words) > 4 + HUGE and words[1] == node and words[3] == zone:
-            return float(words[4 + HUGE])
-    return None
-
-
 def summarize(run: Path) -> Dict[str, Any]:
     before = json.loads((run / "before.json").read_text())
     after = json.loads((run / "after.json").read_text())
@@ -127,7 +126,7 @@ def summarize(run: Path) -> Dict[str, Any]:
         zones = state["buddyinfo"].values()
         row[f"huge_{name}"] = sum(suitable(free, HUGE) for free in zones)
         row[f"costly_{name}"] = sum(suitable(free, COSTLY) for free in zones)
-        row[f"index_{name}"] = index_of_largest_zone(state)
+        row[f"index_{name}"] = index_of_largest_zone(state, HUGE)
     row["cache_discarded_mb"] = max(before["cached_kb"] - after["cached_kb"], 0) / 1024
     row["refaults"] = reread["workingset_refault_file"] - after["workingset_refault_file"]
     row["refaults_during"] = after["workingset_refault_file"] - before["workingset_refault_file"]
@@ -155,7 +154,7 @@ def run_one(workload: str, strategy: str, window: int, kernel: str, results: Pat
     if (target / "summary.json").exists():
         return dict(json.loads((target / "summary.json").read_text()))
     run_dir = vm.new_run_dir(f"outcome-{workload}-{strategy}-")
-    disk = data_disk(run_dir)
+    disk = data_disk(run_dir, slab_files=SLAB_FILES if workload == "unfixable" else 0)
     insmod = ""
     if strategy.startswith("module") or strategy == "shrinkd-module":
         module = vm.build_module(run_dir, kernel)
@@ -240,8 +239,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--jobs", type=int, default=1, help="guests at once, one virtual CPU each when more than one (default 1)"
     )
+    parser.add_argument(
+        "--measured", action="store_true", help="boot nothing: the table of the runs already kept (with --docs, into docs)"
+    )
     args = parser.parse_args(argv)
+    if args.again and args.measured:
+        parser.error("--again and --measured exclude each other")
     pairs = [(workload, strategy) for workload in args.workloads for strategy in args.strategies]
+    if args.measured:
+        pairs = [(w, s) for w, s in pairs if (args.results / args.kernel / w / s / "summary.json").exists()]
+        if not pairs:
+            parser.error(f"no runs kept under {args.results / args.kernel} for these workloads and strategies")
     if args.again:
         for workload, strategy in pairs:
             shutil.rmtree(args.results / args.kernel / workload / strategy, ignore_errors=True)
