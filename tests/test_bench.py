@@ -97,3 +97,20 @@ def test_reaction_report_of_a_real_run(tmp_path: Path) -> None:
     (tmp_path / "journal.json").write_text("\n".join(kept) + "\n")
     out = run_bench("bench/reaction.py", "--report", str(tmp_path), returncode=1)
     assert out.count("no compaction") == 7, out
+
+
+def test_the_outcome_study_tables_the_runs_kept_without_booting(tmp_path: Path) -> None:
+    # A run kept by the study (tests/fixtures/outcome: unfixable with shrinkd's defaults, Debian 6.1).
+    kept = REPO / "tests" / "fixtures" / "outcome"
+    out = run_bench("bench/outcome.py", "--measured", "--results", str(kept))
+    rows = [line for line in out.splitlines() if line.startswith("| unfixable")]
+    assert rows == [
+        "| unfixable | shrinkd | 31 -> 203 | 13026 -> 18065 | 0.852 -> 0.301 | 71 MB | 104 MB | 17751 | 7280 ms"
+        " | compacted, reclaimed, compacted |"
+    ]
+    result = subprocess.run(
+        [sys.executable, "bench/outcome.py", "--measured", "--results", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == f"outcome.py: error: no runs kept under {tmp_path / '6.1'} for these workloads and strategies"
