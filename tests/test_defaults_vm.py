@@ -96,11 +96,16 @@ kill -TERM "$WPID"; wait "$WPID"
 finish
 """
 
-def boot(name: str, kernel: str, script: str) -> Path:
+def boot(name: str, kernel: str, script: str, slab_files: int = 0, cpus: int = 2, allocfail: bool = True) -> Path:
+    """One guest running COMMON + `script` with the data disk (`slab_files` for `unfixable`), and
+    the allocation-failure test module built when `allocfail`; its run directory."""
     out = vm.new_run_dir(f"defaults-{name}-{kernel}-")
-    vm.build_module(out, kernel, vm.REPO / "tests" / "helpers" / "allocfail", "shrinkd_allocfail")
-    disk = data_disk(out, slab_files=0)  # no `unfixable` here
-    result = vm.run_in_vm(COMMON + script, kernel=kernel, memory="1G", disks=[disk], out_dir=out, timeout=2400)
+    if allocfail:
+        vm.build_module(out, kernel, vm.REPO / "tests" / "helpers" / "allocfail", "shrinkd_allocfail")
+    disk = data_disk(out, slab_files=slab_files)
+    result = vm.run_in_vm(
+        COMMON + script, kernel=kernel, memory="1G", cpus=cpus, disks=[disk], out_dir=out, timeout=2400
+    )
     disk.unlink()
     print(f"guest ran {result.seconds:.0f} s; files in {out}")
     result.check()
