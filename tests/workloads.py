@@ -40,10 +40,11 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 REPO = Path(__file__).resolve().parent.parent
 DATA_FILES = {"big.bin": 1536, "medium.bin": 768, "small.bin": 320}  # MiB, sparse on the host
 # Empty files (files/<i / 256>/<i % 256>, in hex: mkfs.ext4 -d fills a large directory slowly)
-# whose inodes and dentries become reclaimable slab when stat()ed: about 1.3 KiB each, up to
-# 170 MiB for all. `unfixable` stops at its free-memory floor before it runs out of them: its
-# holes and the small free blocks around them took 85 to 102 MiB in 1 GiB guests, and a build
-# that ran out first left whole blocks without slab (index 0.4 to 0.6 instead of 1.0).
+# whose inodes and dentries become reclaimable slab when stat()ed. In 1 GiB guests 65536 made
+# 85 to 102 MiB of slab, and some builds ran out of them before the holes did, leaving whole
+# blocks without slab (index 0.605 instead of 1.000); with twice as many, the builds measured
+# took the holes (89 to 124 MiB of slab, under 600 free order-0 pages left), or stopped at
+# `unfixable`'s free-memory floor.
 SLAB_FILES = 1 << 17
 WORKLOADS = ("compactable", "unfixable", "lowfree", "healthy", "thrash")
 
