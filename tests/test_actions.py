@@ -229,7 +229,7 @@ def test_a_reclaim_without_vfs_cache_pressure_still_runs_and_says_why(tmp_path: 
     result = Backends(procfs, current()).reclaim(8 << 20, 0, cache_pressure=10000)
     assert result.backend == "memory_reclaim" and result.cache_pressure is None
     assert result.failures == (
-        f"vfs_cache_pressure not raised: {procfs.proc('sys/vm/vfs_cache_pressure')}: No such file or directory",
+        f"vfs_cache_pressure not raised: {procfs.proc('sys/vm/vfs_cache_pressure')}: cannot read: No such file or directory",
     )
 
 

@@ -34,11 +34,7 @@ class CachePressure:
         self.saved = os.path.join(keep_dir, SAVED) if keep_dir else None
 
     def read(self) -> int:
-        try:
-            with open(self.path, "rb") as handle:
-                text = handle.read(64).decode("ascii", "replace").strip()
-        except OSError as error:
-            raise MissingInputError(self.path, os.strerror(error.errno or 0)) from None
+        text = ProcFS.read_head(self.path, 64).strip()
         if not text.isdigit():
             raise MissingInputError(self.path, f"not a number: {text[:20]!r}")
         return int(text)
