@@ -82,7 +82,11 @@ class Daemon:
         self.kernel_log_source = kernel_log  # a path to open, an open log (tests), or None: not read
         self.kernel_log: Optional[KernelLog] = None
         self.pending: List[AllocationFailure] = []  # read from the kernel's log, for the next poll
-        self.wakes: List[Tuple[float, str]] = []  # (when, why) of each wake-up in the last WAKE_WINDOW
+        # When and why of each wake-up in the last WAKE_WINDOW, in two lists: a cause is its index
+        # in wake_causes (a small int, which Python shares), so a wake-up costs one object, its time.
+        self.wake_times: List[float] = []
+        self.wake_why: List[int] = []
+        self.wake_causes: List[str] = []
         self.tunables = tunables or Tunables()
         self.tell = Events(journal, notifier, self.page_size)
         self.policy = Policy(self.current, self.page_size, once=once, orders=procfs.named_orders(self.page_size))
@@ -411,22 +415,33 @@ class Daemon:
         cause = sleep(timeout, self.clock, self.tell.notifier, watches, lambda: self.signals.interrupted, self._woke)
         self._woke(cause)
 
+    @property
+    def wakes(self) -> List[Tuple[float, str]]:
+        """(when, why) of each wake-up in the last WAKE_WINDOW, oldest first."""
+        return [(when, self.wake_causes[why]) for when, why in zip(self.wake_times, self.wake_why)]
+
     def _woke(self, cause: str) -> None:
         now = self.clock()
-        self.wakes.append((now, cause))
-        if self.wakes[0][0] < now - WAKE_WINDOW:
-            self.wakes = [(when, why) for when, why in self.wakes if when >= now - WAKE_WINDOW]
+        if cause not in self.wake_causes:
+            self.wake_causes.append(cause)  # a handful of causes: process.sleep's, and signals
+        self.wake_times.append(now)
+        self.wake_why.append(self.wake_causes.index(cause))
+        if self.wake_times[0] < now - WAKE_WINDOW:
+            old = next(n for n, when in enumerate(self.wake_times) if when >= now - WAKE_WINDOW)
+            del self.wake_times[:old]
+            del self.wake_why[:old]
 
     def wake_rates(self) -> Dict[str, float]:
         """Wake-ups per minute by cause, over the last WAKE_WINDOW seconds (or since the start, if shorter)."""
-        if not self.wakes:
+        if not self.wake_times:
             return {}
         now = self.clock()
         span = max(min(WAKE_WINDOW, now - self.started_at), 1.0)
         rates: Dict[str, float] = {}
-        for when, why in self.wakes:
+        for when, why in zip(self.wake_times, self.wake_why):
             if when >= now - WAKE_WINDOW:
-                rates[why] = rates.get(why, 0.0) + 60.0 / span
+                cause = self.wake_causes[why]
+                rates[cause] = rates.get(cause, 0.0) + 60.0 / span
         return rates
 
     def _on_kernel_log(self, mask: int) -> int:
