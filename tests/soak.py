@@ -34,6 +34,7 @@ shorter soak with the same code and asserts the same things.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import io
 import os
@@ -42,6 +43,7 @@ import shutil
 import signal
 import socket
 import sys
+import termios
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -60,9 +62,9 @@ LADDER = ("6.1-idle", "6.1-frag1", "6.1-frag2", "6.1-frag3", "6.1-hog")
 
 # Two configurations reloads switch between. A: the unusable index of DMA32 at order 9
 # triggers from frag3 (0.671) and clears at frag1 (0.129); compaction, then reclaim; polls
-# every 1 to 10 s. B adds the fragmentation index (hog trips it; compaction only, and as
-# the nearest to its trigger it wins the zone), a watermark rule (zoneinfo every poll) and
-# a vmstat rate trigger, and polls at the default 1 to 120 s. Both keep the default
+# every 1 to 10 s. B adds the fragmentation index (hog trips it; compaction only, so the
+# unusable index, which may reclaim, wins the zone over it), a watermark rule (zoneinfo
+# every poll) and a vmstat rate trigger, and polls at the default 1 to 120 s. Both keep the default
 # allocation_failures trigger (kernel log reports and failure counters: compaction of
 # every node).
 CONFIG_A = """
@@ -195,9 +197,6 @@ class Listener:
 
 
 def _queued(sock: socket.socket) -> int:
-    import fcntl
-    import termios
-
     buffer = bytearray(4)
     fcntl.ioctl(sock.fileno(), termios.FIONREAD, buffer)
     return int.from_bytes(buffer, sys.byteorder)
