@@ -44,7 +44,7 @@
 
 #include "uapi/shrinkmem.h"
 
-#define SHRINKMEM_VERSION "1.1.0"
+#define SHRINKMEM_VERSION "1.1.1"
 
 /* Pages per megabyte. */
 #define MB_SHIFT (20 - PAGE_SHIFT)
@@ -60,6 +60,16 @@
  * signal or the freezer (whose timeout is 20 s) waits for a request to stop.
  */
 #define CHUNK_MB_MAX 64
+
+/*
+ * A chunk that reclaims less than 1/SHORT_DIVISOR of what it asked for ends
+ * the request: reclaim found next to nothing to take. A chunk that is short
+ * by less does not: the pages it started writing back (anonymous pages to
+ * swap, dirty file pages) are freed by a later pass, so the next chunk takes
+ * them. Every chunk but the last makes at least that much progress, so a
+ * request runs at most SHORT_DIVISOR times as many chunks as it needs.
+ */
+#define SHORT_DIVISOR 8
 
 static unsigned long shrinkmem_total_mb(void)
 {
@@ -247,8 +257,9 @@ static const char *shrinkmem_end_text(int ret, u32 flags)
 
 /*
  * Reclaim up to @pages pages, chunk by chunk. Stops when done, when a chunk
- * reclaims less than it asked for (nothing more to take now), when a signal
- * is pending, or when the system is freezing for suspend; @out says which.
+ * reclaims less than an eighth of what it asked for (next to nothing more to
+ * take now, see SHORT_DIVISOR), when a signal is pending, or when the system
+ * is freezing for suspend; @out says which.
  * Returns -ERESTARTSYS when a signal came while waiting for another request
  * (nothing done), else 0.
  */
@@ -282,7 +293,7 @@ static int shrinkmem_reclaim(unsigned long pages, struct shrinkmem_outcome *out)
 		chunk_ns = ktime_get_ns() - chunk_start;
 		longest = max(longest, chunk_ns);
 		done += got;
-		if (got < chunk) {
+		if (got * SHORT_DIVISOR < chunk) {
 			flags = SHRINKMEM_RESULT_SHORT;
 			break;
 		}

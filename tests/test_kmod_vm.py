@@ -60,6 +60,8 @@ ALL_REFUSALS = {
 REFUSALS = ALL_REFUSALS if TEST_KERNELS else {}
 LINUX_SOURCE = Path("/usr/src/linux-source-6.1.tar.xz")
 PAGE_KB = 4
+# A chunk bringing back less than 1/SHORT_DIVISOR of its ask ends a request (kmod/shrinkmem.c).
+SHORT_DIVISOR = int(re.search(r"^#define SHORT_DIVISOR (\d+)$", (KMOD / "shrinkmem.c").read_text(), re.M)[1])  # type: ignore[index]
 MB_PAGES = 1024 // PAGE_KB
 
 # Kernel log lines that mean something went wrong in the kernel.
@@ -1059,8 +1061,9 @@ def overlapping_requests(
     """Requests rebuilt from traced shrink_all_memory() calls, and every sign that two ran at once.
 
     A request of `request_pages` asks chunk by chunk (min(left, chunk_pages)) until it has
-    them all or a chunk comes back short, as the module does. Calls must not overlap, and
-    once a request has begun no other task may call until it has ended.
+    them all or a chunk brings back less than an eighth of what it asked for, as the module
+    does. Calls must not overlap, and once a request has begun no other task may call until
+    it has ended.
     """
     problems: List[str] = []
     inside: Optional[int] = None
@@ -1088,7 +1091,7 @@ def overlapping_requests(
             inside = None
             if current is not None:
                 current[1] -= value
-                if current[1] <= 0 or value < asked:
+                if current[1] <= 0 or value * SHORT_DIVISOR < asked:
                     current = None
                     done += 1
     return done, problems
@@ -1098,8 +1101,14 @@ def test_overlap_check_catches_interleaved_requests() -> None:
     """The check below can fail: overlapping calls, and requests whose chunks interleave, are both reported."""
     serial = [(1, "enter", 2), (1, "exit", 2), (1, "enter", 2), (1, "exit", 3), (2, "enter", 2), (2, "exit", 5)]
     assert overlapping_requests(serial, 4, 2) == (2, [])
-    short = [(1, "enter", 2), (1, "exit", 1), (2, "enter", 2), (2, "exit", 2), (2, "enter", 2), (2, "exit", 2)]
-    assert overlapping_requests(short, 4, 2) == (2, [])
+    short = [(1, "enter", 8), (1, "exit", 0), (2, "enter", 8), (2, "exit", 8), (2, "enter", 8), (2, "exit", 8)]
+    assert overlapping_requests(short, 16, 8) == (2, [])
+    # A chunk short by less than seven eighths goes on: the request's next chunk asks for what is left.
+    partial = [(1, "enter", 8), (1, "exit", 3), (1, "enter", 8), (1, "exit", 8), (1, "enter", 5), (1, "exit", 5)]
+    assert overlapping_requests(partial, 16, 8) == (1, [])
+    assert overlapping_requests([*partial, (2, "enter", 8), (2, "exit", 8)], 16, 8)[1] == []
+    cut_in = [(1, "enter", 8), (1, "exit", 3), (2, "enter", 8), (2, "exit", 8)]
+    assert overlapping_requests(cut_in, 16, 8)[1] != []
     overlapping = [(1, "enter", 2), (2, "enter", 2), (1, "exit", 2), (2, "exit", 2)]
     assert overlapping_requests(overlapping, 2, 2)[1] != []
     interleaved = [(1, "enter", 2), (1, "exit", 2), (2, "enter", 2), (2, "exit", 2), (1, "enter", 2), (1, "exit", 2)]

@@ -41,7 +41,7 @@
 #define SHRINKMEM_RESULT_INTERRUPTED 0x1
 /* The system is freezing tasks for suspend or hibernation: stopped between chunks. */
 #define SHRINKMEM_RESULT_FROZEN 0x2
-/* A chunk reclaimed less than it asked for: there was no more to take now. */
+/* A chunk reclaimed less than an eighth of what it asked for: next to nothing more to take now. */
 #define SHRINKMEM_RESULT_SHORT 0x4
 
 /**
@@ -51,8 +51,8 @@
  *                   ERANGE)
  * @pages_reclaimed: out: pages the kernel reclaimed, also when the request
  *                   was stopped part-way; less than requested when it found
- *                   no more to take, possibly a little more since reclaim
- *                   works in batches
+ *                   next to nothing more to take, possibly a little more
+ *                   since reclaim works in batches
  * @duration_ns:     out: time the reclaim took, in nanoseconds
  * @flags:           in: no flags are defined yet; must be 0
  * @result:          in: must be 0; out: 0 when the whole request was
