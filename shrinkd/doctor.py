@@ -532,9 +532,6 @@ def examine(
     kernel_options(report, system)
     files = outputs(report, config)
     live = {name: [live_path(procfs, path) for path in paths] for name, paths in usable.items()}
-    if "compact" in usable and os.path.exists(procfs.proc("sys/vm/stat_refresh")):
-        # written before each compaction: the per-CPU free lists down to their floor
-        live["stat_refresh"] = [live_path(procfs, procfs.proc("sys/vm/stat_refresh"))]
     if config.reclaim.vfs_cache_pressure is not None and set(usable) - {"compact"}:
         # raised for the length of a reclaim that follows a compaction
         live["vfs_cache_pressure"] = [live_path(procfs, procfs.proc("sys/vm/vfs_cache_pressure"))]

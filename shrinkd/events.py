@@ -221,11 +221,6 @@ class Events:
         if step.action == "compact":
             target = f"node {step.node}" if step.node is not None else "all nodes"
             verb = "would compact" if dry_run else "compacted"
-            if result is not None:
-                fields["per_cpu_freed"] = result.per_cpu_freed
-                fields["tried"] = " | ".join(result.failures) if result.failures else None
-                if result.per_cpu_freed:
-                    how += f" ({result.per_cpu_freed} pages freed from the per-CPU lists first)"
             self.event("compacted", f"{verb} {target} for {what}{how}", NOTICE, **fields)
             self.last_action = f"compaction of {target} at {clock}"
             return

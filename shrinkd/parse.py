@@ -134,20 +134,6 @@ def parse_buddyinfo(text: str, source: str = "/proc/buddyinfo") -> BuddyInfo:
     return BuddyInfo(tuple(zones))
 
 
-def parse_per_cpu_pages(text: str, source: str = "/proc/zoneinfo") -> int:
-    """Pages on the per-CPU free lists of every zone: the sum of /proc/zoneinfo's pageset
-    `count:` lines (one per CPU and zone). Those pages are free but not in the buddy lists, so
-    each one keeps its buddy from merging (see actions/compact.py)."""
-    total = 0
-    for number, line in _lines(text):
-        tokens = line.split()
-        if tokens[:1] == ["count:"]:
-            if len(tokens) != 2 or not _small_number(tokens[1]):
-                raise InputError(source, number, f"pageset count: expected a number, got {line.strip()[:40]!r}")
-            total += int(tokens[1])
-    return total
-
-
 _ZONEINFO_FIELDS = ("free", "min", "low", "high", "spanned", "present", "managed")
 
 

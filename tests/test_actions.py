@@ -8,9 +8,8 @@ from typing import Iterable, List, Optional, Tuple
 import pytest
 
 from shrinkd.actions import Backends, Tunables
-from shrinkd.actions.compact import FLUSH_ENOUGH, FLUSH_WRITES, Compact
-from shrinkd.errors import ActionError, InputError, MissingInputError
-from shrinkd.parse import parse_per_cpu_pages
+from shrinkd.actions.compact import Compact
+from shrinkd.errors import ActionError, MissingInputError
 from shrinkd.procfs import Partial, ProcFS
 
 from .configs import current
@@ -248,99 +247,3 @@ def test_a_value_left_by_a_killed_daemon_is_put_back_at_start(tmp_path: Path) ->
         backends.cache_pressure.restore_left()
     assert str(caught.value) == f"{keep / 'vfs_cache_pressure.saved'}: not a number: 'garbage'; removed"
     assert pressure.read_text() == "100\n" and list(keep.iterdir()) == []
-
-
-# -- the per-CPU flush before a compaction ---------------------------------------------------
-
-FIXTURES = Path(__file__).parent / "fixtures" / "kernels"
-
-
-@pytest.mark.parametrize("capture", ["6.1-idle", "6.1-numa-frag2", "6.12-frag1", "arm64-16k-6.12-hog", "armhf-lpae-6.1-frag1"])
-def test_per_cpu_pages_are_the_pageset_counts_of_a_captured_zoneinfo(capture: str) -> None:
-    text = (FIXTURES / capture / "proc" / "zoneinfo").read_text()
-    counts = [int(line.split()[1]) for line in text.splitlines() if line.strip().startswith("count:")]
-    assert counts and parse_per_cpu_pages(text) == sum(counts)
-
-
-def test_a_malformed_pageset_count_names_its_line() -> None:
-    text = (FIXTURES / "6.12-frag1" / "proc" / "zoneinfo").read_text().replace("count: 0", "count: x", 1)
-    line = next(n for n, t in enumerate(text.splitlines(), start=1) if "count: x" in t)
-    with pytest.raises(InputError, match=rf"^/proc/zoneinfo:{line}: pageset count: expected a number"):
-        parse_per_cpu_pages(text)
-
-
-class DecayingLists(Tunables):
-    """A kernel whose stat_refresh lowers each CPU's list as decay_pcp_high() does: by up to
-    `step` pages a write, down to `floor`."""
-
-    def __init__(self, procfs: ProcFS, counts: List[int], floor: int, step: int) -> None:
-        self.procfs = procfs
-        self.counts = counts
-        self.floor = floor
-        self.step = step
-        self.log: List[str] = []
-        self.show()
-
-    def show(self) -> None:
-        blocks = "".join(f"    cpu: {cpu}\n              count: {count}\n" for cpu, count in enumerate(self.counts))
-        zoneinfo = f"Node 0, zone   Normal\n  pages free     1000\n  pagesets\n{blocks}"
-        Path(self.procfs.proc("zoneinfo")).write_text(zoneinfo)
-
-    def write(self, path: str, value: str) -> None:
-        self.log.append(Path(path).name)
-        if path.endswith("stat_refresh"):
-            self.counts = [max(self.floor, count - self.step) if count > self.floor else count for count in self.counts]
-            self.show()
-        super().write(path, value)
-
-
-def flush_tree(tmp_path: Path) -> ProcFS:
-    procfs = fake_tree(tmp_path)
-    Path(procfs.proc("sys/vm/stat_refresh")).write_text("")
-    return procfs
-
-
-def test_compaction_first_brings_the_per_cpu_lists_down_to_their_floor(tmp_path: Path) -> None:
-    procfs = flush_tree(tmp_path)
-    kernel = DecayingLists(procfs, [8490, 3000], floor=500, step=480)
-    result = Compact(procfs, kernel).run(0)
-    # CPU 0 needs 17 writes to reach its floor (8490 -> 500); the 18th frees nothing and ends it.
-    assert kernel.log == ["stat_refresh"] * 18 + ["compact"]
-    assert kernel.counts == [500, 500]
-    assert result.per_cpu_freed == 8490 + 3000 - 1000
-    assert result.failures == ()
-
-
-def test_a_kernel_without_the_decay_gets_one_write(tmp_path: Path) -> None:
-    procfs = flush_tree(tmp_path)
-    kernel = DecayingLists(procfs, [6282], floor=6282, step=480)
-    result = Compact(procfs, kernel).run(0)
-    assert kernel.log == ["stat_refresh", "compact"]
-    assert result.per_cpu_freed == 0
-
-
-def test_the_flush_is_bounded_when_the_lists_keep_filling(tmp_path: Path) -> None:
-    procfs = flush_tree(tmp_path)
-    kernel = DecayingLists(procfs, [10**6], floor=0, step=100)
-    result = Compact(procfs, kernel).run(0)
-    assert kernel.log.count("stat_refresh") == FLUSH_WRITES and FLUSH_ENOUGH <= 100
-    assert result.per_cpu_freed == FLUSH_WRITES * 100
-
-
-def test_compaction_runs_when_the_flush_cannot(tmp_path: Path) -> None:
-    procfs = flush_tree(tmp_path)
-    kernel = DecayingLists(procfs, [4000], floor=500, step=480)
-    Path(procfs.proc("zoneinfo")).write_text("Node 0, zone   Normal\n    cpu: 0\n              count: many\n")
-    kernel.show = lambda: None  # type: ignore[method-assign]
-    result = Compact(procfs, kernel).run(0)
-    assert kernel.log == ["compact"]
-    assert result.per_cpu_freed is None
-    assert result.failures == (f"per-CPU lists not flushed: {procfs.proc('zoneinfo')}:3: pageset count: expected a number, got 'count: many'",)
-
-
-def test_no_stat_refresh_no_flush_and_nothing_to_say(tmp_path: Path) -> None:
-    procfs = fake_tree(tmp_path)
-    kernel = DecayingLists(procfs, [4000], floor=500, step=480)
-    result = Compact(procfs, kernel).run(0)
-    assert kernel.log == ["compact"]
-    assert result.per_cpu_freed is None and result.failures == ()

@@ -32,7 +32,6 @@ class Board:
         (self.proc / "sys" / "kernel").mkdir(parents=True)
         (self.proc / "sys" / "kernel" / "osrelease").write_text("6.1.0-99-arm64\n")
         (self.proc / "sys" / "vm" / "compact_memory").write_text("")
-        (self.proc / "sys" / "vm" / "stat_refresh").write_text("")
         self.sys = root / "sys"
         node = self.sys / "devices" / "system" / "node" / "node0"
         node.mkdir(parents=True)
@@ -76,8 +75,6 @@ def test_a_board_with_compaction_and_memory_reclaim_has_no_problems(board: Board
     assert ("ok", "rules", "rule huge-page: acts by compact, then memory_reclaim") in found(report)
     # The reclaim after a compaction raises vm.vfs_cache_pressure: the unit lets it.
     assert ("ok", "sandbox", "vfs_cache_pressure: /proc/sys/vm/vfs_cache_pressure writable") in found(report)
-    # Each compaction first brings the per-CPU free lists down through stat_refresh: the unit lets it.
-    assert ("ok", "sandbox", "stat_refresh: /proc/sys/vm/stat_refresh writable") in found(report)
     assert ("ok", "orders", "rule huge-page: order huge = 9") in found(report)
     # No module: said, and not a problem (the other reclaim backends are used).
     status, _, what = next(f for f in found(report) if f[1] == "module")
@@ -138,7 +135,6 @@ def test_the_sandbox_check_reads_the_unit(board: Board, tmp_path: Path) -> None:
     assert ("fail", "compact: /sys/devices/system/node/node0/compact read-only under the unit") in sandbox
     assert ("ok", "compact: /proc/sys/vm/compact_memory writable") in sandbox
     assert ("fail", "memory_reclaim: /sys/fs/cgroup/memory.reclaim read-only under the unit") in sandbox
-    assert ("fail", "stat_refresh: /proc/sys/vm/stat_refresh read-only under the unit") in sandbox
     assert ("fail", "/var/lib/prometheus/node-exporter read-only under the unit") in sandbox
 
 

@@ -118,14 +118,13 @@ def test_unit_keeps_the_required_settings() -> None:
         "/proc/sys/vm/compact_memory",
         "/proc/sys/vm/drop_caches",
         "/proc/sys/vm/vfs_cache_pressure",
-        "/proc/sys/vm/stat_refresh",
         "/sys/fs/cgroup/memory.reclaim",
         "/sys/devices/system/node/node0/compact",
         "/sys/devices/system/node/node0/reclaim",
     ):
         assert "-" + path in writable
     # Nothing but single files is opened: no directory of tunables; one directory for the metrics textfile.
-    files = ("compact_memory", "drop_caches", "vfs_cache_pressure", "stat_refresh", "memory.reclaim", "compact", "reclaim")
+    files = ("compact_memory", "drop_caches", "vfs_cache_pressure", "memory.reclaim", "compact", "reclaim")
     assert all(Path(path.lstrip("-")).name in files for path in writable if path != "-/var/lib/prometheus/node-exporter")
     assert settings["RuntimeDirectoryPreserve"] == ["restart"]  # vfs_cache_pressure's saved value outlives a crash
     assert "-/var/lib/prometheus/node-exporter" in writable and settings["StateDirectory"] == ["shrinkd"]

@@ -15,16 +15,7 @@ PGSTEAL = ("pgsteal_anon", "pgsteal_file")
 
 
 class Result(Record):
-    __slots__ = (
-        "backend",
-        "cache_pressure",
-        "duration_ns",
-        "failures",
-        "pages_reclaimed",
-        "partial",
-        "per_cpu_freed",
-        "requested",
-    )
+    __slots__ = ("backend", "cache_pressure", "duration_ns", "failures", "pages_reclaimed", "partial", "requested")
 
     def __init__(
         self,
@@ -35,17 +26,14 @@ class Result(Record):
         partial: bool = False,
         failures: Tuple[str, ...] = (),
         cache_pressure: Optional[int] = None,
-        per_cpu_freed: Optional[int] = None,
     ) -> None:
         self.backend = backend  # the control file or device used, e.g. "node0/compact", "shrinkmem"
         self.duration_ns = duration_ns
         self.requested = requested  # bytes asked for (reclaim)
         self.pages_reclaimed = pages_reclaimed  # as the backend reports it (shrinkmem), else None
         self.partial = partial  # the kernel said it could not reclaim all it was asked
-        self.failures = failures  # backends tried before this one, and why they failed (compaction: why the
-        # per-CPU lists were not flushed)
+        self.failures = failures  # backends tried before this one, and why they failed
         self.cache_pressure = cache_pressure  # vm.vfs_cache_pressure during the reclaim, when raised
-        self.per_cpu_freed = per_cpu_freed  # compaction: pages freed from the per-CPU lists first
 
 
 def pages_reclaimed(
