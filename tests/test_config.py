@@ -349,3 +349,12 @@ def test_plain_values_survive_marshal() -> None:
 
     plain: Dict[str, Any] = configfile.DEFAULTS
     assert marshal.loads(marshal.dumps(plain)) == plain
+
+
+def test_the_board_tests_rule_has_the_built_in_huge_page_levels() -> None:
+    """tests/boards.py's drop-in rule checks the defaults' levels at the huge-page order on every target."""
+    from tests import boards
+
+    rule = next(r for r in configload.builtin().rules if r.name == "huge-page")
+    assert rule.orders == ("huge",) and rule.unusable_index is not None
+    assert (boards.TRIGGER, boards.CLEAR) == (rule.unusable_index.trigger / 1000, rule.unusable_index.clear / 1000)
