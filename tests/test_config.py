@@ -357,4 +357,4 @@ def test_the_board_tests_rule_has_the_built_in_huge_page_levels() -> None:
 
     rule = next(r for r in configload.builtin().rules if r.name == "huge-page")
     assert rule.orders == ("huge",) and rule.unusable_index is not None
-    assert (boards.TRIGGER, boards.CLEAR) == (rule.unusable_index.trigger / 1000, rule.unusable_index.clear / 1000)
+    assert (rule.unusable_index.trigger / 1000, rule.unusable_index.clear / 1000) == (boards.TRIGGER, boards.CLEAR)
