@@ -472,10 +472,15 @@ def section_snapshot(args: argparse.Namespace) -> Json:
     return {"first": first.decode(), "write": write, "rest": rest.decode(), "after_seek": fresh.decode()}
 
 
+# Opens the device, says "ready", and writes only when told to: interpreter start-up is slow
+# under emulation, and writers started one after another could each be done before the next
+# began, never competing for the device.
 WRITER = r"""
 import errno, json, os, sys
 results = []
 fd = os.open("/dev/shrinkmem", os.O_WRONLY)
+print("ready", flush=True)
+sys.stdin.readline()
 for _ in range(int(sys.argv[1])):
     try:
         results.append(os.write(fd, sys.argv[2].encode()))
@@ -540,16 +545,27 @@ def section_parallel(args: argparse.Namespace) -> Json:
     try:
         procs = [
             subprocess.Popen(
-                [sys.executable, "-S", "-c", WRITER, str(writes), f"{request_mb}\n"], stdout=subprocess.PIPE, text=True
+                [sys.executable, "-S", "-c", WRITER, str(writes), f"{request_mb}\n"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             for _ in range(writers)
         ]
+        for proc in procs:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("writer did not start")
+        # All at once: each writer's first request now competes with the others'.
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
         outputs = []
         for proc in procs:
             stdout, _ = proc.communicate(timeout=600)
-            outputs.append(
-                {"rc": proc.returncode, "pid": proc.pid, "results": json.loads(stdout) if stdout.strip() else None}
-            )
+            lines = stdout.strip().splitlines()
+            outputs.append({"rc": proc.returncode, "pid": proc.pid, "results": json.loads(lines[-1]) if lines else None})
     finally:
         trace = stop_trace()
         chunk_mb.write_text(old_chunk + "\n")
