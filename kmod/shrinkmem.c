@@ -66,8 +66,9 @@
  * the request: reclaim found next to nothing to take. A chunk that is short
  * by less does not: the pages it started writing back (anonymous pages to
  * swap, dirty file pages) are freed by a later pass, so the next chunk takes
- * them. Every chunk but the last makes at least that much progress, so a
- * request runs at most SHORT_DIVISOR times as many chunks as it needs.
+ * them. Every chunk but the last reclaims at least that share of its ask, so
+ * the pages a request's chunks ask for add up to at most SHORT_DIVISOR times
+ * what it reclaims.
  */
 #define SHORT_DIVISOR 8
 
