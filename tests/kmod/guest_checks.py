@@ -472,15 +472,16 @@ def section_snapshot(args: argparse.Namespace) -> Json:
     return {"first": first.decode(), "write": write, "rest": rest.decode(), "after_seek": fresh.decode()}
 
 
-# Opens the device, says "ready", and writes only when told to: interpreter start-up is slow
-# under emulation, and writers started one after another could each be done before the next
-# began, never competing for the device.
+# Opens the device, says "ready", and writes only when told to (start_script, go): interpreter
+# start-up is slow under emulation, and writers started one after another could each be done
+# before the next began, never competing for the device.
 WRITER = r"""
 import errno, json, os, sys
 results = []
 fd = os.open("/dev/shrinkmem", os.O_WRONLY)
 print("ready", flush=True)
 sys.stdin.readline()
+print("writing", flush=True)
 for _ in range(int(sys.argv[1])):
     try:
         results.append(os.write(fd, sys.argv[2].encode()))
@@ -543,24 +544,10 @@ def section_parallel(args: argparse.Namespace) -> Json:
     lines_before = dmesg().count("\n")
     start_trace()
     try:
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-S", "-c", WRITER, str(writes), f"{request_mb}\n"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(writers)
-        ]
-        for proc in procs:
-            assert proc.stdout is not None
-            if proc.stdout.readline().strip() != "ready":
-                raise RuntimeError("writer did not start")
+        procs = [start_script(WRITER, str(writes), f"{request_mb}\n") for _ in range(writers)]
         # All at once: each writer's first request now competes with the others'.
         for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
+            go(proc)
         outputs = []
         for proc in procs:
             stdout, _ = proc.communicate(timeout=600)
