@@ -74,7 +74,8 @@ INITRD_MODULES = ("virtio_pci", "virtio_blk", "ext4")
 
 # Runs at every boot after multi-user.target: mounts the host's 9p shares (out: the run
 # folder, read-write; repo: this repository, read-only), runs the first boot script
-# without a status, then reboots into the next one or powers off.
+# without a status, then reboots into the next one or powers off. (tests/vm.py's Board
+# writes one script per power-on, so the guest powers off after each.)
 RUNNER = """\
 #!/bin/bash
 # shrinkd tests (tests/vm.py): run this boot's script from the host, then reboot or power off.
