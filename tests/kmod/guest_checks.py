@@ -903,7 +903,9 @@ def section_kill(args: argparse.Namespace) -> Json:
     finally:
         if hog is not None:
             stop(hog)
-        run("swapoff", args.swap_disk)
+        # Swap stays on until the guest powers off. swapoff would read back, a page at a time,
+        # everything the requests pushed out of other processes: under emulation that took up
+        # to 278 s, with khugepaged blocked behind it long enough for a hung-task report.
         max_mb.write_text(default_max_mb + "\n")
     return out
 
