@@ -903,9 +903,9 @@ def section_kill(args: argparse.Namespace) -> Json:
     finally:
         if hog is not None:
             stop(hog)
-        # Swap stays on until the guest powers off. swapoff would read back, a page at a time,
-        # everything the requests pushed out of other processes: under emulation that took up
-        # to 278 s, with khugepaged blocked behind it long enough for a hung-task report.
+        # Swap stays on until the guest powers off: swapoff would read back at once, a page at
+        # a time, everything the requests pushed out of other processes, which nothing after
+        # this section needs.
         max_mb.write_text(default_max_mb + "\n")
     return out
 
