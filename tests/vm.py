@@ -405,6 +405,8 @@ class Board:
             finally:
                 consoles.append(console.read_text(errors="replace") if console.exists() else "")
                 console.write_text("".join(consoles))
+            if not (boots_dir / f"{number}.status").exists():
+                break  # its script never ran: the guest's runner would take it for the next boot's
         seconds = time.monotonic() - started
         text = "".join(consoles)
         boots = []
