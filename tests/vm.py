@@ -355,7 +355,9 @@ class Board:
         for tag, path, readonly in (("out", self.dir, False), ("repo", REPO, True)):
             command += ["-fsdev", f"local,id={tag},path={path},security_model=none{',readonly=on' if readonly else ''}"]
             command += ["-device", f"virtio-9p-pci,fsdev={tag},mount_tag={tag}"]
-        command += ["-nic", "none", "-display", "none", "-monitor", "none", "-serial", f"file:{self.dir / 'console.log'}"]
+        # append=on: each boot's QEMU adds to the run's console log.
+        command += ["-nic", "none", "-display", "none", "-monitor", "none",
+                    "-chardev", f"file,id=console,path={self.dir / 'console.log'},append=on", "-serial", "chardev:console"]
         return command
 
     def run(
@@ -392,23 +394,17 @@ class Board:
         first = self._boots + 1
         numbers = list(range(first, first + len(scripts)))
         self._boots += len(scripts)
-        console = self.dir / "console.log"
-        consoles: List[str] = []
+        (self.dir / "console.log").unlink(missing_ok=True)
         cpu_seconds = 0.0
         started = time.monotonic()
         for number, script in zip(numbers, scripts):
             # The guest powers off after a script when the next one is not there yet.
             (boots_dir / f"{number}.sh").write_text(script)
-            console.unlink(missing_ok=True)
-            try:
-                cpu_seconds += self._power_on(disks, cpus, memory, started + timeout, timeout)
-            finally:
-                consoles.append(console.read_text(errors="replace") if console.exists() else "")
-                console.write_text("".join(consoles))
+            cpu_seconds += self._power_on(disks, cpus, memory, started + timeout, timeout)
             if not (boots_dir / f"{number}.status").exists():
                 break  # its script never ran: the guest's runner would take it for the next boot's
         seconds = time.monotonic() - started
-        text = "".join(consoles)
+        text = self._console()
         boots = []
         for number in numbers:
             status_file, log_file, start_file = (boots_dir / f"{number}.{ext}" for ext in ("status", "log", "started"))
@@ -425,7 +421,6 @@ class Board:
     def _power_on(self, disks: Sequence[Path], cpus: int, memory: Optional[str], deadline: float,
                   timeout: float) -> float:
         """One QEMU process, until the guest powers off: the CPU seconds it used."""
-        console = self.dir / "console.log"
         with open(self.dir / "qemu.log", "w") as qemu_log:
             # A session of its own, so that on a timeout QEMU and anything it started go.
             process = subprocess.Popen(
@@ -444,14 +439,17 @@ class Board:
             if time.monotonic() > deadline:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-                text = console.read_text(errors="replace") if console.exists() else ""
-                raise VMError(f"{self.target.name}: guest did not power off within {timeout:.0f} s:\n{text[-6000:]}")
+                raise VMError(f"{self.target.name}: guest did not power off within {timeout:.0f} s:\n{self._console()[-6000:]}")
             time.sleep(0.5)
         if process.returncode != 0:
             output = (self.dir / "qemu.log").read_text(errors="replace")
-            text = console.read_text(errors="replace") if console.exists() else ""
-            raise VMError(f"{self.target.name}: QEMU exited with {process.returncode}: {output[-3000:]}\n{text[-3000:]}")
+            raise VMError(f"{self.target.name}: QEMU exited with {process.returncode}: {output[-3000:]}\n{self._console()[-3000:]}")
         return float(usage.ru_utime + usage.ru_stime)
+
+    def _console(self) -> str:
+        """The serial console of this run's boots so far."""
+        console = self.dir / "console.log"
+        return console.read_text(errors="replace") if console.exists() else ""
 
 
 def board_available(target: Target) -> Optional[str]:
