@@ -100,11 +100,26 @@ def capture_plan(name: str) -> str:
     return plan_json(board_plan(name))
 
 
-INSTALL = r"""
+# The start of each boot's script (INSTALL, CHECKS).
+PRELUDE = r"""
 set -u
 exec 2>&1
 export DEBIAN_FRONTEND=noninteractive
 mark() { echo "$1 $(cut -d' ' -f1 /proc/uptime)" >> "$OUT/marks.txt"; }
+# shrinkd's state once no job of its own is running: a start or reload in flight is waited for
+# (up to a minute). The udev rule reloads shrinkd whenever the module's device appears, so at
+# boot a reload can still be running when this script starts.
+state() {
+    local s
+    for _ in $(seq 60); do
+        s=$(systemctl is-active shrinkd)
+        case "$s" in activating | reloading | deactivating) sleep 1 ;; *) break ;; esac
+    done
+    echo "$s"
+}
+"""
+
+INSTALL = PRELUDE + r"""
 mark install-start
 uname -r > "$OUT/uname.txt"
 getconf PAGESIZE > "$OUT/pagesize.txt"
@@ -128,7 +143,7 @@ echo $? > "$OUT/apt-install.rc"
 cd "$REPO"
 mark installed
 dkms status > "$OUT/dkms-status.txt" 2>&1
-systemctl is-active shrinkd > "$OUT/active-after-install.txt"
+state > "$OUT/active-after-install.txt"
 order=$($PY tests/board_guest.py huge-order)
 echo "$order" > "$OUT/huge-order.txt"
 mkdir -p /etc/shrinkd/conf.d
@@ -148,17 +163,13 @@ EOF
 mark install-end
 """
 
-CHECKS = r"""
-set -u
-exec 2>&1
-export DEBIAN_FRONTEND=noninteractive
-mark() { echo "$1 $(cut -d' ' -f1 /proc/uptime)" >> "$OUT/marks.txt"; }
+CHECKS = PRELUDE + r"""
 cursor() { journalctl -n 1 --show-cursor -q -o cat | sed -n "s/^-- cursor: //p"; }
 event() { $PY tests/board_guest.py wait-event "$@"; }
 show() { systemctl show shrinkd -p ActiveState -p SubState -p MainPID -p NRestarts -p Result -p StatusText; }
 mark checks-start
 # ---- as booted
-systemctl is-active shrinkd > "$OUT/active-at-boot.txt"
+state > "$OUT/active-at-boot.txt"
 systemctl show shrinkd -p ActiveEnterTimestampMonotonic -p ExecMainStartTimestampMonotonic -p NRestarts \
     -p StatusText > "$OUT/show-at-boot.txt"
 systemd-analyze time > "$OUT/analyze.txt" 2>&1
@@ -215,7 +226,7 @@ if [ "__LIFECYCLE__" != 1 ]; then
     exit 0
 fi
 modprobe shrinkmem; echo $? > "$OUT/lc-modprobe.rc"
-systemctl start shrinkd; systemctl is-active shrinkd > "$OUT/lc-active-start.txt"
+systemctl start shrinkd; state > "$OUT/lc-active-start.txt"
 # a reload with a broken drop-in keeps the running configuration
 C=$(cursor)
 pid=$(systemctl show -p MainPID --value shrinkd)
@@ -251,12 +262,12 @@ mark watchdog-end
 # remove, then install again
 cd "$OUT/debs"
 apt-get remove -y shrinkd < /dev/null > "$OUT/lc-remove.log" 2>&1; echo $? > "$OUT/lc-remove.rc"
-systemctl is-active shrinkd > "$OUT/lc-active-after-remove.txt"
+state > "$OUT/lc-active-after-remove.txt"
 apt-get install -y ./shrinkd_*.deb < /dev/null > "$OUT/lc-reinstall.log" 2>&1; echo $? > "$OUT/lc-reinstall.rc"
 sleep 2
-systemctl is-active shrinkd > "$OUT/lc-active-after-reinstall.txt"
+state > "$OUT/lc-active-after-reinstall.txt"
 systemctl is-enabled shrinkd > "$OUT/lc-enabled-after-reinstall.txt" 2>&1
-if [ "$(systemctl is-active shrinkd)" != active ]; then
+if [ "$(state)" != active ]; then
     # so that the later steps are judged on their own
     systemctl unmask shrinkd; systemctl enable --now shrinkd; echo applied > "$OUT/lc-reinstall-workaround.txt"
 fi
@@ -275,7 +286,7 @@ dpkg-query -W shrinkd > "$OUT/lc-version-after-upgrade.txt"
 sha256sum /etc/shrinkd/shrinkd.yaml > "$OUT/lc-conf-after-upgrade.sha"
 ls -a /etc/shrinkd > "$OUT/lc-etc-after-upgrade.txt"
 sleep 2
-systemctl is-active shrinkd > "$OUT/lc-active-after-upgrade.txt"
+state > "$OUT/lc-active-after-upgrade.txt"
 mark upgrade-end
 # purge: nothing of either package may stay
 rm -f /etc/shrinkd/conf.d/50-board-test.yaml
