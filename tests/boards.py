@@ -66,7 +66,7 @@ LIFECYCLE = ("x86_64-6.1", "x86_64-6.12")
 TRIGGER = 0.6
 CLEAR = 0.4
 # The module checks, scaled for software emulation: the cache file read into the page
-# cache, the request that is killed part-way and the anonymous memory it must swap.
+# cache, the requests stopped part-way and the anonymous memory they swap to zram.
 CACHE_MB = 400
 KILL_MB = 600
 HOG_MB = 400
@@ -208,8 +208,8 @@ rmmod shrinkmem; echo $? > "$OUT/rmmod-before-checks.rc"
 KO=$(modinfo -n shrinkmem)
 echo "$KO" > "$OUT/ko-path.txt"
 mkdir -p "$OUT/kmod"
-$PY tests/kmod/guest_checks.py --ko "$KO" --out "$OUT/kmod" --data-disk /dev/vdb --swap-disk /dev/vdc \
-    --hog-mb __HOG_MB__ --kill-mb __KILL_MB__ --kill-after 2 --fuzz-calls __FUZZ_CALLS__ > "$OUT/kmod-log.txt" 2>&1
+$PY tests/kmod/guest_checks.py --ko "$KO" --out "$OUT/kmod" --data-disk /dev/vdb \
+    --hog-mb __HOG_MB__ --kill-mb __KILL_MB__ --fuzz-calls __FUZZ_CALLS__ > "$OUT/kmod-log.txt" 2>&1
 echo $? > "$OUT/kmod.rc"
 mark kmod-end
 
@@ -406,9 +406,6 @@ def run_session(name: str, debs: Dict[str, Dict[str, Path]]) -> Session:
             for path in debs.get(kind, {}).values():
                 files[f"{folder}/{path.name}"] = path
         data = data_disk(out)
-        swap = out / "swap.img"
-        with open(swap, "wb") as f:
-            f.truncate((HOG_MB + 512) << 20)
         lifecycle = "1" if name in LIFECYCLE else "0"
         checks = (
             CHECKS.replace("__WORKLOAD_PCT__", str(WORKLOAD_PCT))
@@ -421,13 +418,12 @@ def run_session(name: str, debs: Dict[str, Dict[str, Path]]) -> Session:
         install = (
             INSTALL.replace("__TRIGGER__", str(TRIGGER)).replace("__CLEAR__", str(CLEAR)).replace("__LIFECYCLE__", lifecycle)
         )
-        result = board.run([install, checks], files=files, disks=[data, swap], timeout=3600)
+        result = board.run([install, checks], files=files, disks=[data], timeout=3600)
         cpu_seconds = result.cpu_seconds
         for boot in result.boots:
             if boot.status != "0":
                 error = f"boot {boot.index}: status {boot.status}\n{boot.log[-3000:]}\n{result.console[-2000:]}"
         data.unlink()
-        swap.unlink()
         out.joinpath("root.qcow2").unlink()
     except Exception as problem:  # reported by every test of this target
         error = f"{type(problem).__name__}: {problem}"

@@ -72,7 +72,7 @@ def cache_root() -> Path:
 
 
 # What every test kernel has on top of virtme-ng's options: what the module and its
-# tests use (modules, kprobes and kprobe events, swap, ext4 on virtio-blk, debugfs,
+# tests use (modules, kprobes and kprobe events, swap on zram, ext4 on virtio-blk, debugfs,
 # the freezer's pm_test), ACPI so that the guest can power off, no debug info.
 BASE_FRAGMENT = """
 CONFIG_64BIT=y
@@ -99,6 +99,9 @@ CONFIG_BLK_DEV=y
 CONFIG_VIRTIO_BLK=y
 CONFIG_EXT4_FS=y
 CONFIG_SWAP=y
+CONFIG_CRYPTO=y
+CONFIG_CRYPTO_LZO=y
+CONFIG_ZRAM=y
 CONFIG_MODULES=y
 CONFIG_MODULE_UNLOAD=y
 CONFIG_KALLSYMS=y

@@ -2,7 +2,7 @@
 
 Started by tests/test_kmod_vm.py through tests/vm.py:
 
-    $PY tests/kmod/guest_checks.py --ko PATH --out DIR --data-disk /dev/vda --swap-disk /dev/vdb
+    $PY tests/kmod/guest_checks.py --ko PATH --out DIR --data-disk /dev/vda
 
 It loads the module, runs every check and writes what it measured (raw numbers,
 errno names, kernel log) to DIR/results.json; the host test decides pass or fail.
@@ -718,6 +718,12 @@ def stop(proc: subprocess.Popen[str]) -> None:
     proc.wait()
 
 
+def restart_hog(hog: subprocess.Popen[str], mb: int) -> subprocess.Popen[str]:
+    """A new hog in place of `hog` (whose swapped pages go with it)."""
+    stop(hog)
+    return start_hog(mb)
+
+
 def start_writer(text: str) -> subprocess.Popen[str]:
     writer = subprocess.Popen(
         [sys.executable, "-S", "-c", KILLED_WRITER, text], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -792,15 +798,41 @@ def finish(proc: subprocess.Popen[str]) -> Json:
     return data
 
 
-def interrupt_after(proc: subprocess.Popen[str], number: int, after: float) -> Json:
-    """Let proc's request run `after` seconds, send it the signal; when it ended, what read() and the log say."""
+def swapped_out() -> int:
+    """Pages written to swap since boot (/proc/vmstat pswpout)."""
+    for line in Path("/proc/vmstat").read_text().splitlines():
+        name, value = line.split()
+        if name == "pswpout":
+            return int(value)
+    raise RuntimeError("/proc/vmstat has no pswpout")
+
+
+# How far into the hog a request is stopped: once an eighth of it went to swap. The request is
+# then certainly running and still far from its end, however fast the machine reclaims (a fixed
+# delay of 2 s let a 1200 MB request finish first on a fast machine). The wait has a limit, so
+# that a request that never swaps still gets its signal and fails the checks with its figures.
+INTERRUPT_SHARE = 8
+INTERRUPT_LIMIT_S = 60.0
+
+
+def wait_part_way(swapped_before: int, pages: int) -> Json:
+    """Wait until `pages` more pages went to swap than `swapped_before`, or INTERRUPT_LIMIT_S."""
+    started = time.monotonic()
+    while swapped_out() - swapped_before < pages and time.monotonic() - started < INTERRUPT_LIMIT_S:
+        time.sleep(0.02)
+    return {"waited_s": round(time.monotonic() - started, 3), "swapped_pages": swapped_out() - swapped_before}
+
+
+def interrupt_part_way(proc: subprocess.Popen[str], number: int, pages: int) -> Json:
+    """Send proc's request the signal once it swapped `pages`; when it ended, what read() and the log say."""
     lines_before = dmesg().count("\n")
+    swapped_before = swapped_out()
     go(proc)
     started = time.monotonic()
-    time.sleep(after)
+    out: Json = {"part_way": wait_part_way(swapped_before, pages)}
     sent_at = time.monotonic()
     proc.send_signal(number)
-    out = finish(proc)
+    out.update(finish(proc))
     ended = time.monotonic()
     out["signal_after_s"] = round(sent_at - started, 3)
     if "returned_at" in out:
@@ -811,13 +843,14 @@ def interrupt_after(proc: subprocess.Popen[str], number: int, after: float) -> J
     return out
 
 
-def freeze_during(proc: subprocess.Popen[str], after: float) -> Json:
-    """Freeze user space for suspend (pm_test "freezer": freeze, wait 5 s, thaw) while proc reclaims."""
+def freeze_part_way(proc: subprocess.Popen[str], pages: int) -> Json:
+    """Freeze user space for suspend (pm_test "freezer": freeze, wait 5 s, thaw) once proc's request swapped `pages`."""
     lines_before = dmesg().count("\n")
     power = Path("/sys/power")
     out: Json = {"states": (power / "state").read_text().split(), "pm_test": (power / "pm_test").read_text().strip()}
+    swapped_before = swapped_out()
     go(proc)
-    time.sleep(after)
+    out["part_way"] = wait_part_way(swapped_before, pages)
     (power / "pm_test").write_text("freezer")
     started = time.monotonic()
     try:
@@ -833,50 +866,72 @@ def freeze_during(proc: subprocess.Popen[str], after: float) -> Json:
     return out
 
 
+def zram_swap(size_mb: int) -> str:
+    """A zram device of size_mb as swap, as many embedded boards have. Its writes are synchronous:
+    reclaim frees a page in the pass that swapped it out. With a disk, the pages a chunk sends
+    to swap are freed only by a later pass, so a request over anonymous memory alone could end
+    SHRINKMEM_RESULT_SHORT after its first chunk (292 of 4,096 pages, x86_64-6.12) before the
+    signal that was meant to stop it part-way."""
+    if not Path("/sys/block/zram0").exists():  # built in (the test kernels), or a module to load
+        run("modprobe", "zram", check=True)
+    Path("/sys/block/zram0/disksize").write_text(f"{size_mb}M\n")
+    run("mkswap", "/dev/zram0", check=True)
+    run("swapon", "/dev/zram0", check=True)
+    return run("swapon", "--show", check=True).stdout.strip()
+
+
 def section_kill(args: argparse.Namespace) -> Json:
     """Large requests that have to swap out anonymous memory, stopped part-way (SIGKILL, a handled SIGTERM,
-    SIGINT, the freezer), then the same uninterrupted."""
-    run("mkswap", args.swap_disk, check=True)
-    run("swapon", args.swap_disk, check=True)
-    out: Json = {"request_mb": args.kill_mb, "hog_mb": args.hog_mb}
+    SIGINT, the freezer), then the same uninterrupted. Each request finds a hog of its own, just
+    written: one that earlier requests had already swapped out would leave it nothing to do but
+    the working sets of every other process."""
+    out: Json = {"request_mb": args.kill_mb, "hog_mb": args.hog_mb, "interrupt_share": INTERRUPT_SHARE}
+    out["swap"] = zram_swap(args.hog_mb + 512)
     max_mb = Path("/sys/module/shrinkmem/parameters/max_mb")
     default_max_mb = max_mb.read_text().strip()
     max_mb.write_text(f"{meminfo()['MemTotal'] >> 10}\n")
     out["max_mb_raised_to"] = max_mb.read_text().strip()
     pages = (args.kill_mb << 10) // PAGE_KB
+    part_way = (args.hog_mb << 10) // PAGE_KB // INTERRUPT_SHARE
     hog = None
     try:
-        hog = start_hog(args.hog_mb)
-        log(f"hog of {args.hog_mb} MB ready; request of {args.kill_mb} MB to be killed after {args.kill_after} s")
-        lines_before = dmesg().count("\n")
-        # The large request, and a second writer that will wait for the one-at-a-time
-        # mutex behind it: killing the waiter must not wait for the first.
+        # Every writer is started now: interpreter start-up is slow under emulation, keep it
+        # out of the timed windows. The large request, and a second writer that will wait for
+        # the one-at-a-time mutex behind it: killing the waiter must not wait for the first.
         writer = start_writer(f"{args.kill_mb}\n")
         waiter = start_writer("1\n")
-        # Started now: interpreter start-up is slow under emulation, keep it out of the timed windows.
         sigterm = start_script(IOCTL_WRITER, str(REPO), str(pages))
         sigint = start_script(SIGINT_WRITER, f"{args.kill_mb}\n")
         frozen = start_script(IOCTL_WRITER, str(REPO), str(pages))
+        hog = start_hog(args.hog_mb)
+        log(f"hog of {args.hog_mb} MB ready; requests of {args.kill_mb} MB stopped at 1/{INTERRUPT_SHARE} of it")
+        lines_before = dmesg().count("\n")
+        swapped_before = swapped_out()
         go(writer)
         started = time.monotonic()
-        time.sleep(0.3)
+        # The first page out to swap: the writer is reclaiming, so it holds the mutex. The waiter
+        # gets 0.1 s to block on it (enough for the one statement between its "writing" and
+        # write()), so that the writer is still far from its end when it is killed next.
+        in_reclaim = wait_part_way(swapped_before, 1)
         go(waiter)
-        time.sleep(0.3)
+        time.sleep(0.1)
         waiter_killed_at = time.monotonic()
         waiter.send_signal(signal.SIGKILL)
         waiter.wait()
         out["waiter"] = {
+            "writer_in_reclaim": in_reclaim,
             "exit_after_kill_s": round(time.monotonic() - waiter_killed_at, 3),
             "returncode": waiter.returncode,
             "stdout_rest": waiter.communicate()[0],
             "first_still_running": writer.poll() is None,
         }
-        time.sleep(max(0.0, started + args.kill_after - time.monotonic()))
+        reached = wait_part_way(swapped_before, part_way)
         killed_at = time.monotonic()
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         ended = time.monotonic()
         out["killed"] = {
+            "part_way": reached,
             "kill_after_s": round(killed_at - started, 3),
             "exit_after_kill_s": round(ended - killed_at, 3),
             "returncode": writer.returncode,
@@ -885,12 +940,16 @@ def section_kill(args: argparse.Namespace) -> Json:
             "log": dmesg().splitlines()[lines_before:],
         }
         log(f"killed request exited {out['killed']['exit_after_kill_s']} s after SIGKILL; now SIGTERM")
-        out["sigterm"] = interrupt_after(sigterm, signal.SIGTERM, args.kill_after)
+        hog = restart_hog(hog, args.hog_mb)
+        out["sigterm"] = interrupt_part_way(sigterm, signal.SIGTERM, part_way)
         log(f"SIGTERM: returned {out['sigterm'].get('return_after_signal_s')} s after the signal; now SIGINT")
-        out["sigint"] = interrupt_after(sigint, signal.SIGINT, args.kill_after)
+        hog = restart_hog(hog, args.hog_mb)
+        out["sigint"] = interrupt_part_way(sigint, signal.SIGINT, part_way)
         log(f"SIGINT: returned {out['sigint'].get('return_after_signal_s')} s after the signal; now the freezer")
-        out["freezer"] = freeze_during(frozen, args.kill_after)
+        hog = restart_hog(hog, args.hog_mb)
+        out["freezer"] = freeze_part_way(frozen, part_way)
         log(f"freezer: {out['freezer']['state_write']} in {out['freezer']['freeze_seconds']} s; now uninterrupted")
+        hog = restart_hog(hog, args.hog_mb)
         out["full_before"] = memory_snapshot()
         started = time.monotonic()
         with shrinkmem.ShrinkMem() as dev:
@@ -1053,12 +1112,10 @@ def main() -> int:
     parser.add_argument("--ko", required=True)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--data-disk")
-    parser.add_argument("--swap-disk")
     parser.add_argument("--seed", type=int, default=20240229)
     parser.add_argument("--fuzz-calls", type=int, default=2000)
     parser.add_argument("--kill-mb", type=int, default=600, help="size of the request that is killed")
     parser.add_argument("--hog-mb", type=int, default=500, help="anonymous memory the request has to swap out")
-    parser.add_argument("--kill-after", type=float, default=2.0, help="seconds before SIGKILL")
     parser.add_argument("--debug-state", action="store_true", help="record lockdep's state at the end")
     parser.add_argument("--other-abi-ko", help="a build of the module with another SHRINKMEM_ABI_VERSION")
     parser.add_argument("--sections", default=",".join(name for name, _ in SECTIONS), help="comma-separated subset")
