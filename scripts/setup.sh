@@ -29,8 +29,9 @@ test_pkgs+=(debhelper dh-python pybuild-plugin-pyproject dh-dkms python3-all pyt
             dpkg-dev lintian man-db)
 # The board targets (tests/vm.py, tests/rootfs.py): QEMU for ARM, mmdebstrap to build each
 # architecture's Debian root file system (foreign ones through qemu-user-static and
-# binfmt_misc), qemu-img for the guests' copy-on-write disks, cpio and xz for their initramfs.
-test_pkgs+=(qemu-system-arm qemu-utils mmdebstrap qemu-user-static binfmt-support cpio xz-utils)
+# binfmt_misc, which mmdebstrap checks with arch-test), qemu-img for the guests'
+# copy-on-write disks, cpio and xz for their initramfs.
+test_pkgs+=(qemu-system-arm qemu-utils mmdebstrap arch-test qemu-user-static binfmt-support cpio xz-utils)
 # systemd-python (shrinkd history) builds against libsystemd.
 test_pkgs+=(libsystemd-dev pkg-config python3-dev)
 # bookworm-backports' 6.12 kernel: an IBT-enabled build the module must also handle.

@@ -212,6 +212,8 @@ def missing_tools(arch: str) -> Optional[str]:
             return f"{tool} is not installed ({package}): run scripts/setup.sh"
     if arch in QEMU_USER and shutil.which(f"{QEMU_USER[arch]}-static") is None:
         return "qemu-user-static is not installed: run scripts/setup.sh"
+    if arch in QEMU_USER and shutil.which("arch-test") is None:  # mmdebstrap refuses a foreign architecture without it
+        return "arch-test is not installed: run scripts/setup.sh"
     return None
 
 
