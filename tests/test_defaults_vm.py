@@ -150,16 +150,15 @@ def test_a_healthy_system_is_left_alone(guest: Path) -> None:
     assert acted == []
 
 
-def test_fragmentation_that_compaction_fixes_is_compacted_without_reclaim(guest: Path) -> None:
+def test_compactable_fragmentation_is_compacted_before_any_reclaim(guest: Path) -> None:
     found = during(guest, "compactable", "failure")
     shown = [e["MESSAGE"] for e in found]
     assert "compacted" in [e["SHRINKD_EVENT"] for e in found], shown
+    # Usually one compaction fixes this state (0.71 -> 0.03 in the outcome study on Debian 6.1)
+    # and nothing is reclaimed. It is not always compactable when the daemon gets to it: one 6.12
+    # boot's compactions left it at 0.70, and one 6.1 boot's first compaction took it from 0.855
+    # to 0.960. The ladder then reclaims, and only then.
     reclaims_follow_compactions_that_fell_short(found)
-    # On Debian 6.1 (the outcome study's kernel) this state is one compaction fixes (0.71 -> 0.03
-    # there): no reclaim at all. On 6.12 one boot's compactions left it at 0.70 (the state is not
-    # always compactable there), and the ladder went on to reclaim, as above.
-    if guest.name.startswith("defaults-failure-6.1-"):
-        assert "reclaimed" not in [e["SHRINKD_EVENT"] for e in found], shown
 
 
 def test_the_kernel_s_report_parses(guest: Path) -> None:
