@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, List
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from shrinkd import shrinkmem  # noqa: E402
+from shrinkd import parse, shrinkmem  # noqa: E402
 from shrinkd.errors import ActionError  # noqa: E402
 
 DEVICE = shrinkmem.DEVICE
@@ -800,11 +800,10 @@ def finish(proc: subprocess.Popen[str]) -> Json:
 
 def swapped_out() -> int:
     """Pages written to swap since boot (/proc/vmstat pswpout)."""
-    for line in Path("/proc/vmstat").read_text().splitlines():
-        name, value = line.split()
-        if name == "pswpout":
-            return int(value)
-    raise RuntimeError("/proc/vmstat has no pswpout")
+    found = parse.parse_vmstat(Path("/proc/vmstat").read_text(), keys=("pswpout",))
+    if "pswpout" not in found:
+        raise RuntimeError("/proc/vmstat has no pswpout")
+    return found["pswpout"]
 
 
 # How far into the hog a request is stopped: once an eighth of it went to swap. The request is
