@@ -227,6 +227,7 @@ class Events:
         reclaimed, origin = pages_reclaimed(result, before, after)
         fields.update(
             requested_bytes=step.size,
+            requests=result.requests if result else None,
             pages_reclaimed=reclaimed,
             pages_reclaimed_source=origin,
             partial=result.partial if result else None,

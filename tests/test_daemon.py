@@ -135,15 +135,18 @@ def test_compaction_then_reclaim_then_cleared(tree: Tree, journald: socket.socke
     free, suitable, index = unusable_at_9("6.1-frag3")
     assert index == 671  # as debugfs printed it when the state was captured
     wanted = -(-(free - suitable) * 1000 // 500) - free
-    # The reclaim follows a compaction: vm.vfs_cache_pressure raised for it, then put back.
+    # The reclaim follows a compaction: vm.vfs_cache_pressure raised for it, then put back. It is asked
+    # for in parts of an eighth (in whole pages); the fake kernel takes 23456 pages for the first, more
+    # than the whole reclaim's size, so there is no second.
+    part = wanted * 4096 // 8 // 4096 * 4096
     assert kernel.writes == [
         ("compact", "1"),
         ("vfs_cache_pressure", "10000\n"),
-        ("memory.reclaim", str(wanted * 4096)),
+        ("memory.reclaim", str(part)),
         ("vfs_cache_pressure", "100\n"),
     ]
     assert tree.control("sys/devices/system/node/node0/compact") == "1"
-    assert tree.control("sys/fs/cgroup/memory.reclaim") == str(wanted * 4096)
+    assert tree.control("sys/fs/cgroup/memory.reclaim") == str(part)
 
     logged = {e["SHRINKD_EVENT"]: e for e in entries(journald)}
     compacted, reclaimed = logged["compacted"], logged["reclaimed"]
