@@ -208,6 +208,7 @@ def from_plain(plain: Dict[str, Any], sources: Sequence[str] = (BUILTIN,)) -> Co
             sustain=r["sustain"],
             reclaim=r["reclaim"],
             predict=r["predict"]["horizon"] if r["predict"] is not None else None,
+            reserve=r["reserve"]["size"] if r["reserve"] is not None else None,
         )
         for r in plain["rules"]
     )

@@ -49,6 +49,7 @@ DEFAULT_RULES: List[Dict[str, Any]] = [
         "extfrag_index": {"trigger": 0.5, "clear": 0.3},
         "watermark": None,
         "predict": None,
+        "reserve": None,
         "sustain": 2,
         "reclaim": True,
     },
@@ -62,6 +63,7 @@ DEFAULT_RULES: List[Dict[str, Any]] = [
         "extfrag_index": None,
         "watermark": None,
         "predict": {"horizon": 300.0},
+        "reserve": None,
         "sustain": 3,
         "reclaim": True,
     },
@@ -385,13 +387,18 @@ def _check_watermark(node: Node, path: str, values: Dict[str, Any]) -> None:
 
 
 def _check_rule(node: Node, path: str, values: Dict[str, Any]) -> None:
-    conditions = ("unusable_index", "extfrag_index", "watermark", "predict")
+    conditions = ("unusable_index", "extfrag_index", "watermark", "predict", "reserve")
     if all(values[name] is None for name in conditions):
         raise node.error(path, f"needs at least one of {', '.join(conditions)}")
     if values["watermark"] is not None and not values["reclaim"]:
         raise _at(node, "reclaim").error(
             _join(path, "reclaim"), "must be true with a watermark condition (compaction adds no free pages)"
         )
+
+
+def _check_reserve(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["size"] < 4096:
+        raise _at(node, "size").error(_join(path, "size"), f"must be at least 4K, got {values['size']}")
 
 
 def _check_rules(node: Node, path: str) -> Any:
@@ -497,6 +504,7 @@ _RULE = Section(
             None,
         ),
         "predict": (_optional(Section({"horizon": (_number(10.0, 86400.0), Section.REQUIRED)})), None),
+        "reserve": (_optional(Section({"size": (_size, Section.REQUIRED)}, after=_check_reserve)), None),
         "sustain": (_number(1, 1000, integer=True), 1),
         "reclaim": (_bool, True),
     },

@@ -22,7 +22,7 @@ trigger) is not cooling down, it is a decision; actions aim at the clear level.
 
 from __future__ import annotations
 
-from .conditions import ZONE_KINDS, Condition, ZoneCondition, counter, counter_keys
+from .conditions import NODE_WIDE, ZONE_KINDS, Condition, ZoneCondition, counter, counter_keys
 from .record import Record
 from .view import Failure, Recent, highest_zone
 
@@ -196,9 +196,7 @@ class Policy:
         for rule in self.config.rules:
             kinds = [kind for kind in ZONE_KINDS if kind.configured(rule)]
             for (node, zone_name), zone in obs.zones.items():
-                if not rule.matches(node, zone_name):
-                    continue
-                if zone.managed is not None and zone.managed * self.page_size < rule.min_zone_size:
+                if not rule.watches(zone, self.page_size):
                     continue
                 for given, order in rule.resolved_orders(self.orders):
                     if order is None:
@@ -218,7 +216,9 @@ class Policy:
                         if reason is not None:
                             notices += self._warn_once(f"{kind.kind}:{rule.name}", reason)
                             continue
-                        found.append(kind(rule, node, zone_name, order))
+                        condition = kind(rule, node, NODE_WIDE if kind.per_node else zone_name, order, self.page_size)
+                        if not (kind.per_node and condition in found):  # a node's zones share one
+                            found.append(condition)
         self._layout, self._layout_conditions = layout, found
         return found, notices
 

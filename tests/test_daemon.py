@@ -462,6 +462,42 @@ def test_status_line_names_the_worst_zone_and_the_last_action(tree: Tree) -> Non
     )
 
 
+def test_a_reserve_compacts_reclaims_its_shortfall_and_clears(tree: Tree) -> None:
+    # DMA32's pages in blocks of order 9 or larger: 6.1-hog 0; 6.1-frag3 512 + 22 x 1024 = 23040 (90.0 MiB);
+    # 6.1-frag1 2 x 512 + 150 x 1024 = 154624 (604.0 MiB). The DMA zone (under 64M) does not count.
+    # A 128M reserve is 32768 pages: after compaction (frag3) the shortfall is 9728 pages (38.0 MiB).
+    text = RULES.replace(
+        "unusable_index: {trigger: 0.9, clear: 0.5}\n    sustain: 2", "reserve: {size: 128M}\n    sustain: 1"
+    ).replace("name: huge", "name: camera").replace("zones: [DMA32]", 'zones: ["*"]')
+    kernel = ScriptedKernel(
+        tree.proc, {"compact": ["6.1-frag3"], "memory.reclaim": ["6.1-frag1"]}, {"memory.reclaim": 9728}
+    )
+    d, stream, clock = daemon(tree, kernel, text=text)
+    d.start()
+    try:
+        d.tick()
+        clock.now += 1
+        d.tick()
+        status = d.status_line()
+    finally:
+        d.close()
+    # The reclaim reached the reserve: no second compaction.
+    assert d.events == ["started", "triggered", "compacted", "reclaimed", "cleared"]
+    # The first part, an eighth of 38 MiB, took all 9728 pages: no second part.
+    assert [w for w in kernel.writes if w[0] == "memory.reclaim"] == [("memory.reclaim", str(9728 * 4096 // 8))]
+    lines = stream.getvalue().splitlines()
+    assert (
+        "shrinkd: camera:reserve triggered: node 0 order 9 at 0.0 MiB free in blocks of order 9 or larger "
+        "(reserve 128.0 MiB)"
+    ) in lines
+    reclaimed = next(line for line in lines if line.startswith("shrinkd: reclaimed "))
+    assert reclaimed.startswith(
+        "shrinkd: reclaimed 9728 pages (38.0 MiB) of 38.0 MiB asked for camera:reserve (node 0 order 9): 90.0 -> 604.0 in "
+    )
+    # 32768 / 154624 pages: 21% of the trigger level.
+    assert status.startswith("worst: node 0 order 9 reserve 604.0 (camera, 21% of trigger); last action: reclaim of 38.0 MiB")
+
+
 def test_page_size_of_the_sized_reclaim_matches_metrics() -> None:
     # The test above sizes reclaim by hand; this keeps its arithmetic honest against metrics.
     free, suitable, index = unusable_at_9("6.1-hog")

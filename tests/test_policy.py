@@ -520,3 +520,92 @@ def test_reconfigure_keeps_the_state_of_unchanged_rules() -> None:
     ).config
     p.reconfigure()
     assert p.watches == {}  # a changed rule starts afresh
+
+
+# -- a reserve ------------------------------------------------------------------------------
+
+RESERVE = """
+triggers:
+  allocation_failures: null
+rules:
+  - name: camera
+    zones: {zones}
+    orders: [9]
+    reserve: {{size: 8M}}
+    sustain: {sustain}
+reclaim:
+  min: 64K
+"""
+# 8M with 4 KiB pages: 2048 pages. Free pages in blocks of order 9 or larger, (count << order) summed:
+ONE_HUGE = [1000] + [0] * 8 + [1, 0]  # 512 (plus 1000 pages of order 0, which do not count)
+THREE_HUGE = [0] * 9 + [1, 1]  # 512 + 1024 = 1536
+FOUR_HUGE = [0] * 10 + [2]  # 2048
+
+
+def reserve_policy(zones: str = '["*"]', sustain: int = 1) -> Policy:
+    return Policy(current(RESERVE.format(zones=zones, sustain=sustain)), PAGE)
+
+
+def test_a_reserve_is_kept_per_node_over_the_zones_its_rule_watches() -> None:
+    p = reserve_policy()
+    # Node 0: DMA32 512 + Normal 512 = 1024 pages (4 MiB) of 2048: under. Node 1: 2048: kept.
+    obs = observation({(0, "DMA32"): ONE_HUGE, (0, "Normal"): ONE_HUGE, (1, "Normal"): FOUR_HUGE})
+    found, _ = p.sources(obs)
+    assert [(c.kind, c.where(), v) for c, v in found] == [
+        ("reserve", "node 0 order 9", 1024.0),
+        ("reserve", "node 1 order 9", 2048.0),
+    ]
+    plan = p.evaluate(obs, 0.0)
+    assert [(d.source.target, d.value) for d in plan.decisions] == [(("node", 0, "*"), 1024.0)]
+    source = plan.decisions[0].source
+    assert source.text(1024.0) == "4.0 MiB free in blocks of order 9 or larger (reserve 8.0 MiB)"
+    assert source.fields() == {
+        "trigger": "camera:reserve", "rule": "camera", "metric": "reserve", "node": 0, "zone": "*", "order": 9,
+        "threshold": "8.0", "clear": "8.0",
+    }
+    assert source.closeness(1024.0, obs) == 2.0  # 2048 / 1024: the status line's "200% of trigger"
+    # A rule for one zone counts that zone alone: DMA32's 512 of node 0.
+    only = reserve_policy("[DMA32]")
+    assert [(c.where(), v) for c, v in only.sources(obs)[0]] == [("node 0 zones DMA32 order 9", 512.0)]
+
+
+def test_a_reserve_starts_below_its_size_and_ends_at_it() -> None:
+    p = reserve_policy(sustain=2)
+    below, at = {(0, "Normal"): THREE_HUGE}, {(0, "Normal"): FOUR_HUGE}
+    got = [kinds(p.evaluate(observation(zones), 10.0 * n)) for n, zones in enumerate([below, below, below, at])]
+    assert got == [[], ["triggered"], [], ["cleared"]]
+
+
+def test_a_reserve_compacts_then_reclaims_the_shortfall_then_compacts_again() -> None:
+    p = reserve_policy()
+    decision = first_decision(p, observation({(0, "Normal"): ONE_HUGE}))
+    # Compaction brings it to 1536 pages: the shortfall is 2048 - 1536 = 512 pages (2 MiB), over the 64K minimum.
+    after_compaction = observation({(0, "Normal"): THREE_HUGE})
+    steps = ladder(p, decision, [observation({(0, "Normal"): ONE_HUGE}), after_compaction, after_compaction])
+    assert steps == [
+        Step(COMPACT, node=0),
+        Step(RECLAIM, node=0, size=512 * PAGE, after_compaction=True),
+        Step(COMPACT, node=0),
+    ]
+    # Compaction alone can be enough: the ladder stops there.
+    decision = first_decision(reserve_policy(), observation({(0, "Normal"): ONE_HUGE}))
+    steps = ladder(p, decision, [observation({(0, "Normal"): ONE_HUGE}), observation({(0, "Normal"): FOUR_HUGE})])
+    assert steps == [Step(COMPACT, node=0)]
+
+
+def test_a_reserve_cools_down_apart_from_its_node_s_zones() -> None:
+    text = """
+triggers:
+  allocation_failures: null
+rules:
+  - {name: camera, orders: [9], reserve: {size: 8M}}
+  - {name: huge, zones: [Normal], orders: [9], unusable_index: {trigger: 0.9, clear: 0.6}}
+"""
+    p = Policy(current(text), PAGE)
+    # FRAGMENTED (no block of order 9): the index is 1.000 and the reserve 0 pages: both hold, two targets.
+    obs = normal(FRAGMENTED)
+    plan = p.evaluate(obs, 0.0)
+    assert sorted(d.source.target for d in plan.decisions) == [("node", 0, "*"), ("zone", 0, "Normal")]
+    reserve = next(d for d in plan.decisions if d.source.kind == "reserve")
+    p.acted(reserve, 0.0)
+    assert [d.source.target for d in p.evaluate(obs, 1.0).decisions] == [("zone", 0, "Normal")]
