@@ -37,6 +37,10 @@ The interface, which every kind implements:
   clear(v, obs)     at or beyond the clear level
   closeness(v, obs) 1.0 at the trigger level, 0 far from it (the poll interval)
   deficit_pages(obs) pages reclaim must free to reach the clear level
+  progress(before, after, obs) the share of the way from `before` to the clear
+                    level that `after` covers (1: there, 0: no change, negative:
+                    worse), or None where it cannot be told: how the policy judges
+                    whether actions bought anything (zone kinds only)
   text(v)           for messages: "1.000", "812 free pages", "12.00%", "3.50/s"
   field(v)          for the journal's value fields: "1.000", "812", "12.00"
   fields()          the journal fields naming it (trigger, rule, metric, threshold, ...)
@@ -266,6 +270,9 @@ class Condition(Record):
     def deficit_pages(self, obs: Observation) -> int:
         return 0
 
+    def progress(self, before: float, after: float, obs: Observation) -> Optional[float]:
+        return None
+
     def text(self, value: float) -> str:
         raise NotImplementedError
 
@@ -412,6 +419,9 @@ class IndexCondition(ZoneCondition):
     def closeness(self, value: float, obs: Observation) -> float:
         return max(value, 0.0) / self.level.trigger
 
+    def progress(self, before: float, after: float, obs: Observation) -> Optional[float]:
+        return _share(after - before, self.level.clear - before)
+
     def text(self, value: float) -> str:
         return metrics.format_index(int(value))
 
@@ -509,6 +519,9 @@ class Watermark(ZoneCondition):
         mark = self._mark(obs, "below")
         return float("inf") if value <= 0 else mark / value
 
+    def progress(self, before: float, after: float, obs: Observation) -> Optional[float]:
+        return _share(after - before, self._mark(obs, "clear") - before)
+
     def deficit_pages(self, obs: Observation) -> int:
         """The pages between free and the `clear` mark."""
         zone = obs.zones[(self.zone_node, self.zone)]
@@ -574,6 +587,11 @@ class Exhaustion(ZoneCondition):
 
     def closeness(self, value: float, obs: Observation) -> float:
         return float("inf") if value <= 0 else self.horizon / value
+
+    def progress(self, before: float, after: float, obs: Observation) -> Optional[float]:
+        if after == float("inf"):
+            return 1.0  # the free blocks no longer shrink
+        return _share(after - before, 2 * self.horizon - before)
 
     def text(self, value: float) -> str:
         if value == float("inf"):
@@ -641,6 +659,9 @@ class Reserve(ZoneCondition):
         value = self.measure(obs)
         return max(self.pages - int(value), 0) if value is not None else 0
 
+    def progress(self, before: float, after: float, obs: Observation) -> Optional[float]:
+        return _share(after - before, self.pages - before)
+
     def _mib(self, pages: float) -> str:
         return f"{pages * self.page_size / 1048576:.1f}"
 
@@ -652,6 +673,13 @@ class Reserve(ZoneCondition):
 
     def _thresholds(self) -> Dict[str, object]:
         return {"threshold": self._mib(self.pages), "clear": self._mib(self.pages)}
+
+
+def _share(moved: float, way: float) -> Optional[float]:
+    """`moved` as a share of `way` (both signed, toward the clear level); None when there is no way to go."""
+    if way == 0 or way != way or abs(way) == float("inf"):
+        return None
+    return moved / way + 0.0  # no -0.0
 
 
 # ---------------------------------------------------------------------------

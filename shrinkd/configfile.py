@@ -451,6 +451,14 @@ def _check_reclaim(node: Node, path: str, values: Dict[str, Any]) -> None:
         raise _at(node, "max_per_event").error(_join(path, "max_per_event"), "must not be above max_per_hour")
 
 
+def _check_guards(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["cooldown_max"] < values["cooldown"]:
+        raise _at(node, "cooldown_max").error(
+            _join(path, "cooldown_max"),
+            f"must not be below cooldown ({_fmt(values['cooldown'])}), got {_fmt(values['cooldown_max'])}",
+        )
+
+
 def _check_thrash(node: Node, path: str, values: Dict[str, Any]) -> None:
     if values["backoff"] > values["backoff_max"]:
         raise _at(node, "backoff").error(_join(path, "backoff"), "must not be above backoff_max")
@@ -664,6 +672,7 @@ SCHEMA = Section(
             Section(
                 {
                     "cooldown": (_number(0.0, 86400.0), 60.0),
+                    "cooldown_max": (_number(0.0, 86400.0), 960.0),
                     "thrash": (
                         Section(
                             {
@@ -678,7 +687,8 @@ SCHEMA = Section(
                         ),
                         Section.NESTED,
                     ),
-                }
+                },
+                after=_check_guards,
             ),
             Section.NESTED,
         ),

@@ -371,7 +371,8 @@ class Daemon:
         if self.signals.stop_requested and ran:
             self.tell.abandoned(decision)
         if done:
-            self.policy.acted(decision, self.clock())
+            # Whether the steps bought anything is judged at the next poll: not for a skip, nor a dry run.
+            self.policy.acted(decision, self.clock(), judge=ran and not self.dry_run)
         return current if ran else None
 
     def run_step(self, decision: Decision, step: Step, before: Observation) -> Optional[Observation]:

@@ -155,9 +155,10 @@ class Events:
         self.event(
             notice.kind,
             notice.message,
-            NOTICE if notice.kind == "triggered" else INFO,
+            NOTICE if notice.kind in ("triggered", "backed_off") else INFO,
             **notice.source.fields(),
             value=notice.source.field(notice.value),
+            **dict(notice.fields),
         )
 
     def skipped(self, decision: Decision, reason: str) -> None:

@@ -204,6 +204,10 @@ INVALID: List[Tuple[str, str]] = [
         "FILE:2: rules[0]: needs at least one of unusable_index, extfrag_index, watermark, predict, reserve",
     ),
     (
+        "guards:\n  cooldown: 120\n  cooldown_max: 60\n",
+        "FILE:3: guards.cooldown_max: must not be below cooldown (120), got 60",
+    ),
+    (
         "rules:\n  - zones: [Normal]\n    orders: [huge]\n    reserve: {size: 1K}\n",
         "FILE:4: rules[0].reserve.size: must be at least 4K, got 1024",
     ),

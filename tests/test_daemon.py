@@ -187,20 +187,34 @@ def test_a_vfs_cache_pressure_left_raised_is_put_back_at_start(tree: Tree, tmp_p
 
 
 def test_cooldown_keeps_a_stubborn_zone_from_being_hammered(tree: Tree) -> None:
-    # Nothing helps: the state stays hog. One event, then quiet until the cooldown is over.
-    d, _, clock = daemon(tree, ScriptedKernel(tree.proc, {}))
+    # Nothing helps: the state stays hog. One event, then quiet until the cooldown is over; and since the
+    # ladder left the index at 1.000, the poll after it doubles the cooldown (60 -> 120 s), and the next
+    # ladder's doubles it again (240 s).
+    d, stream, clock = daemon(tree, ScriptedKernel(tree.proc, {}))
     d.start()
     try:
         for _ in range(5):
-            d.tick()
+            d.tick()  # at 1000, 1010 (triggered; the ladder), 1020 (judged), 1030, 1040
             clock.now += 10
         # One event: compaction, reclaim, compaction again (reclaim left small blocks).
-        assert d.events[1:] == ["triggered", "compacted", "reclaimed", "compacted"]
-        clock.now += 30  # 60 s after the event
+        assert d.events[1:] == ["triggered", "compacted", "reclaimed", "compacted", "backed_off"]
+        clock.now = 1010 + 60  # the cooldown it had: now 120 s
+        d.tick()
+        assert d.events[6:] == []
+        clock.now = 1010 + 120
+        d.tick()
+        clock.now += 1
         d.tick()
     finally:
         d.close()
-    assert d.events[5:] == ["compacted", "reclaimed", "compacted"]
+    assert d.events[6:] == ["compacted", "reclaimed", "compacted", "backed_off"]
+    lines = [line for line in stream.getvalue().splitlines() if "bought nothing" in line]
+    assert lines == [
+        "shrinkd: huge:unusable_index: node 0 zone DMA32 order 9: the last actions bought nothing: 1.000 before,"
+        " 1.000 at the next poll (0% of the way to the clear level); next action after 120 s",
+        "shrinkd: huge:unusable_index: node 0 zone DMA32 order 9: the last actions bought nothing: 1.000 before,"
+        " 1.000 at the next poll (0% of the way to the clear level); next action after 240 s",
+    ]
 
 
 def test_dry_run_decides_and_logs_but_writes_nothing(tree: Tree) -> None:
