@@ -593,6 +593,21 @@ def test_a_reserve_compacts_then_reclaims_the_shortfall_then_compacts_again() ->
     assert steps == [Step(COMPACT, node=0)]
 
 
+def test_a_reserve_s_reclaim_stays_within_the_caps() -> None:
+    p = Policy(current(RESERVE.format(zones='["*"]', sustain=1).replace("size: 8M", "size: 256M")), PAGE)
+    obs = observation({(0, "Normal"): ONE_HUGE})
+    decision = first_decision(p, obs)
+    # Shortfall after compaction: 65536 - 512 pages (254 MiB): 64M, the per-event cap.
+    assert p.next_step(decision, obs, [Step(COMPACT, node=0)], BOTH, 0.0) == Step(
+        RECLAIM, node=0, size=64 << 20, after_compaction=True
+    )
+    # 200M taken within the hour: 56M is what is left of the 256M hourly cap.
+    p.reclaimed(200 << 20, obs, 0.0, watch=False)
+    assert p.next_step(decision, obs, [Step(COMPACT, node=0)], BOTH, 10.0) == Step(
+        RECLAIM, node=0, size=56 << 20, after_compaction=True
+    )
+
+
 def test_a_reserve_cools_down_apart_from_its_node_s_zones() -> None:
     text = """
 triggers:
