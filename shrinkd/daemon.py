@@ -397,7 +397,9 @@ class Daemon:
             return None
         if step.action == RECLAIM:
             # A dry run counts toward the hourly cap (to show what would happen) but cannot cause thrashing.
-            self.policy.reclaimed(step.size, before, self.clock(), watch=not self.dry_run)
+            # What was taken counts when it is more than was asked (a backend's overshoot: actions/stepped.py).
+            taken = (result.pages_reclaimed or 0) * self.page_size if result is not None else 0
+            self.policy.reclaimed(max(step.size, taken), before, self.clock(), watch=not self.dry_run)
         self.tell.acted(decision, step, before, after, result, self.clock() - started, self.dry_run)
         return after
 

@@ -483,8 +483,9 @@ def test_a_reserve_compacts_reclaims_its_shortfall_and_clears(tree: Tree) -> Non
     text = RULES.replace(
         "unusable_index: {trigger: 0.9, clear: 0.5}\n    sustain: 2", "reserve: {size: 128M}\n    sustain: 1"
     ).replace("name: huge", "name: camera").replace("zones: [DMA32]", 'zones: ["*"]')
+    # The fake kernel takes 12000 pages (46.9 MiB) for the first part.
     kernel = ScriptedKernel(
-        tree.proc, {"compact": ["6.1-frag3"], "memory.reclaim": ["6.1-frag1"]}, {"memory.reclaim": 9728}
+        tree.proc, {"compact": ["6.1-frag3"], "memory.reclaim": ["6.1-frag1"]}, {"memory.reclaim": 12000}
     )
     d, stream, clock = daemon(tree, kernel, text=text)
     d.start()
@@ -497,8 +498,10 @@ def test_a_reserve_compacts_reclaims_its_shortfall_and_clears(tree: Tree) -> Non
         d.close()
     # The reclaim reached the reserve: no second compaction.
     assert d.events == ["started", "triggered", "compacted", "reclaimed", "cleared"]
-    # The first part, an eighth of 38 MiB, took all 9728 pages: no second part.
+    # The first part, an eighth of 38 MiB, took more than all 9728 pages: no second part; and what it took
+    # counts against the hourly cap, not the 38 MiB asked for.
     assert [w for w in kernel.writes if w[0] == "memory.reclaim"] == [("memory.reclaim", str(9728 * 4096 // 8))]
+    assert d.policy.reclaimed_last_hour(clock.now) == 12000 * 4096
     lines = stream.getvalue().splitlines()
     assert (
         "shrinkd: camera:reserve triggered: node 0 order 9 at 0.0 MiB free in blocks of order 9 or larger "
@@ -506,7 +509,7 @@ def test_a_reserve_compacts_reclaims_its_shortfall_and_clears(tree: Tree) -> Non
     ) in lines
     reclaimed = next(line for line in lines if line.startswith("shrinkd: reclaimed "))
     assert reclaimed.startswith(
-        "shrinkd: reclaimed 9728 pages (38.0 MiB) of 38.0 MiB asked for camera:reserve (node 0 order 9): 90.0 -> 604.0 in "
+        "shrinkd: reclaimed 12000 pages (46.9 MiB) of 38.0 MiB asked for camera:reserve (node 0 order 9): 90.0 -> 604.0 in "
     )
     # 32768 / 154624 pages: 21% of the trigger level.
     assert status.startswith("worst: node 0 order 9 reserve 604.0 (camera, 21% of trigger); last action: reclaim of 38.0 MiB")
