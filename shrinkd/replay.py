@@ -158,7 +158,7 @@ def replay(trace: Trace, config: Config, backends: Optional[Sequence[str]] = Non
                 tell.acted(decision, step, current, following, None, 0.0, dry_run=True)
                 current = following
             if done:
-                policy.acted(decision, now)
+                policy.acted(decision, now, judge=any(step.action != SKIP for step in done))
     return Outcome(trace, collector.told, tell.warnings, usable)
 
 
