@@ -165,6 +165,8 @@ def test_replay_backs_off_as_the_daemon_does_after_steps_not_after_skips() -> No
     # Compaction and reclaim change nothing in the next poll: the ladder is judged and backs off.
     stepped = replay.replay(trace, config_from(text), ["compact", "memory_reclaim"])
     assert [item.kind for item in stepped.told] == ["triggered", "compacted", "reclaimed", "compacted", "backed_off"]
+    header["recording"] = {}
+    assert f"{'backed off':24s}{1:>14d}{0:>14d}" in replay.render(stepped, ["test.yaml"], quiet=True).splitlines()
     # With no backend the ladder is one skip: nothing ran, nothing to judge.
     skipped = replay.replay(trace, config_from(text), [])
     assert [item.kind for item in skipped.told] == ["triggered", "skipped"]
