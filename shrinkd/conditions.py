@@ -37,6 +37,10 @@ The interface, which every kind implements:
   clear(v, obs)     at or beyond the clear level
   closeness(v, obs) 1.0 at the trigger level, 0 far from it (the poll interval)
   deficit_pages(obs) pages reclaim must free to reach the clear level
+  progress(before, after, obs) the share of the way from `before` to the clear
+                    level that `after` covers (1: there, 0: no change, negative:
+                    worse), or None where it cannot be told: how the policy judges
+                    whether actions bought anything (zone kinds only)
   text(v)           for messages: "1.000", "812 free pages", "12.00%", "3.50/s"
   field(v)          for the journal's value fields: "1.000", "812", "12.00"
   fields()          the journal fields naming it (trigger, rule, metric, threshold, ...)
@@ -45,7 +49,9 @@ The interface, which every kind implements:
 
 A new kind of trigger is a subclass here (zone kinds are listed in
 ZONE_KINDS, global ones in GLOBAL_KINDS, both filled as classes are defined)
-plus its keys in the configuration schema (shrinkd.configfile).
+plus its keys in the configuration schema (shrinkd.configfile). A zone kind
+with `per_node` set is one condition per node (its `zone` is NODE_WIDE) over
+every zone of the node the rule watches, as a reserve is.
 
 Index levels are in the kernel's thousandths, like shrinkd.metrics.
 """
@@ -69,6 +75,9 @@ WATERMARKS = ("min", "low", "high")
 #   pageblock  the page block, the unit of migrate types and compaction (/proc/pagetypeinfo)
 #   costly     PAGE_ALLOC_COSTLY_ORDER (3): above it the allocator gives up sooner
 ORDER_NAMES = ("huge", "pageblock", "costly")
+
+# The `zone` of a condition kept per node (ZoneCondition.per_node): all the node's zones its rule watches.
+NODE_WIDE = "*"
 
 # shrinkd's counters that the kernel splits: allocstall per zone since 4.8 (one
 # allocstall before), workingset_refault per LRU type since 5.9 (one before).
@@ -132,6 +141,7 @@ class Rule(Record):
         "orders",
         "predict",
         "reclaim",
+        "reserve",
         "sustain",
         "unusable_index",
         "watermark",
@@ -151,6 +161,7 @@ class Rule(Record):
         sustain: int,
         reclaim: bool,
         predict: Optional[float] = None,
+        reserve: Optional[int] = None,
     ) -> None:
         self.name = name
         self.zones = zones
@@ -163,9 +174,17 @@ class Rule(Record):
         self.sustain = sustain
         self.reclaim = reclaim
         self.predict = predict  # seconds: act when free blocks are predicted to run out this soon
+        self.reserve = reserve  # bytes to keep free in blocks of each order, per node
 
     def matches(self, node: int, zone: str) -> bool:
         return (self.node is None or self.node == node) and ("*" in self.zones or zone in self.zones)
+
+    def watches(self, zone: ZoneView, page_size: int) -> bool:
+        """Whether the rule watches `zone`: it matches the zone's node and name, and the zone is large enough
+        (a zone of unknown size, without /proc/zoneinfo, is watched)."""
+        if not self.matches(zone.node, zone.zone):
+            return False
+        return zone.managed is None or zone.managed * page_size >= self.min_zone_size
 
     def resolved_orders(self, named: Mapping[str, Optional[int]]) -> List[Tuple[Union[int, str], Optional[int]]]:
         """Each of `orders` as given (a number or a name) with the order it stands for (None: unknown here)."""
@@ -251,6 +270,9 @@ class Condition(Record):
     def deficit_pages(self, obs: Observation) -> int:
         return 0
 
+    def progress(self, before: float, after: float, obs: Observation) -> Optional[float]:
+        return None
+
     def text(self, value: float) -> str:
         raise NotImplementedError
 
@@ -269,17 +291,19 @@ class Condition(Record):
 
 
 class ZoneCondition(Condition):
-    """A condition of one rule in one zone at one order."""
+    """A condition of one rule in one zone at one order (or, for a `per_node` kind, in one node)."""
 
-    __slots__ = ("_hash", "order", "rule", "zone", "zone_node")
+    __slots__ = ("_hash", "order", "page_size", "rule", "zone", "zone_node")
 
     holds_unmeasured = False
+    per_node: ClassVar[bool] = False  # one condition per node over the zones the rule watches (zone NODE_WIDE)
 
-    def __init__(self, rule: Rule, node: int, zone: str, order: int) -> None:
+    def __init__(self, rule: Rule, node: int, zone: str, order: int, page_size: int = 4096) -> None:
         self.rule = rule
         self.zone_node = node
         self.zone = zone
         self.order = order
+        self.page_size = page_size
         self._hash = hash((type(self).__name__, rule, node, zone, order))  # looked up every poll
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -395,6 +419,9 @@ class IndexCondition(ZoneCondition):
     def closeness(self, value: float, obs: Observation) -> float:
         return max(value, 0.0) / self.level.trigger
 
+    def progress(self, before: float, after: float, obs: Observation) -> Optional[float]:
+        return _share(after - before, self.level.clear - before)
+
     def text(self, value: float) -> str:
         return metrics.format_index(int(value))
 
@@ -492,6 +519,9 @@ class Watermark(ZoneCondition):
         mark = self._mark(obs, "below")
         return float("inf") if value <= 0 else mark / value
 
+    def progress(self, before: float, after: float, obs: Observation) -> Optional[float]:
+        return _share(after - before, self._mark(obs, "clear") - before)
+
     def deficit_pages(self, obs: Observation) -> int:
         """The pages between free and the `clear` mark."""
         zone = obs.zones[(self.zone_node, self.zone)]
@@ -558,6 +588,11 @@ class Exhaustion(ZoneCondition):
     def closeness(self, value: float, obs: Observation) -> float:
         return float("inf") if value <= 0 else self.horizon / value
 
+    def progress(self, before: float, after: float, obs: Observation) -> Optional[float]:
+        if after == float("inf"):
+            return 1.0  # the free blocks no longer shrink
+        return _share(after - before, 2 * self.horizon - before)
+
     def text(self, value: float) -> str:
         if value == float("inf"):
             return "no shortage in sight"
@@ -568,6 +603,83 @@ class Exhaustion(ZoneCondition):
 
     def _thresholds(self) -> Dict[str, object]:
         return {"threshold": f"{self.horizon:g}", "clear": f"{2 * self.horizon:g}"}
+
+
+class Reserve(ZoneCondition):
+    """Free memory in blocks of the order or larger (/proc/buddyinfo: the sum of nr_free[o] << o for
+    o >= order), summed over the zones of one node that the rule watches, against the rule's `reserve`
+    size: the form in which a board's owner knows a need (a camera's buffers, a driver's DMA, huge
+    pages). Per node, not per zone: an allocation falls back from zone to zone of its node (Normal,
+    then DMA32, then DMA), so the blocks of every zone it may use count; a rule limited to one zone
+    (`zones: [DMA32]`, for a device that can address no more) counts that zone alone. The value is in
+    pages; it starts below the reserve and ends at it. Compaction first; reclaim for the shortfall."""
+
+    __slots__ = ()
+    kind = "reserve"
+    per_node = True
+
+    @classmethod
+    def configured(cls, rule: Rule) -> bool:
+        return rule.reserve is not None
+
+    @property
+    def target(self) -> Tuple[str, int, str]:
+        return ("node", self.zone_node, NODE_WIDE)
+
+    @property
+    def pages(self) -> int:
+        """The reserve in pages (rounded up)."""
+        assert self.rule.reserve is not None
+        return -(-self.rule.reserve // self.page_size)
+
+    def where(self) -> str:
+        zones = "" if "*" in self.rule.zones else f" zones {','.join(self.rule.zones)}"
+        return f"node {self.zone_node}{zones} order {self.order}"
+
+    def measure(self, obs: Observation) -> Optional[float]:
+        total, seen = 0, False
+        for (node, _), zone in obs.zones.items():
+            if node != self.zone_node or self.order >= len(zone.free) or not self.rule.watches(zone, self.page_size):
+                continue
+            seen = True
+            total += metrics.contig_info(zone.free, self.order).blocks_suitable << self.order
+        return float(total) if seen else None
+
+    def over(self, value: float, obs: Observation) -> bool:
+        return value < self.pages
+
+    def clear(self, value: float, obs: Observation) -> bool:
+        return value >= self.pages
+
+    def closeness(self, value: float, obs: Observation) -> float:
+        return float("inf") if value <= 0 else self.pages / value
+
+    def deficit_pages(self, obs: Observation) -> int:
+        """The shortfall: the reserve less what is free in blocks of the order now (after compaction)."""
+        value = self.measure(obs)
+        return max(self.pages - int(value), 0) if value is not None else 0
+
+    def progress(self, before: float, after: float, obs: Observation) -> Optional[float]:
+        return _share(after - before, self.pages - before)
+
+    def _mib(self, pages: float) -> str:
+        return f"{pages * self.page_size / 1048576:.1f}"
+
+    def text(self, value: float) -> str:
+        return f"{self._mib(value)} MiB free in blocks of order {self.order} or larger (reserve {self._mib(self.pages)} MiB)"
+
+    def field(self, value: float) -> str:
+        return self._mib(value)
+
+    def _thresholds(self) -> Dict[str, object]:
+        return {"threshold": self._mib(self.pages), "clear": self._mib(self.pages)}
+
+
+def _share(moved: float, way: float) -> Optional[float]:
+    """`moved` as a share of `way` (both signed, toward the clear level); None when there is no way to go."""
+    if way == 0 or way != way or abs(way) == float("inf"):
+        return None
+    return moved / way + 0.0  # no -0.0
 
 
 # ---------------------------------------------------------------------------

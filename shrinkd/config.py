@@ -127,6 +127,7 @@ class Config(Record):
 
     __slots__ = (
         "cooldown",
+        "cooldown_max",
         "debug",
         "drop_caches_what",
         "dry_run",
@@ -157,6 +158,7 @@ class Config(Record):
         drop_caches_what: str,
         reclaim: Reclaim,
         cooldown: float,
+        cooldown_max: float,
         thrash: Thrash,
         log_target: str,
         debug: bool,
@@ -175,6 +177,7 @@ class Config(Record):
         self.drop_caches_what = drop_caches_what
         self.reclaim = reclaim
         self.cooldown = cooldown
+        self.cooldown_max = cooldown_max  # the bound of a cooldown doubled after actions that bought nothing
         self.thrash = thrash
         self.log_target = log_target
         self.debug = debug
@@ -208,6 +211,7 @@ def from_plain(plain: Dict[str, Any], sources: Sequence[str] = (BUILTIN,)) -> Co
             sustain=r["sustain"],
             reclaim=r["reclaim"],
             predict=r["predict"]["horizon"] if r["predict"] is not None else None,
+            reserve=r["reserve"]["size"] if r["reserve"] is not None else None,
         )
         for r in plain["rules"]
     )
@@ -225,6 +229,7 @@ def from_plain(plain: Dict[str, Any], sources: Sequence[str] = (BUILTIN,)) -> Co
         drop_caches_what=backends["drop_caches"]["what"],
         reclaim=Reclaim(**{**plain["reclaim"], "prefer": tuple(plain["reclaim"]["prefer"])}),
         cooldown=guards["cooldown"],
+        cooldown_max=guards["cooldown_max"],
         thrash=Thrash(**guards["thrash"]),
         log_target=plain["log"]["target"],
         debug=plain["log"]["debug"],

@@ -49,6 +49,7 @@ DEFAULT_RULES: List[Dict[str, Any]] = [
         "extfrag_index": {"trigger": 0.5, "clear": 0.3},
         "watermark": None,
         "predict": None,
+        "reserve": None,
         "sustain": 2,
         "reclaim": True,
     },
@@ -62,6 +63,7 @@ DEFAULT_RULES: List[Dict[str, Any]] = [
         "extfrag_index": None,
         "watermark": None,
         "predict": {"horizon": 300.0},
+        "reserve": None,
         "sustain": 3,
         "reclaim": True,
     },
@@ -385,13 +387,18 @@ def _check_watermark(node: Node, path: str, values: Dict[str, Any]) -> None:
 
 
 def _check_rule(node: Node, path: str, values: Dict[str, Any]) -> None:
-    conditions = ("unusable_index", "extfrag_index", "watermark", "predict")
+    conditions = ("unusable_index", "extfrag_index", "watermark", "predict", "reserve")
     if all(values[name] is None for name in conditions):
         raise node.error(path, f"needs at least one of {', '.join(conditions)}")
     if values["watermark"] is not None and not values["reclaim"]:
         raise _at(node, "reclaim").error(
             _join(path, "reclaim"), "must be true with a watermark condition (compaction adds no free pages)"
         )
+
+
+def _check_reserve(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["size"] < 4096:
+        raise _at(node, "size").error(_join(path, "size"), f"must be at least 4K, got {values['size']}")
 
 
 def _check_rules(node: Node, path: str) -> Any:
@@ -442,6 +449,14 @@ def _check_reclaim(node: Node, path: str, values: Dict[str, Any]) -> None:
         raise _at(node, "min").error(_join(path, "min"), "must not be above max_per_event")
     if values["max_per_event"] > values["max_per_hour"]:
         raise _at(node, "max_per_event").error(_join(path, "max_per_event"), "must not be above max_per_hour")
+
+
+def _check_guards(node: Node, path: str, values: Dict[str, Any]) -> None:
+    if values["cooldown_max"] < values["cooldown"]:
+        raise _at(node, "cooldown_max").error(
+            _join(path, "cooldown_max"),
+            f"must not be below cooldown ({_fmt(values['cooldown'])}), got {_fmt(values['cooldown_max'])}",
+        )
 
 
 def _check_thrash(node: Node, path: str, values: Dict[str, Any]) -> None:
@@ -497,6 +512,7 @@ _RULE = Section(
             None,
         ),
         "predict": (_optional(Section({"horizon": (_number(10.0, 86400.0), Section.REQUIRED)})), None),
+        "reserve": (_optional(Section({"size": (_size, Section.REQUIRED)}, after=_check_reserve)), None),
         "sustain": (_number(1, 1000, integer=True), 1),
         "reclaim": (_bool, True),
     },
@@ -656,6 +672,7 @@ SCHEMA = Section(
             Section(
                 {
                     "cooldown": (_number(0.0, 86400.0), 60.0),
+                    "cooldown_max": (_number(0.0, 86400.0), 960.0),
                     "thrash": (
                         Section(
                             {
@@ -670,7 +687,8 @@ SCHEMA = Section(
                         ),
                         Section.NESTED,
                     ),
-                }
+                },
+                after=_check_guards,
             ),
             Section.NESTED,
         ),

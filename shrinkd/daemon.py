@@ -371,7 +371,8 @@ class Daemon:
         if self.signals.stop_requested and ran:
             self.tell.abandoned(decision)
         if done:
-            self.policy.acted(decision, self.clock())
+            # Whether the steps bought anything is judged at the next poll: not for a skip, nor a dry run.
+            self.policy.acted(decision, self.clock(), judge=ran and not self.dry_run)
         return current if ran else None
 
     def run_step(self, decision: Decision, step: Step, before: Observation) -> Optional[Observation]:
@@ -396,7 +397,9 @@ class Daemon:
             return None
         if step.action == RECLAIM:
             # A dry run counts toward the hourly cap (to show what would happen) but cannot cause thrashing.
-            self.policy.reclaimed(step.size, before, self.clock(), watch=not self.dry_run)
+            # What was taken counts when it is more than was asked (a backend's overshoot: actions/stepped.py).
+            taken = (result.pages_reclaimed or 0) * self.page_size if result is not None else 0
+            self.policy.reclaimed(max(step.size, taken), before, self.clock(), watch=not self.dry_run)
         self.tell.acted(decision, step, before, after, result, self.clock() - started, self.dry_run)
         return after
 

@@ -155,9 +155,10 @@ class Events:
         self.event(
             notice.kind,
             notice.message,
-            NOTICE if notice.kind == "triggered" else INFO,
+            NOTICE if notice.kind in ("triggered", "backed_off") else INFO,
             **notice.source.fields(),
             value=notice.source.field(notice.value),
+            **dict(notice.fields),
         )
 
     def skipped(self, decision: Decision, reason: str) -> None:
@@ -227,6 +228,7 @@ class Events:
         reclaimed, origin = pages_reclaimed(result, before, after)
         fields.update(
             requested_bytes=step.size,
+            requests=result.requests if result else None,
             pages_reclaimed=reclaimed,
             pages_reclaimed_source=origin,
             partial=result.partial if result else None,

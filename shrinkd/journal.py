@@ -36,6 +36,7 @@ MESSAGE_IDS: Dict[str, str] = {
     "skipped": "2807b733f06147d2aaf11bd9b1f28c15",
     "action_failed": "f7cd043e004f4c1c90b7a07e9c637dc3",
     "thrash_backoff": "ffb2b54585dc4b4e8923dcb3d013d8da",
+    "backed_off": "487bbb42955a4739912933915c08f864",
     "backends_changed": "be2c5c87d0ab491b8586d31c5f4bad7c",
     "memory_changed": "f270c2a4a8a148e7a12ae53858c92d9e",
     "poll_failed": "501bd6c70fb041b0b19a1f79356730c5",

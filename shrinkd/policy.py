@@ -12,17 +12,23 @@ The daemon drives it like this each poll:
         done = []
         while (step := policy.next_step(decision, fresh_observation, done, available, now)):
             run the step (compact, reclaim or log a skip), done.append(step)
-        policy.acted(decision, now)               # starts the cooldown
+        policy.acted(decision, now, judge=a step ran)  # starts the cooldown
     policy.rebase(observation_after_actions, now)  # rates exclude shrinkd's own work
 
 A condition starts after `sustain` polls at or over its trigger level and
 ends at its clear level. While it holds and its target (zone, or the global
 trigger) is not cooling down, it is a decision; actions aim at the clear level.
+
+Actions that buy nothing back off: the poll after a zone's ladder judges it
+(_judge). When the value has not covered WORKED of the way from where it was
+before the ladder to the clear level (the steps left it where it was, or what
+they freed was gone by then), the zone's cooldown doubles, up to
+guards.cooldown_max, with a notice; a ladder that works puts it back.
 """
 
 from __future__ import annotations
 
-from .conditions import ZONE_KINDS, Condition, ZoneCondition, counter, counter_keys
+from .conditions import NODE_WIDE, ZONE_KINDS, Condition, ZoneCondition, counter, counter_keys
 from .record import Record
 from .view import Failure, Recent, highest_zone
 
@@ -38,6 +44,12 @@ RECLAIM = "reclaim"
 SKIP = "skip"
 
 HOUR = 3600.0
+
+# The share of the way to its clear level a zone's value must cover by the poll after its ladder for the
+# ladder to count as working. Under it, ten ladders would not get there; and it stays clear of how far
+# the values move between polls with no action at all (a few hundred pages on per-CPU lists: under 1%
+# of a zone's free pages in the captured states, view.py).
+WORKED = 0.1
 
 # /proc/vmstat counters every reading of it includes, whatever the triggers: the kernel's
 # own signs of trouble (allocation stalls, compaction), the thrash guard's refaults and
@@ -141,6 +153,9 @@ class Policy:
         self.watches: Dict[Condition, WatchState] = {}
         self.cooldown_until: Dict[Tuple[str, int, str], float] = {}
         self.acted_at: Dict[Tuple[str, int, str], float] = {}
+        self.cooldowns: Dict[Tuple[str, int, str], float] = {}  # a target's cooldown, when backed off
+        # A target's last ladder, to judge at the next poll: the condition, its value before, when.
+        self.judging: Dict[Tuple[str, int, str], Tuple[Condition, float, float]] = {}
         self.reclaims: List[Tuple[float, int]] = []  # (when, bytes asked for)
         self.thrash = ThrashState(current.config.thrash.backoff)
         self.recent = Recent()  # rates, failures, free blocks over time: what the conditions read
@@ -196,9 +211,7 @@ class Policy:
         for rule in self.config.rules:
             kinds = [kind for kind in ZONE_KINDS if kind.configured(rule)]
             for (node, zone_name), zone in obs.zones.items():
-                if not rule.matches(node, zone_name):
-                    continue
-                if zone.managed is not None and zone.managed * self.page_size < rule.min_zone_size:
+                if not rule.watches(zone, self.page_size):
                     continue
                 for given, order in rule.resolved_orders(self.orders):
                     if order is None:
@@ -218,7 +231,9 @@ class Policy:
                         if reason is not None:
                             notices += self._warn_once(f"{kind.kind}:{rule.name}", reason)
                             continue
-                        found.append(kind(rule, node, zone_name, order))
+                        condition = kind(rule, node, NODE_WIDE if kind.per_node else zone_name, order, self.page_size)
+                        if not (kind.per_node and condition in found):  # a node's zones share one
+                            found.append(condition)
         self._layout, self._layout_conditions = layout, found
         return found, notices
 
@@ -328,6 +343,7 @@ class Policy:
         notices += self._check_thrash(obs, now)
         found, warnings = self.sources(obs)
         notices += warnings
+        notices += self._judge(found, obs)
         decisions: Dict[Tuple[str, int, str], Tuple[Decision, Tuple[float, float]]] = {}
         nearest = 0.0
         busy = False
@@ -433,10 +449,65 @@ class Policy:
             )
         return Step(RECLAIM, node=source.node, size=min(size, left), after_compaction=compacted)
 
-    def acted(self, decision: Decision, now: float) -> None:
-        """An event ran for a decision: its target cools down."""
-        self.cooldown_until[decision.source.target] = now + self.config.cooldown
-        self.acted_at[decision.source.target] = now
+    def acted(self, decision: Decision, now: float, judge: bool = True) -> None:
+        """An event ran for a decision: its target cools down. With `judge` (steps ran, for real), a zone
+        condition's ladder is judged at the next poll (_judge)."""
+        target = decision.source.target
+        self.cooldown_until[target] = now + self.cooldown(target)
+        self.acted_at[target] = now
+        if judge and decision.source.zone_key is not None:
+            self.judging[target] = (decision.source, decision.value, now)
+
+    def cooldown(self, target: Tuple[str, int, str]) -> float:
+        """The target's cooldown now: guards.cooldown, or longer after ladders that bought nothing."""
+        config = self.config
+        return min(max(self.cooldowns.get(target, config.cooldown), config.cooldown), config.cooldown_max)
+
+    def _judge(self, found: Sequence[Tuple[Condition, float]], obs: Observation) -> List[Notice]:
+        """Whether the ladders of the last poll bought anything, told by this poll's values: a ladder that
+        covered WORKED of the way to the clear level puts its target's cooldown back to guards.cooldown; one
+        that did not doubles it (up to guards.cooldown_max), the cooldown running now included."""
+        if not self.judging:
+            return []
+        if self.config.cooldown_max <= self.config.cooldown:
+            self.judging.clear()  # no back-off configured
+            return []
+        values = dict(found)
+        notices: List[Notice] = []
+        for target, (source, before, at) in list(self.judging.items()):
+            del self.judging[target]
+            after = values.get(source)
+            if after is None:
+                continue  # gone, or not measured this poll
+            share = source.progress(before, after, obs)
+            if share is None:
+                continue
+            if share >= WORKED:
+                self.cooldowns.pop(target, None)
+                self.cooldown_until[target] = min(self.cooldown_until.get(target, at), at + self.config.cooldown)
+                continue
+            old = self.cooldown(target)
+            new = min(old * 2, self.config.cooldown_max)
+            self.cooldowns[target] = new
+            self.cooldown_until[target] = at + new
+            longest = " (the longest, guards.cooldown_max)" if new == old else ""
+            notices.append(
+                Notice(
+                    "backed_off",
+                    f"{source.name}: {source.where()}: the last actions bought nothing: {source.text(before)} before,"
+                    f" {source.text(after)} at the next poll ({share * 100:.0f}% of the way to the clear level);"
+                    f" next action after {new:.0f} s{longest}",
+                    source,
+                    after,
+                    fields=(
+                        ("BEFORE", source.field(before)),
+                        ("PROGRESS", f"{share:.3f}"),
+                        ("COOLDOWN_S", f"{new:.0f}"),
+                        ("COOLDOWN_BEFORE_S", f"{old:.0f}"),
+                    ),
+                )
+            )
+        return notices
 
     def reclaimed(self, size: int, obs_before: Observation, now: float, watch: bool = True) -> None:
         """A reclaim of `size` bytes was asked for: count it against the hourly cap and watch for thrashing."""

@@ -158,7 +158,7 @@ def replay(trace: Trace, config: Config, backends: Optional[Sequence[str]] = Non
                 tell.acted(decision, step, current, following, None, 0.0, dry_run=True)
                 current = following
             if done:
-                policy.acted(decision, now)
+                policy.acted(decision, now, judge=any(step.action != SKIP for step in done))
     return Outcome(trace, collector.told, tell.warnings, usable)
 
 
@@ -194,7 +194,7 @@ def render(outcome: Outcome, config_sources: Sequence[str], quiet: bool = False)
             lines.append(f"  {_offset(item.t - start)}  {item.message}")
     replayed, recorded = outcome.totals(), outcome.recorded()
     lines.append(f"{'':24s}{'replay':>14s}{'recorded':>14s}")
-    for label, key in (("conditions triggered", "triggered"), ("conditions cleared", "cleared"), ("skipped", "skipped"), ("failed", "action_failed")):
+    for label, key in (("conditions triggered", "triggered"), ("conditions cleared", "cleared"), ("skipped", "skipped"), ("backed off", "backed_off"), ("failed", "action_failed")):
         lines.append(f"{label:24s}{replayed['events'].get(key, 0):>14d}{recorded['events'].get(key, 0):>14d}")
     lines.append(f"{'compactions':24s}{replayed['compactions']:>14d}{recorded['compactions']:>14d}")
     lines.append(f"{'reclaims':24s}{replayed['reclaims']:>14d}{recorded['reclaims']:>14d}")

@@ -92,14 +92,19 @@ def test_memory_reclaim_on_the_hybrid_layout(tmp_path: Path) -> None:
     procfs = fake_tree(tmp_path, cgroup="fs/cgroup/unified")
     result = Backends(procfs, current()).reclaim(8 << 20, 0)
     assert result.backend == "memory_reclaim" and result.requested == 8 << 20 and result.pages_reclaimed is None
-    assert ("sys/fs/cgroup/unified/memory.reclaim", str(8 << 20)) in written(procfs)
+    # No /proc/vmstat here: each 1 MiB part (8 MiB / 8) counts as twice what it asked for (the assumed
+    # overshoot), so four parts make 8 MiB.
+    assert result.requests == 4
+    assert ("sys/fs/cgroup/unified/memory.reclaim", str(1 << 20)) in written(procfs)
 
 
 def test_node_reclaim_aims_at_the_zone_node(tmp_path: Path) -> None:
     procfs = fake_tree(tmp_path, node_files=[(0, "reclaim"), (1, "reclaim")], cgroup=None)
     result = Backends(procfs, current()).reclaim(1 << 20, 1)
     assert result.backend == "node1/reclaim"
-    assert [w for w in written(procfs) if "reclaim" in w[0]] == [("sys/devices/system/node/node1/reclaim", "1048576")]
+    # In parts of 128 KiB (1 MiB / 8), each counted as 256 KiB without /proc/vmstat: four of them.
+    assert [w for w in written(procfs) if "reclaim" in w[0]] == [("sys/devices/system/node/node1/reclaim", "131072")]
+    assert result.requests == 4
 
 
 def test_a_failing_backend_falls_through_to_the_next(tmp_path: Path) -> None:
@@ -203,8 +208,9 @@ def test_a_reclaim_after_compaction_raises_vfs_cache_pressure_and_puts_it_back(t
     tunables = Watching(pressure, saved=keep / "vfs_cache_pressure.saved")
     backends = Backends(procfs, current(), tunables, keep_dir=str(keep))
     result = backends.reclaim(8 << 20, 0, cache_pressure=10000)
-    assert tunables.seen == ["10000"] and pressure.read_text() == "100\n"
-    assert tunables.kept == ["100"]  # while raised, the value before is kept for a restart
+    # Raised once for the whole reclaim: every part (four here, unmeasured) runs at 10000.
+    assert result.requests == 4 and tunables.seen == ["10000"] * 4 and pressure.read_text() == "100\n"
+    assert tunables.kept == ["100"] * 4  # while raised, the value before is kept for a restart
     assert result.cache_pressure == 10000 and result.failures == ()
     assert list(keep.iterdir()) == []  # the saved value is gone once put back
     # Without it (a watermark's reclaim, or vfs_cache_pressure: null) nothing changes.
@@ -247,3 +253,111 @@ def test_a_value_left_by_a_killed_daemon_is_put_back_at_start(tmp_path: Path) ->
         backends.cache_pressure.restore_left()
     assert str(caught.value) == f"{keep / 'vfs_cache_pressure.saved'}: not a number: 'garbage'; removed"
     assert pressure.read_text() == "100\n" and list(keep.iterdir()) == []
+
+
+# -- a reclaim takes no more than its size, whatever the backend does ---------------------------
+
+
+class Overshooting(Tunables):
+    """A root cgroup whose memory.reclaim takes `factors[n]` times what write n asks for (the last factor
+    repeats), counted in /proc/vmstat's pgsteal_file as the kernel counts it."""
+
+    def __init__(self, vmstat: Path, factors: List[float]) -> None:
+        self.vmstat = vmstat
+        self.factors = factors
+        self.asked: List[int] = []
+
+    def write(self, path: str, value: str) -> None:
+        super().write(path, value)
+        if not path.endswith("memory.reclaim"):
+            return
+        factor = self.factors[min(len(self.asked), len(self.factors) - 1)]
+        self.asked.append(int(value))
+        taken = int(int(value) * factor) // 4096
+        counters = dict(line.split() for line in self.vmstat.read_text().splitlines())
+        counters["pgsteal_file"] = str(int(counters["pgsteal_file"]) + taken)
+        self.vmstat.write_text("".join(f"{key} {number}\n" for key, number in counters.items()))
+
+
+def overshooting_tree(root: Path, factors: List[float]) -> Tuple[ProcFS, Overshooting]:
+    procfs = fake_tree(root)
+    vmstat = Path(procfs.proc("vmstat"))
+    vmstat.write_text("nr_free_pages 1000\npgsteal_anon 500\npgsteal_file 7000\n")
+    return procfs, Overshooting(vmstat, factors)
+
+
+def taken_bytes(procfs: ProcFS) -> int:
+    counters = dict(line.split() for line in Path(procfs.proc("vmstat")).read_text().splitlines())
+    return (int(counters["pgsteal_anon"]) + int(counters["pgsteal_file"]) - 7500) * 4096
+
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("factor", "asked_mib", "taken_mib"),
+    [
+        # Each part is at most 64/8 = 8 MiB and at most (64 - taken) / 2 (the assumed overshoot, 2,
+        # until a part measures more); parts under 64/32 = 2 MiB are not asked for.
+        # 1.91 (122 MiB for 64, measured in a Debian 6.1 guest): 8 -> 15.28, 8 -> 30.56, 8 -> 45.84,
+        # 8 -> 61.12; (64 - 61.12) / 2 = 1.44 < 2: stop.
+        (1.91, [8, 8, 8, 8], 61.12),
+        # 2.19 (140 MiB for 64): 8 -> 17.52, worst now 2.19; (64 - 17.52) / 2.19 = 21.2: 8 -> 35.04;
+        # 28.96 / 2.19 = 13.2: 8 -> 52.56; 11.44 / 2.19 = 5.22 MiB (1337 whole pages: each part takes whole pages, so the worst measured is 2.18994) -> 63.99; stop.
+        (2.19, [8, 8, 8, 1337 * 4096 / MIB], 52.56 + 1337 * 4096 * 2.19 / MIB),
+        # A backend that takes what it is asked: 8 x 6 = 48; 16 / 2 = 8 -> 56; 4 -> 60; 2 -> 62; 1 < 2: stop.
+        (1.0, [8, 8, 8, 8, 8, 8, 8, 4, 2], 62.0),
+    ],
+    ids=["1.91x", "2.19x", "exact"],
+)
+def test_a_reclaim_that_overshoots_stays_within_its_size(
+    tmp_path: Path, factor: float, asked_mib: List[float], taken_mib: float
+) -> None:
+    procfs, kernel = overshooting_tree(tmp_path, [factor])
+    result = Backends(procfs, current(), kernel).reclaim(64 * MIB, None)
+    assert [n / MIB for n in kernel.asked] == pytest.approx(asked_mib)
+    assert taken_bytes(procfs) / MIB == pytest.approx(taken_mib, abs=0.02)  # each part taken in whole pages
+    assert taken_bytes(procfs) <= 64 * MIB  # the per-event cap (64M by default) holds
+    assert (result.pages_reclaimed, result.pages_source) == (taken_bytes(procfs) // 4096, "vmstat")
+    assert result.requests == len(asked_mib) and result.requested == 64 * MIB
+
+
+def test_an_overshoot_larger_than_any_before_exceeds_the_size_by_at_most_that_part_s_excess(tmp_path: Path) -> None:
+    # Exact parts until the ninth, which takes 3 times what it asks: the bound in stepped.py's docstring,
+    # (r - worst) x ask = (3 - 2) x 2 MiB, is what it exceeds by. Parts: 8 x 6 = 48, 8 -> 56, 4 -> 60,
+    # then 2 MiB taken as 6: 66 MiB.
+    procfs, kernel = overshooting_tree(tmp_path, [1.0] * 8 + [3.0])
+    result = Backends(procfs, current(), kernel).reclaim(64 * MIB, None)
+    assert [n / MIB for n in kernel.asked] == [8, 8, 8, 8, 8, 8, 8, 4, 2]
+    assert taken_bytes(procfs) == 66 * MIB == 64 * MIB + (3 - 2) * kernel.asked[-1]
+    assert result.pages_reclaimed == 66 * MIB // 4096
+
+
+def test_a_reclaim_stops_at_the_kernel_s_eagain_and_at_a_part_that_took_nothing(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path)
+    result = Backends(procfs, current(), EagainTunables()).reclaim(64 * MIB, None)
+    assert (result.requests, result.partial) == (1, True)
+    procfs, kernel = overshooting_tree(tmp_path / "idle", [0.0])
+    result = Backends(procfs, current(), kernel).reclaim(64 * MIB, None)
+    assert (result.requests, result.pages_reclaimed) == (1, 0)
+
+
+class FailingSecond(Overshooting):
+    def write(self, path: str, value: str) -> None:
+        if path.endswith("memory.reclaim") and self.asked:
+            raise ActionError(f"{path}: writing {value!r} failed: Device or resource busy")
+        super().write(path, value)
+
+
+def test_a_part_that_fails_after_the_first_ends_the_reclaim_with_what_it_took(tmp_path: Path) -> None:
+    procfs, kernel = overshooting_tree(tmp_path, [1.0])
+    result = Backends(procfs, current(), FailingSecond(kernel.vmstat, [1.0])).reclaim(64 * MIB, None)
+    assert (result.backend, result.requests, result.pages_reclaimed) == ("memory_reclaim", 1, 8 * MIB // 4096)
+    assert result.failures == (f"memory_reclaim: part 2: {procfs.sys('fs/cgroup/memory.reclaim')}: writing '8388608' failed: Device or resource busy",)
+
+
+def test_drop_caches_cannot_be_sized_and_runs_once(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path, cgroup=None)
+    text = "backends:\n  drop_caches: {enabled: true}\nreclaim:\n  prefer: [drop_caches]\n"
+    result = Backends(procfs, current(text)).reclaim(64 * MIB, None)
+    assert (result.backend, result.requests) == ("drop_caches", 1)

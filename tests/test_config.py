@@ -201,7 +201,19 @@ INVALID: List[Tuple[str, str]] = [
     ),
     (
         "rules:\n  - zones: [Normal]\n    orders: [3]\n",
-        "FILE:2: rules[0]: needs at least one of unusable_index, extfrag_index, watermark, predict",
+        "FILE:2: rules[0]: needs at least one of unusable_index, extfrag_index, watermark, predict, reserve",
+    ),
+    (
+        "guards:\n  cooldown: 120\n  cooldown_max: 60\n",
+        "FILE:3: guards.cooldown_max: must not be below cooldown (120), got 60",
+    ),
+    (
+        "rules:\n  - zones: [Normal]\n    orders: [huge]\n    reserve: {size: 1K}\n",
+        "FILE:4: rules[0].reserve.size: must be at least 4K, got 1024",
+    ),
+    (
+        "rules:\n  - zones: [Normal]\n    orders: [huge]\n    reserve: {}\n",
+        "FILE:4: rules[0].reserve.size: missing (required)",
     ),
     (
         "rules:\n  - zones: [Normal]\n    orders: [3]\n    unusable_index:\n      trigger: 0.5\n      clear: 0.7\n",
@@ -222,7 +234,7 @@ INVALID: List[Tuple[str, str]] = [
     (
         "rules:\n  - zones: [Normal]\n    orders: [3]\n    unusable_index: {trigger: 0.9, clear: 0.5}\n    colour: red\n",
         "FILE:5: rules[0].colour: unknown key (known: name, zones, node, orders, min_zone_size, unusable_index, "
-        "extfrag_index, watermark, predict, sustain, reclaim)",
+        "extfrag_index, watermark, predict, reserve, sustain, reclaim)",
     ),
     (
         "rules:\n  - name: a\n    orders: [3]\n    unusable_index: {trigger: 0.9, clear: 0.5}\n"

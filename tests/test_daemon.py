@@ -135,15 +135,18 @@ def test_compaction_then_reclaim_then_cleared(tree: Tree, journald: socket.socke
     free, suitable, index = unusable_at_9("6.1-frag3")
     assert index == 671  # as debugfs printed it when the state was captured
     wanted = -(-(free - suitable) * 1000 // 500) - free
-    # The reclaim follows a compaction: vm.vfs_cache_pressure raised for it, then put back.
+    # The reclaim follows a compaction: vm.vfs_cache_pressure raised for it, then put back. It is asked
+    # for in parts of an eighth (in whole pages); the fake kernel takes 23456 pages for the first, more
+    # than the whole reclaim's size, so there is no second.
+    part = wanted * 4096 // 8 // 4096 * 4096
     assert kernel.writes == [
         ("compact", "1"),
         ("vfs_cache_pressure", "10000\n"),
-        ("memory.reclaim", str(wanted * 4096)),
+        ("memory.reclaim", str(part)),
         ("vfs_cache_pressure", "100\n"),
     ]
     assert tree.control("sys/devices/system/node/node0/compact") == "1"
-    assert tree.control("sys/fs/cgroup/memory.reclaim") == str(wanted * 4096)
+    assert tree.control("sys/fs/cgroup/memory.reclaim") == str(part)
 
     logged = {e["SHRINKD_EVENT"]: e for e in entries(journald)}
     compacted, reclaimed = logged["compacted"], logged["reclaimed"]
@@ -184,20 +187,34 @@ def test_a_vfs_cache_pressure_left_raised_is_put_back_at_start(tree: Tree, tmp_p
 
 
 def test_cooldown_keeps_a_stubborn_zone_from_being_hammered(tree: Tree) -> None:
-    # Nothing helps: the state stays hog. One event, then quiet until the cooldown is over.
-    d, _, clock = daemon(tree, ScriptedKernel(tree.proc, {}))
+    # Nothing helps: the state stays hog. One event, then quiet until the cooldown is over; and since the
+    # ladder left the index at 1.000, the poll after it doubles the cooldown (60 -> 120 s), and the next
+    # ladder's doubles it again (240 s).
+    d, stream, clock = daemon(tree, ScriptedKernel(tree.proc, {}))
     d.start()
     try:
         for _ in range(5):
-            d.tick()
+            d.tick()  # at 1000, 1010 (triggered; the ladder), 1020 (judged), 1030, 1040
             clock.now += 10
         # One event: compaction, reclaim, compaction again (reclaim left small blocks).
-        assert d.events[1:] == ["triggered", "compacted", "reclaimed", "compacted"]
-        clock.now += 30  # 60 s after the event
+        assert d.events[1:] == ["triggered", "compacted", "reclaimed", "compacted", "backed_off"]
+        clock.now = 1010 + 60  # the cooldown it had: now 120 s
+        d.tick()
+        assert d.events[6:] == []
+        clock.now = 1010 + 120
+        d.tick()
+        clock.now += 1
         d.tick()
     finally:
         d.close()
-    assert d.events[5:] == ["compacted", "reclaimed", "compacted"]
+    assert d.events[6:] == ["compacted", "reclaimed", "compacted", "backed_off"]
+    lines = [line for line in stream.getvalue().splitlines() if "bought nothing" in line]
+    assert lines == [
+        "shrinkd: huge:unusable_index: node 0 zone DMA32 order 9: the last actions bought nothing: 1.000 before,"
+        " 1.000 at the next poll (0% of the way to the clear level); next action after 120 s",
+        "shrinkd: huge:unusable_index: node 0 zone DMA32 order 9: the last actions bought nothing: 1.000 before,"
+        " 1.000 at the next poll (0% of the way to the clear level); next action after 240 s",
+    ]
 
 
 def test_dry_run_decides_and_logs_but_writes_nothing(tree: Tree) -> None:
@@ -457,6 +474,45 @@ def test_status_line_names_the_worst_zone_and_the_last_action(tree: Tree) -> Non
     assert status.startswith(
         "worst: node 0 zone DMA32 order 9 unusable_index 1.000 (huge, 111% of trigger); last action: compaction of node 0 at "
     )
+
+
+def test_a_reserve_compacts_reclaims_its_shortfall_and_clears(tree: Tree) -> None:
+    # DMA32's pages in blocks of order 9 or larger: 6.1-hog 0; 6.1-frag3 512 + 22 x 1024 = 23040 (90.0 MiB);
+    # 6.1-frag1 2 x 512 + 150 x 1024 = 154624 (604.0 MiB). The DMA zone (under 64M) does not count.
+    # A 128M reserve is 32768 pages: after compaction (frag3) the shortfall is 9728 pages (38.0 MiB).
+    text = RULES.replace(
+        "unusable_index: {trigger: 0.9, clear: 0.5}\n    sustain: 2", "reserve: {size: 128M}\n    sustain: 1"
+    ).replace("name: huge", "name: camera").replace("zones: [DMA32]", 'zones: ["*"]')
+    # The fake kernel takes 12000 pages (46.9 MiB) for the first part.
+    kernel = ScriptedKernel(
+        tree.proc, {"compact": ["6.1-frag3"], "memory.reclaim": ["6.1-frag1"]}, {"memory.reclaim": 12000}
+    )
+    d, stream, clock = daemon(tree, kernel, text=text)
+    d.start()
+    try:
+        d.tick()
+        clock.now += 1
+        d.tick()
+        status = d.status_line()
+    finally:
+        d.close()
+    # The reclaim reached the reserve: no second compaction.
+    assert d.events == ["started", "triggered", "compacted", "reclaimed", "cleared"]
+    # The first part, an eighth of 38 MiB, took more than all 9728 pages: no second part; and what it took
+    # counts against the hourly cap, not the 38 MiB asked for.
+    assert [w for w in kernel.writes if w[0] == "memory.reclaim"] == [("memory.reclaim", str(9728 * 4096 // 8))]
+    assert d.policy.reclaimed_last_hour(clock.now) == 12000 * 4096
+    lines = stream.getvalue().splitlines()
+    assert (
+        "shrinkd: camera:reserve triggered: node 0 order 9 at 0.0 MiB free in blocks of order 9 or larger "
+        "(reserve 128.0 MiB)"
+    ) in lines
+    reclaimed = next(line for line in lines if line.startswith("shrinkd: reclaimed "))
+    assert reclaimed.startswith(
+        "shrinkd: reclaimed 12000 pages (46.9 MiB) of 38.0 MiB asked for camera:reserve (node 0 order 9): 90.0 -> 604.0 in "
+    )
+    # 32768 / 154624 pages: 21% of the trigger level.
+    assert status.startswith("worst: node 0 order 9 reserve 604.0 (camera, 21% of trigger); last action: reclaim of 38.0 MiB")
 
 
 def test_page_size_of_the_sized_reclaim_matches_metrics() -> None:

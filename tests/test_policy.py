@@ -168,7 +168,7 @@ def test_cooldown_per_zone() -> None:
     two = {(0, "Normal"): FRAGMENTED, (1, "Normal"): FRAGMENTED}
     plan = p.evaluate(observation(two), 0.0)
     assert len(plan.decisions) == 2
-    p.acted(plan.decisions[0], 0.0)  # node 0 acted on; node 1 not
+    p.acted(plan.decisions[0], 0.0, judge=False)  # node 0 acted on (nothing to judge: the cooldown alone); node 1 not
     at = [
         (
             now,
@@ -520,3 +520,207 @@ def test_reconfigure_keeps_the_state_of_unchanged_rules() -> None:
     ).config
     p.reconfigure()
     assert p.watches == {}  # a changed rule starts afresh
+
+
+# -- a reserve ------------------------------------------------------------------------------
+
+RESERVE = """
+triggers:
+  allocation_failures: null
+rules:
+  - name: camera
+    zones: {zones}
+    orders: [9]
+    reserve: {{size: 8M}}
+    sustain: {sustain}
+reclaim:
+  min: 64K
+"""
+# 8M with 4 KiB pages: 2048 pages. Free pages in blocks of order 9 or larger, (count << order) summed:
+ONE_HUGE = [1000] + [0] * 8 + [1, 0]  # 512 (plus 1000 pages of order 0, which do not count)
+THREE_HUGE = [0] * 9 + [1, 1]  # 512 + 1024 = 1536
+FOUR_HUGE = [0] * 10 + [2]  # 2048
+
+
+def reserve_policy(zones: str = '["*"]', sustain: int = 1) -> Policy:
+    return Policy(current(RESERVE.format(zones=zones, sustain=sustain)), PAGE)
+
+
+def test_a_reserve_is_kept_per_node_over_the_zones_its_rule_watches() -> None:
+    p = reserve_policy()
+    # Node 0: DMA32 512 + Normal 512 = 1024 pages (4 MiB) of 2048: under. Node 1: 2048: kept.
+    obs = observation({(0, "DMA32"): ONE_HUGE, (0, "Normal"): ONE_HUGE, (1, "Normal"): FOUR_HUGE})
+    found, _ = p.sources(obs)
+    assert [(c.kind, c.where(), v) for c, v in found] == [
+        ("reserve", "node 0 order 9", 1024.0),
+        ("reserve", "node 1 order 9", 2048.0),
+    ]
+    plan = p.evaluate(obs, 0.0)
+    assert [(d.source.target, d.value) for d in plan.decisions] == [(("node", 0, "*"), 1024.0)]
+    source = plan.decisions[0].source
+    assert source.text(1024.0) == "4.0 MiB free in blocks of order 9 or larger (reserve 8.0 MiB)"
+    assert source.fields() == {
+        "trigger": "camera:reserve", "rule": "camera", "metric": "reserve", "node": 0, "zone": "*", "order": 9,
+        "threshold": "8.0", "clear": "8.0",
+    }
+    assert source.closeness(1024.0, obs) == 2.0  # 2048 / 1024: the status line's "200% of trigger"
+    # A rule for one zone counts that zone alone: DMA32's 512 of node 0.
+    only = reserve_policy("[DMA32]")
+    assert [(c.where(), v) for c, v in only.sources(obs)[0]] == [("node 0 zones DMA32 order 9", 512.0)]
+
+
+def test_a_reserve_starts_below_its_size_and_ends_at_it() -> None:
+    p = reserve_policy(sustain=2)
+    below, at = {(0, "Normal"): THREE_HUGE}, {(0, "Normal"): FOUR_HUGE}
+    got = [kinds(p.evaluate(observation(zones), 10.0 * n)) for n, zones in enumerate([below, below, below, at])]
+    assert got == [[], ["triggered"], [], ["cleared"]]
+
+
+def test_a_reserve_compacts_then_reclaims_the_shortfall_then_compacts_again() -> None:
+    p = reserve_policy()
+    decision = first_decision(p, observation({(0, "Normal"): ONE_HUGE}))
+    # Compaction brings it to 1536 pages: the shortfall is 2048 - 1536 = 512 pages (2 MiB), over the 64K minimum.
+    after_compaction = observation({(0, "Normal"): THREE_HUGE})
+    steps = ladder(p, decision, [observation({(0, "Normal"): ONE_HUGE}), after_compaction, after_compaction])
+    assert steps == [
+        Step(COMPACT, node=0),
+        Step(RECLAIM, node=0, size=512 * PAGE, after_compaction=True),
+        Step(COMPACT, node=0),
+    ]
+    # Compaction alone can be enough: the ladder stops there.
+    decision = first_decision(reserve_policy(), observation({(0, "Normal"): ONE_HUGE}))
+    steps = ladder(p, decision, [observation({(0, "Normal"): ONE_HUGE}), observation({(0, "Normal"): FOUR_HUGE})])
+    assert steps == [Step(COMPACT, node=0)]
+
+
+def test_a_reserve_s_reclaim_stays_within_the_caps() -> None:
+    p = Policy(current(RESERVE.format(zones='["*"]', sustain=1).replace("size: 8M", "size: 256M")), PAGE)
+    obs = observation({(0, "Normal"): ONE_HUGE})
+    decision = first_decision(p, obs)
+    # Shortfall after compaction: 65536 - 512 pages (254 MiB): 64M, the per-event cap.
+    assert p.next_step(decision, obs, [Step(COMPACT, node=0)], BOTH, 0.0) == Step(
+        RECLAIM, node=0, size=64 << 20, after_compaction=True
+    )
+    # 200M taken within the hour: 56M is what is left of the 256M hourly cap.
+    p.reclaimed(200 << 20, obs, 0.0, watch=False)
+    assert p.next_step(decision, obs, [Step(COMPACT, node=0)], BOTH, 10.0) == Step(
+        RECLAIM, node=0, size=56 << 20, after_compaction=True
+    )
+
+
+def test_a_reserve_cools_down_apart_from_its_node_s_zones() -> None:
+    text = """
+triggers:
+  allocation_failures: null
+rules:
+  - {name: camera, orders: [9], reserve: {size: 8M}}
+  - {name: huge, zones: [Normal], orders: [9], unusable_index: {trigger: 0.9, clear: 0.6}}
+"""
+    p = Policy(current(text), PAGE)
+    # FRAGMENTED (no block of order 9): the index is 1.000 and the reserve 0 pages: both hold, two targets.
+    obs = normal(FRAGMENTED)
+    plan = p.evaluate(obs, 0.0)
+    assert sorted(d.source.target for d in plan.decisions) == [("node", 0, "*"), ("zone", 0, "Normal")]
+    reserve = next(d for d in plan.decisions if d.source.kind == "reserve")
+    p.acted(reserve, 0.0)
+    assert [d.source.target for d in p.evaluate(obs, 1.0).decisions] == [("zone", 0, "Normal")]
+
+
+# -- actions that buy nothing back off -------------------------------------------------------
+
+# The unusable index at order 9 with n free pages of order 0 and one free order-9 block:
+# n * 1000 // (n + 512). From FRAGMENTED (1000) to the clear level (600) is 400 thousandths;
+# a ladder works when the next poll has covered a tenth of that (WORKED): 40.
+NINE_SIXTY = [12288] + [0] * 8 + [1, 0]  # 12288000 // 12800 = 960: 40 of 400, 10.0%: works
+NINE_SIXTY_ONE = [12700] + [0] * 8 + [1, 0]  # 12700000 // 13212 = 961: 39 of 400, 9.75%: nothing bought
+
+
+@pytest.mark.parametrize(
+    ("ladder_ends", "next_poll", "expected"),
+    [
+        # Each row: one ladder per cooldown, the value its steps left, the value at the next poll; expected:
+        # the cooldown after each judgement (guards.cooldown 60, doubled up to cooldown_max 960) and
+        # whether a backed_off notice said so.
+        (
+            [FRAGMENTED] * 7,
+            [FRAGMENTED] * 5 + [NINE_SIXTY, NINE_SIXTY_ONE],
+            [(120, True), (240, True), (480, True), (960, True), (960, True), (60, False), (120, True)],
+        ),
+        # The steps reached the clear level (0.494), but by the next poll what they freed was gone (1.000).
+        ([BELOW_CLEAR] * 2, [FRAGMENTED] * 2, [(120, True), (240, True)]),
+        # The steps changed nothing, but by the next poll the value had moved: counted as working.
+        ([FRAGMENTED] * 2, [NINE_SIXTY_ONE, NINE_SIXTY], [(120, True), (60, False)]),
+    ],
+    ids=["doubling-to-the-bound-then-reset", "gone-by-the-next-poll", "judged-at-the-next-poll"],
+)
+def test_a_ladder_that_buys_nothing_doubles_the_zone_s_cooldown(
+    ladder_ends: List[List[int]], next_poll: List[List[int]], expected: List[Tuple[int, bool]]
+) -> None:
+    p = policy(min="64K")
+    now = 0.0
+    got = []
+    for end, then in zip(ladder_ends, next_poll):
+        (decision,) = p.evaluate(normal(FRAGMENTED), now).decisions
+        steps = ladder(p, decision, [normal(FRAGMENTED), normal(end), normal(end), normal(end)])
+        assert steps[0] == Step(COMPACT, node=0)
+        p.acted(decision, now)
+        plan = p.evaluate(normal(then), now + 1.0)
+        told = [n for n in plan.notices if n.kind == "backed_off"]
+        cooldown = p.cooldown(("zone", 0, "Normal"))
+        got.append((cooldown, bool(told)))
+        # The zone waits exactly that long after its ladder.
+        assert p.evaluate(normal(FRAGMENTED), now + cooldown - 0.5).decisions == ()
+        now += cooldown
+    assert got == expected
+
+
+def test_the_backed_off_notice_says_what_the_ladder_bought_and_how_long_the_zone_waits() -> None:
+    p = policy()
+    decision = first_decision(p, normal(FRAGMENTED))
+    p.acted(decision, 0.0)
+    (notice,) = [n for n in p.evaluate(normal(NINE_SIXTY_ONE), 1.0).notices if n.kind == "backed_off"]
+    assert notice.message == (
+        "huge:unusable_index: node 0 zone Normal order 9: the last actions bought nothing: 1.000 before, 0.961 at"
+        " the next poll (10% of the way to the clear level); next action after 120 s"
+    )
+    assert (notice.source, notice.value) == (decision.source, 961)
+    assert notice.fields == (("BEFORE", "1.000"), ("PROGRESS", "0.098"), ("COOLDOWN_S", "120"), ("COOLDOWN_BEFORE_S", "60"))
+
+
+@pytest.mark.parametrize(
+    ("text", "before", "after", "expected"),
+    [
+        # A reserve of 8M (2048 pages) at order 3, at 1024: the way is 1024 pages; 1096 is 72/1024 = 7.0%,
+        # 1128 is 104/1024 = 10.2%.
+        ("{name: r, zones: [Normal], orders: [3], reserve: {size: 8M}}", 1024, 1096, 120),
+        ("{name: r, zones: [Normal], orders: [3], reserve: {size: 8M}}", 1024, 1128, 60),
+        # A watermark: 100 free pages, the clear mark (high) 160: 105 is 5/60 = 8.3%; 106 is 6/60 = 10%.
+        ("{name: w, zones: [Normal], orders: [0], watermark: {below: low, clear: high}}", 100, 105, 120),
+        ("{name: w, zones: [Normal], orders: [0], watermark: {below: low, clear: high}}", 100, 106, 60),
+    ],
+)
+def test_progress_toward_the_clear_level_of_each_kind(text: str, before: int, after: int, expected: int) -> None:
+    p = Policy(current(f"triggers:\n  allocation_failures: null\nrules:\n  - {text}\n"), PAGE)
+    marks = (80, 120, 160)
+
+    def at(pages: int) -> Observation:
+        # `pages` free, in order-3 blocks (a multiple of 8 here): the reserve's value and the watermark's.
+        return normal([0, 0, 0, pages // 8] + [0] * 7, marks=marks, free_override={(0, "Normal"): pages})
+
+    decision = first_decision(p, at(before))
+    assert decision.value == before
+    p.acted(decision, 0.0)
+    p.evaluate(at(after), 1.0)
+    assert p.cooldown(decision.source.target) == expected
+
+
+def test_a_skip_or_a_dry_run_is_not_judged_and_cooldown_max_equal_to_cooldown_turns_back_off_off() -> None:
+    p = policy()
+    decision = first_decision(p, normal(FRAGMENTED))
+    p.acted(decision, 0.0, judge=False)
+    assert kinds(p.evaluate(normal(FRAGMENTED), 1.0)) == [] and p.cooldown(decision.source.target) == 60
+    text = RULE.format(sustain=1, reclaim="true", min="4M", max_event="64M", max_hour="256M")
+    off = Policy(current(text.replace("cooldown: 60", "cooldown: 60\n  cooldown_max: 60")), PAGE)
+    decision = first_decision(off, normal(FRAGMENTED))
+    off.acted(decision, 0.0)
+    assert kinds(off.evaluate(normal(FRAGMENTED), 1.0)) == [] and off.cooldown(decision.source.target) == 60

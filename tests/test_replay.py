@@ -17,10 +17,11 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from shrinkd import metrics, replay
-from shrinkd.trace import Trace, read_trace
+from shrinkd.trace import Poll, Trace, read_trace
 
 from .configs import config_from
 from .fakekernel import REPO
+from .test_policy import FRAGMENTED, RULE, normal
 
 TRACES = REPO / "tests" / "fixtures" / "traces"
 WORKLOADS = sorted(path.stem for path in TRACES.glob("*.yaml"))
@@ -155,3 +156,17 @@ def test_replay_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (2, f"shrinkd: {foreign}:1: not a shrinkd trace (no 'shrinkd-trace' header on the first line)\n")
     result = shrinkd("replay", str(TRACES / f"{name}.jsonl"), "--backends", "compact,teleport")
     assert (result.returncode, result.stderr.count("\n")) == (2, 1) and "teleport" in result.stderr
+
+
+def test_replay_backs_off_as_the_daemon_does_after_steps_not_after_skips() -> None:
+    text = RULE.format(sustain=1, reclaim="true", min="4M", max_event="64M", max_hour="256M")
+    header = {"page_size": 4096, "orders": {"huge": 9, "pageblock": 9, "costly": 3}, "wall": 0.0, "clock": 0.0}
+    trace = Trace(["made here"], header, [Poll(0.0, normal(FRAGMENTED)), Poll(1.0, normal(FRAGMENTED))])
+    # Compaction and reclaim change nothing in the next poll: the ladder is judged and backs off.
+    stepped = replay.replay(trace, config_from(text), ["compact", "memory_reclaim"])
+    assert [item.kind for item in stepped.told] == ["triggered", "compacted", "reclaimed", "compacted", "backed_off"]
+    header["recording"] = {}
+    assert f"{'backed off':24s}{1:>14d}{0:>14d}" in replay.render(stepped, ["test.yaml"], quiet=True).splitlines()
+    # With no backend the ladder is one skip: nothing ran, nothing to judge.
+    skipped = replay.replay(trace, config_from(text), [])
+    assert [item.kind for item in skipped.told] == ["triggered", "skipped"]

@@ -7,6 +7,8 @@
 - drop_caches: /proc/sys/vm/drop_caches (off unless enabled)
 
 A reclaim that follows a compaction can run with vm.vfs_cache_pressure raised (cache_pressure.py).
+A reclaim is asked for in parts and measured as it goes, so that it takes no more than its
+size, whatever the backend does with a request (stepped.py).
 
 Backends is the set detected now; detect() runs again when devices change
 or the configuration is reloaded. Every write goes through procfs.Tunables.
@@ -17,15 +19,17 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ActionError, MissingInputError
+from ..errors import ActionError, MissingInputError, ShrinkdError
+from ..parse import parse_vmstat
 from ..procfs import ProcFS, Tunables
 from .cache_pressure import CachePressure
 from .compact import Compact
 from .drop_caches import DropCaches
 from .memory_reclaim import MemoryReclaim
 from .node_reclaim import NodeReclaim
-from .result import Result, pages_reclaimed
+from .result import PGSTEAL, Result, pages_reclaimed
 from .shrinkmem import ShrinkMemBackend
+from .stepped import reclaim_in_steps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 
     class ReclaimBackend(Protocol):
         name: str
+        sized: bool
 
         def available(self, node: Optional[int] = None) -> bool: ...
 
@@ -115,7 +120,8 @@ class Backends:
     def reclaim(
         self, size: int, node: Optional[int], backend: Optional[str] = None, cache_pressure: Optional[int] = None
     ) -> Result:
-        """Reclaim `size` bytes with the first backend that works (or the one named), for `node` where it can aim;
+        """Reclaim at most `size` bytes (asked for in measured parts: stepped.py) with the first backend that
+        works (or the one named), for `node` where it can aim;
         with `cache_pressure`, vm.vfs_cache_pressure is at least that meanwhile (dentries and inodes first)."""
         candidates = [b for b in self.reclaimers if backend is None or b.name == backend]
         if backend is not None and not candidates:
@@ -138,9 +144,17 @@ class Backends:
                 failures.append(f"{candidate.name}: not available for node {node}")
                 continue
             try:
-                result = candidate.run(size, node)
+                result = reclaim_in_steps(candidate, size, node, self.pgsteal, self.page_size)
             except (ActionError, MissingInputError) as error:
                 failures.append(f"{candidate.name}: {error}")
                 continue
-            return result.replace(failures=tuple(failures)) if failures else result
+            return result.replace(failures=(*failures, *result.failures)) if failures else result
         raise ActionError("; ".join(failures) if failures else "no reclaim backend available")
+
+    def pgsteal(self) -> Optional[int]:
+        """The kernel's count of pages taken by reclaim (pgsteal_anon + pgsteal_file), None when unreadable."""
+        try:
+            counters = parse_vmstat(self.procfs.read_text(self.procfs.proc("vmstat")), keys=PGSTEAL)
+        except ShrinkdError:
+            return None
+        return sum(counters[name] for name in PGSTEAL) if all(name in counters for name in PGSTEAL) else None

@@ -17,6 +17,7 @@ MODES = {"pagecache": "1", "slab": "2", "both": "3"}
 
 class DropCaches:
     name = "drop_caches"
+    sized = False  # drops every clean cache at once: the amount cannot be chosen, nor capped
 
     def __init__(self, procfs: ProcFS, tunables: Tunables, what: str) -> None:
         self.tunables = tunables

@@ -28,6 +28,7 @@ def find(procfs: ProcFS) -> Optional[str]:
 
 class MemoryReclaim:
     name = "memory_reclaim"
+    sized = True  # takes an amount: asked for in parts (stepped.py)
 
     def __init__(self, procfs: ProcFS, tunables: Tunables) -> None:
         self.procfs = procfs

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 class NodeReclaim:
     name = "node_reclaim"
+    sized = True  # takes an amount: asked for in parts (stepped.py)
 
     def __init__(self, procfs: ProcFS, tunables: Tunables) -> None:
         self.tunables = tunables

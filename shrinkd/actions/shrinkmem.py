@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 class ShrinkMemBackend:
     name = "shrinkmem"
+    sized = True  # takes an amount: asked for in parts (stepped.py)
 
     def __init__(self, device: str, page_size: int) -> None:
         self.device = device
