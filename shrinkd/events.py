@@ -191,7 +191,7 @@ class Events:
         dry_run: bool,
     ) -> None:
         """One compacted or reclaimed event with the watched value, free pages and timing before and after."""
-        from .actions import pages_reclaimed
+        from .effect import reclaim_effect
 
         source = decision.source
         fields = source.fields()
@@ -224,7 +224,8 @@ class Events:
             self.event("compacted", f"{verb} {target} for {what}{how}", NOTICE, **fields)
             self.last_action = f"compaction of {target} at {clock}"
             return
-        reclaimed, origin = pages_reclaimed(result, before, after)
+        effect = reclaim_effect(result, before, after)
+        reclaimed, origin = effect.pages, effect.origin
         fields.update(
             requested_bytes=step.size,
             pages_reclaimed=reclaimed,

@@ -144,10 +144,14 @@ def test_compact_command(tree: Tree) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("compacted via node0/compact in ")
-    assert lines[1].startswith("Node 0, zone DMA: free ")
-    assert lines[5].startswith("Node 0, zone DMA32: free ")
+    assert lines[1] == "Node 0, zone DMA: free 4.9 MiB -> 4.9 MiB (+0.0 MiB)"
+    assert lines[7].startswith("Node 0, zone DMA32: free ")
     hog = (STATES / "6.1-hog" / "proc" / "buddyinfo").read_text().splitlines()[1].split()[4:]
-    assert lines[7].split()[1:] == hog  # "before" row: the free blocks per order
+    assert lines[8].split() == ["order", *map(str, range(11))]  # every order its own column
+    assert lines[9].split()[2:] == hog  # "free before" row: the free blocks per order
+    # The unusable free index per order before and after, as debugfs prints it.
+    assert lines[11].split()[:4] == ["unusable", "before", "0.000", "0.991"]
+    assert lines[12].split()[-1] == "1.000"
     assert (tree.sys / "devices/system/node/node0/compact").read_text() == "1"
     missing = shrinkd("compact", "--node", "3", *roots(tree))
     assert missing.returncode == 2
@@ -158,13 +162,39 @@ def test_compact_command(tree: Tree) -> None:
 
 def test_reclaim_command(tree: Tree) -> None:
     result = shrinkd("reclaim", "8M", "--backend", "memory_reclaim", *roots(tree))
-    assert result.returncode == 0, result.stderr
+    # The fake tree's vmstat does not move: nothing counted by pgsteal, less than asked (exit 6).
+    assert result.returncode == 6, result.stderr
     first = result.stdout.splitlines()[0]
-    # The fake tree's vmstat does not move: the count is 0 pages, from pgsteal.
     assert first.startswith(
-        "reclaimed 0 pages (0.0 MiB) (counted from /proc/vmstat pgsteal_*) of 8388608 bytes asked, via memory_reclaim in "
+        "reclaimed 0.0 MiB (counted from /proc/vmstat pgsteal_*) of 8.0 MiB asked, via memory_reclaim in "
     )
+    assert result.stderr == "shrinkd: reclaim: freed 0.0 MiB of the 8.0 MiB asked\n"
     assert (tree.sys / "fs/cgroup/memory.reclaim").read_text() == "8388608"
+
+
+def test_reclaim_refuses_a_backend_the_configuration_disables_unless_forced(tree: Tree) -> None:
+    refused = shrinkd("reclaim", "8M", "--backend", "drop_caches", *roots(tree))
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "shrinkd: --backend drop_caches: disabled by the configuration (<built-in defaults>: "
+        "backends.drop_caches.enabled is false); add --force to use it anyway\n"
+    )
+    assert (tree.proc / "sys/vm/drop_caches").read_text() == ""
+    forced = shrinkd("reclaim", "8M", "--backend", "drop_caches", "--force", *roots(tree))
+    assert (tree.proc / "sys/vm/drop_caches").read_text() == "1"
+    # Said before it runs: drop_caches cannot aim at a size; then measured by the free pages.
+    assert forced.stderr.splitlines()[0] == (
+        "drop_caches cannot aim at a size: it drops all clean page cache; what it freed is compared with the 8.0 MiB asked"
+    )
+    assert forced.stdout.startswith("reclaimed 0.0 MiB (the growth of free pages) of 8.0 MiB asked, via drop_caches in ")
+    assert forced.returncode == 6
+
+
+def test_reclaim_on_a_node_the_machine_lacks_is_a_usage_error(tree: Tree) -> None:
+    result = shrinkd("reclaim", "8M", "--node", "3", *roots(tree))
+    assert result.returncode == 2
+    assert result.stderr == f"shrinkd: --node: no node 3 in {tree.proc / 'buddyinfo'} (nodes: 0)\n"
+    assert (tree.sys / "fs/cgroup/memory.reclaim").read_text() == ""
 
 
 @pytest.mark.parametrize(
