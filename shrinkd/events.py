@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["DEBUG", "ERR", "INFO", "NOTICE", "WARNING", "Events"]
 
+# A dry run's steps are events of their own (own MESSAGE_IDs, own metric labels), never taken for actions.
+PLANNED = {"would_compact": "compacted", "would_reclaim": "reclaimed"}
+DRY_KIND = {acted: planned for planned, acted in PLANNED.items()}
+
 RUN_DIR = "/run/shrinkd"
 STATE_FILE = "status.json"
 
@@ -221,8 +225,8 @@ class Events:
         if step.action == "compact":
             target = f"node {step.node}" if step.node is not None else "all nodes"
             verb = "would compact" if dry_run else "compacted"
-            self.event("compacted", f"{verb} {target} for {what}{how}", NOTICE, **fields)
-            self.last_action = f"compaction of {target} at {clock}"
+            self.event(_kind("compacted", dry_run), f"{verb} {target} for {what}{how}", NOTICE, **fields)
+            self.last_action = f"{'would have compacted' if dry_run else 'compaction of'} {target} at {clock}"
             return
         effect = reclaim_effect(result, before, after)
         reclaimed, origin = effect.pages, effect.origin
@@ -246,8 +250,11 @@ class Events:
             if result is not None and result.cache_pressure is not None:
                 how += f" at vfs_cache_pressure {result.cache_pressure}"
             message = f"reclaimed {amount} of {format_mib(step.size)} asked for {what}{how}{partial}"
-        self.event("reclaimed", message, NOTICE, **fields)
-        self.last_action = f"reclaim of {format_mib(step.size)} via {backend or 'none (dry run)'} at {clock}"
+        self.event(_kind("reclaimed", dry_run), message, NOTICE, **fields)
+        if dry_run:
+            self.last_action = f"would have reclaimed {format_mib(step.size)} at {clock}"
+        else:
+            self.last_action = f"reclaim of {format_mib(step.size)} via {backend} at {clock}"
 
     # -- the status line ----------------------------------------------------------------
 
@@ -338,6 +345,10 @@ def to_json(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(to_json(item) for item in value) + "]"
     raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _kind(kind: str, dry_run: bool) -> str:
+    return DRY_KIND[kind] if dry_run else kind
 
 
 def _shown(source: Condition, obs: Observation) -> Optional[str]:

@@ -147,7 +147,7 @@ def render(events: Sequence[Dict[str, Any]], page_size: int) -> str:
         reclaimed = ""
         if event.get("pages_reclaimed") not in (None, ""):
             reclaimed = f"{int(event['pages_reclaimed']) * page_size / 1048576:.1f} MiB"
-        elif event["event"] == "reclaimed":
+        elif event["event"] in ("reclaimed", "would_reclaim"):
             reclaimed = f"({int(event.get('requested_bytes') or 0) / 1048576:.1f} MiB asked)"
         rows.append(
             (

@@ -33,6 +33,8 @@ MESSAGE_IDS: Dict[str, str] = {
     "cleared": "44c974ae47f64693a670f19f82aee5f0",
     "compacted": "1e06a57cc56742d8b7ca2d1f5d94baee",
     "reclaimed": "d871737f2a2d4c57942a00fbc61ddfa4",
+    "would_compact": "bcff4d9fcb7a4b48b5e20c8ed467a458",
+    "would_reclaim": "20def788163745139093e114113a1596",
     "skipped": "2807b733f06147d2aaf11bd9b1f28c15",
     "action_failed": "f7cd043e004f4c1c90b7a07e9c637dc3",
     "thrash_backoff": "ffb2b54585dc4b4e8923dcb3d013d8da",

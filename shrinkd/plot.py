@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 
     from .trace import Trace
 
-MARKS = {"compacted": ("tab:blue", "compaction"), "reclaimed": ("tab:red", "reclaim")}
+MARKS = {
+    "compacted": ("tab:blue", "compaction"),
+    "reclaimed": ("tab:red", "reclaim"),
+    "would_compact": ("tab:blue", "compaction"),
+    "would_reclaim": ("tab:red", "reclaim"),
+}
 
 
 def _figure(width: float, height: float) -> Any:
@@ -87,9 +92,10 @@ def _mark(ax: Any, trace: Trace, key: Tuple[int, str]) -> None:
         [when] = _dates([trace.wall(event.t)])
         if event.kind in MARKS:
             color, label = MARKS[event.kind]
-            if fields.get("dry_run"):
+            dry = fields.get("dry_run") or event.kind.startswith("would_")
+            if dry:
                 label += " (dry run)"
-            ax.axvline(when, color=color, linestyle="--" if fields.get("dry_run") else "-", alpha=0.7,
+            ax.axvline(when, color=color, linestyle="--" if dry else "-", alpha=0.7,
                        label=None if label in shown else label)
             shown.add(label)
         elif event.kind == "triggered" and zone in (None, key[1]):

@@ -200,23 +200,33 @@ def test_cooldown_keeps_a_stubborn_zone_from_being_hammered(tree: Tree) -> None:
     assert d.events[5:] == ["compacted", "reclaimed", "compacted"]
 
 
-def test_dry_run_decides_and_logs_but_writes_nothing(tree: Tree) -> None:
+def test_dry_run_decides_and_logs_but_writes_nothing(tree: Tree, journald: socket.socket, tmp_path: Path) -> None:
     kernel = ScriptedKernel(tree.proc, {"compact": ["6.1-idle"]})
-    d, stream, clock = daemon(tree, kernel, dry_run=True)
+    d, _, clock = daemon(tree, kernel, journal=str(tmp_path / "journal"), dry_run=True)
     d.start()
     try:
         d.tick()
         clock.now += 1
         d.tick()
+        state = d.state(d.measure())
     finally:
         d.close()
     assert kernel.writes == []
     assert tree.control("sys/devices/system/node/node0/compact") == ""
-    assert d.events == ["started", "triggered", "compacted", "reclaimed", "compacted"]
-    lines = stream.getvalue().splitlines()
-    assert lines[0].endswith("; dry run")
-    assert "shrinkd: would compact node 0 for huge:unusable_index (node 0 zone DMA32 order 9 at 1.000)" in lines
-    assert any(line.startswith("shrinkd: would reclaim ") for line in lines)
+    # A dry run's steps are events of their own, never compacted or reclaimed.
+    assert d.events == ["started", "triggered", "would_compact", "would_reclaim", "would_compact"]
+    logged = entries(journald)
+    assert logged[0]["MESSAGE"].endswith("; dry run")
+    told = {e["SHRINKD_EVENT"]: e for e in logged}
+    assert told["would_compact"]["MESSAGE_ID"] == MESSAGE_IDS["would_compact"] != MESSAGE_IDS["compacted"]
+    assert told["would_reclaim"]["MESSAGE_ID"] == MESSAGE_IDS["would_reclaim"] != MESSAGE_IDS["reclaimed"]
+    assert told["would_compact"]["MESSAGE"] == (
+        "would compact node 0 for huge:unusable_index (node 0 zone DMA32 order 9 at 1.000)"
+    )
+    assert told["would_reclaim"]["MESSAGE"].startswith("would reclaim ")
+    # `shrinkd status` and systemctl's status line say "would have".
+    assert state["last_action"].startswith("would have compacted node 0 at ")
+    assert "last action: would have compacted node 0 at " in d.status_line()
 
 
 def test_a_failed_action_is_an_event_and_the_loop_goes_on(tree: Tree) -> None:

@@ -104,6 +104,22 @@ def test_the_textfile_holds_the_kernel_s_indexes_and_the_actions(tree: Tree, fol
     assert recorded.header["backends"] == [] and recorded.events[0].fields["backends"] == "compact,memory_reclaim"
 
 
+def test_a_dry_run_is_counted_apart_from_actions(tree: Tree, folder: Path) -> None:
+    d, _, clock = daemon(tree, ScriptedKernel(tree.proc, {}), text=outputs(folder), dry_run=True)
+    d.start()
+    try:
+        d.tick()
+        clock.now += 1
+        d.tick()  # triggered: would compact, would reclaim, would compact
+    finally:
+        d.close()
+    _, samples = parse((folder / "shrinkd.prom").read_text())
+    events = {dict(labels)["event"]: value for (name, labels), value in samples.items() if name == "shrinkd_events_total"}
+    assert events["would_compact"] == 2 and events["would_reclaim"] == 1
+    assert "compacted" not in events and "reclaimed" not in events
+    assert not any(name in ("shrinkd_actions_total", "shrinkd_reclaimed_bytes_total") for name, _ in samples)
+
+
 def test_written_at_a_bounded_rate(tree: Tree, folder: Path) -> None:
     d, _, clock = daemon(tree, ScriptedKernel(tree.proc, {}), text=outputs(folder, interval=30))
     d.start()
