@@ -173,10 +173,18 @@ def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
         help="validate a configuration file",
         description=(
             "Validate FILE, or without it the files `shrinkd run` would read (/etc/shrinkd/shrinkd.yaml and "
-            "/etc/shrinkd/conf.d/*.yaml, merged). Errors are FILE:LINE: key.path: what is wrong; exit code 2."
+            "/etc/shrinkd/conf.d/*.yaml, merged), then judge it against this system as `shrinkd run` does (zones and "
+            "orders that do not exist here, backends missing or not permitted, output paths shrinkd will refuse, "
+            "privileges). Errors are FILE:LINE: key.path: what is wrong; exit code 2 for an invalid file or one that "
+            "can never act here."
         ),
     )
     check.add_argument("file", metavar="FILE", nargs="?", help="the file to check")
+    check.add_argument(
+        "--no-system",
+        action="store_true",
+        help="judge the configuration alone (for another board): zones, orders, backends and privileges are not checked",
+    )
     check.set_defaults(handler=cmd_check_config)
     _tool_commands(subcommand)
     return parser
@@ -414,6 +422,8 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from . import configload
+    from .errors import EXIT_USAGE
+    from .judgement import examine, judged_lines, unchecked_line
 
     def warn(problem: str) -> None:
         print(f"shrinkd: warning: {problem} (shrinkd run would refuse it)", file=sys.stderr)
@@ -422,19 +432,27 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     # user's own copy) only gets a warning, the installed files are refused as run refuses them.
     paths = configload.resolve(args.file, warn=warn if args.file is not None else None, owners=(0,))
     config = configload.load(paths)
+    procfs = None if args.no_system else _procfs(args)
+    verdict, why = examine(procfs, config, as_root=True)
     names = ", ".join(rule.name for rule in config.rules) or "none"
+    verdict_text = "OK" if not verdict.errors else f"{len(verdict.errors)} error(s), shrinkd run would refuse it"
     print(
-        f"{', '.join(config.sources)}: OK ({len(config.rules)} rules: {names}; backends enabled: {', '.join(config.enabled)})"
+        f"{', '.join(config.sources)}: {verdict_text} ({len(config.rules)} rules: {names}; "
+        f"backends enabled: {', '.join(config.enabled)})"
     )
-    procfs = _procfs(args)
-    named = procfs.named_orders(procfs.page_size())
+    named = procfs.named_orders(procfs.page_size()) if procfs is not None and "orders" not in verdict.unchecked else {}
     for rule in config.rules:
         orders = ", ".join(
             str(order) if order == given else f"{given} = {'unknown on this kernel' if order is None else order}"
             for given, order in rule.resolved_orders(named)
-        )
+        ) if named else ", ".join(map(str, rule.orders))
         print(f"  rule {rule.name}: orders {orders}")
-    return EXIT_OK
+    for line in judged_lines(verdict):
+        print(f"  {line}")
+    unchecked = unchecked_line(verdict, why)
+    if unchecked:
+        print(f"  {unchecked}")
+    return EXIT_USAGE if verdict.errors else EXIT_OK
 
 
 def cmd_record(args: argparse.Namespace) -> int:

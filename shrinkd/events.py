@@ -103,6 +103,10 @@ class Events:
             dry_run=dry_run,
         )
 
+    def config_warning(self, problem: str) -> None:
+        """Part of the configuration cannot act on this system (shrinkd.judgement)."""
+        self.event("config_warning", f"configuration: {problem}", WARNING, problem=problem)
+
     def stopped(self, polls: int) -> None:
         self.event("stopped", f"stopped after {polls} polls", polls=polls)
 

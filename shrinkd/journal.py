@@ -29,6 +29,7 @@ MESSAGE_IDS: Dict[str, str] = {
     "stopped": "275211532a7543f2983c097c180d9d1a",
     "reloaded": "30d59e194eac45fa8b352cdd02e2285e",
     "reload_failed": "50f3780874b9424e857caf6ac5bacd3f",
+    "config_warning": "c2d5e0b8a3f94f1c9d7e6b5a4c3b2a19",
     "triggered": "0fc04d3d06ee4297ac06259150a47137",
     "cleared": "44c974ae47f64693a670f19f82aee5f0",
     "compacted": "1e06a57cc56742d8b7ca2d1f5d94baee",
