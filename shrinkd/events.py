@@ -43,10 +43,17 @@ STATE_FILE = "status.json"
 
 def state_file(writable: bool = False) -> Optional[str]:
     """The running daemon's state file: in systemd's $RUNTIME_DIRECTORY (RuntimeDirectory=shrinkd)
-    or /run/shrinkd. With `writable`, None where this process could not write there."""
+    or /run/shrinkd. With `writable` (the daemon), the directory is made when missing (a daemon that
+    systemd did not start: an init script's, or one run in the foreground), and None where this
+    process could not write there."""
     directory = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or RUN_DIR
-    if writable and not os.access(directory, os.W_OK):
-        return None
+    if writable:
+        try:  # noqa: SIM105 (contextlib is not among the daemon's imports)
+            os.mkdir(directory, 0o755)
+        except OSError:
+            pass  # there already, or not ours to make
+        if not os.access(directory, os.W_OK):
+            return None
     return os.path.join(directory, STATE_FILE)
 
 
@@ -93,7 +100,8 @@ class Events:
     ) -> None:
         """`psi` is "once", "trigger" or "polling"; `how` says it in words."""
         if self.journal.fallback_reason:
-            self.log(f"events go to stderr: {self.journal.fallback_reason}", INFO)
+            where = f"syslog ({self.journal.syslog_path}) and stderr" if self.journal.syslog else "stderr"
+            self.log(f"events go to {where}: {self.journal.fallback_reason}", INFO)
         self.event(
             "started",
             f"started: backends {backends}; {how}; config {', '.join(sources)}" + ("; dry run" if dry_run else ""),

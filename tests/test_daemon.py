@@ -28,7 +28,7 @@ from shrinkd.udevwatch import classify, parse_uevent
 
 from .configs import config_from
 from .fakekernel import STATES, Clock, ScriptedKernel, Tree, install, zoneinfo_free
-from .test_journal import decode
+from .test_journal import decode, told
 
 # DMA32's unusable index at order 9 in each captured state (debugfs extfrag/unusable_index, captured with it):
 # 6.1-hog 1.000, 6.1-frag3 0.671, 6.1-frag1 0.129, 6.1-idle 0.002.
@@ -246,7 +246,7 @@ def test_a_failed_action_is_an_event_and_the_loop_goes_on(tree: Tree) -> None:
     finally:
         d.close()
     assert d.events == ["started", "triggered", "action_failed", "action_failed"]
-    line = next(line for line in stream.getvalue().splitlines() if "reclaim failed" in line)
+    line = next(line for line in told(stream.getvalue()) if "reclaim failed" in line)
     assert line == (
         "shrinkd: huge:unusable_index: node 0 zone DMA32 order 9: reclaim failed: memory_reclaim: "
         f"{tree.sys / 'fs' / 'cgroup' / 'memory.reclaim'}: cannot open for writing: Is a directory"
@@ -289,7 +289,7 @@ def test_psi_trigger_falls_back_to_polling_and_says_so_once(tree: Tree) -> None:
     d.start()
     d.tick()
     d.close()
-    messages = [line for line in stream.getvalue().splitlines() if "PSI" in line or "polling" in line]
+    messages = [line for line in told(stream.getvalue()) if "PSI" in line or "polling" in line]
     assert messages == [
         f"shrinkd: no PSI trigger ({tree.proc / 'pressure' / 'memory'}: not a kernel pressure file): plain polling",
         "shrinkd: started: backends compact (nodes 0), memory_reclaim ("
@@ -320,7 +320,7 @@ def test_the_module_appearing_and_vanishing(tree: Tree) -> None:
     finally:
         d.close()
     assert d.events == ["started", "backends_changed", "backends_changed"]
-    changes = [line for line in stream.getvalue().splitlines() if "backends changed" in line]
+    changes = [line for line in told(stream.getvalue()) if "backends changed" in line]
     assert changes[0].startswith(
         "shrinkd: backends changed (periodic check): added shrinkmem; now compact (nodes 0), shrinkmem ("
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import pytest
 from shrinkd import cli
 
 from .fakekernel import STATES, Tree
+from .test_journal import told
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -76,7 +79,7 @@ def test_run_once_acts_without_sustain_and_exits(tree: Tree, tmp_path: Path) -> 
     config.write_text(ONCE)
     result = shrinkd("run", "--once", "--config", str(config), *roots(tree))
     assert result.returncode == 0, result.stderr
-    lines = result.stderr.splitlines()
+    lines = told(result.stderr)
     assert lines[1] == "shrinkd: huge:unusable_index triggered: node 0 zone DMA32 order 9 at 1.000"
     assert lines[2].startswith("shrinkd: compacted node 0 for huge:unusable_index (node 0 zone DMA32 order 9): ")
     assert lines[-1] == "shrinkd: stopped after 1 polls"
@@ -112,12 +115,12 @@ def test_run_in_the_foreground_stops_on_sigterm(tree: Tree, tmp_path: Path) -> N
         text=True,
     )
     assert process.stderr is not None
-    first = process.stderr.readline()  # started: the loop is up
+    first = told(process.stderr.readline())[0]  # started: the loop is up
     assert first.startswith("shrinkd: started: backends compact (nodes 0), memory_reclaim (")
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
-    assert process.stderr.read().splitlines()[-1] == "shrinkd: stopped after 1 polls"
+    assert told(process.stderr.read())[-1] == "shrinkd: stopped after 1 polls"
 
 
 def test_run_carries_no_parser_it_does_not_need(tree: Tree, tmp_path: Path) -> None:
@@ -137,6 +140,37 @@ def test_run_carries_no_parser_it_does_not_need(tree: Tree, tmp_path: Path) -> N
     # json and re: the state file is written without them (about 1.3 MB of resident memory).
     unwanted |= {"json", "re"}
     assert "shrinkd.events" in loaded and loaded & unwanted == set()
+
+
+def test_status_finds_a_daemon_systemd_did_not_start(tree: Tree, tmp_path: Path) -> None:
+    # In the foreground (or from an init script) no RuntimeDirectory= makes the state's directory.
+    run_dir = tmp_path / "run" / "shrinkd"
+    (tmp_path / "run").mkdir()
+    env = {**os.environ, "RUNTIME_DIRECTORY": str(run_dir)}
+    config = tmp_path / "calm.yaml"
+    config.write_text("log:\n  target: stderr\npoll:\n  min_interval: 30\n  max_interval: 30\npsi:\n  wakeup: false\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shrinkd", "run", "--config", str(config), *roots(tree)],
+        cwd=REPO, stderr=subprocess.DEVNULL, env=env,
+    )
+    try:
+        for _ in range(200):
+            if (run_dir / "status.json").exists():
+                break
+            time.sleep(0.05)
+        status = subprocess.run(
+            [sys.executable, "-m", "shrinkd", "status", "--json"], cwd=REPO, env=env, capture_output=True, text=True,
+            check=False, timeout=60,
+        )
+        table = subprocess.run(
+            [sys.executable, "-m", "shrinkd", "status"], cwd=REPO, env=env, capture_output=True, text=True,
+            check=False, timeout=60,
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    assert json.loads(status.stdout)["daemon"]["pid"] == process.pid
+    assert f"Daemon: pid {process.pid}, up " in table.stdout
 
 
 def test_compact_command(tree: Tree) -> None:

@@ -16,6 +16,7 @@ from shrinkd.judgement import System, judge, read_system
 
 from .configs import config_from
 from .fakekernel import Tree
+from .test_journal import told
 
 REPO = Path(__file__).resolve().parent.parent
 LEVEL = "unusable_index: {trigger: 0.9, clear: 0.5}"
@@ -147,7 +148,7 @@ def test_run_starts_on_a_configuration_that_can_partly_act_with_a_warning(tree: 
     path.write_text("rules:\n" + rule("good") + rule("deep", orders="[12]") + "log: {target: stderr}\n")
     run = shrinkd("run", "--once", "--dry-run", "--config", str(path), *roots(tree))
     assert run.returncode == 0, run.stderr
-    lines = run.stderr.splitlines()
+    lines = told(run.stderr)
     assert "shrinkd: configuration: rule deep: order 12 is beyond this kernel's 11 orders (0-10)" in lines
     assert lines.index("shrinkd: configuration: rule deep: can never act here: nothing it watches exists") > 0
     check = shrinkd("check-config", str(path), *roots(tree))

@@ -16,6 +16,7 @@ from shrinkd.trace import read_trace
 
 from .fakekernel import STATES, ScriptedKernel, Tree
 from .test_daemon import RULES, daemon
+from .test_journal import told
 
 Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
 
@@ -146,7 +147,7 @@ def test_an_unusable_directory_is_said_once_and_the_daemon_goes_on(tree: Tree, f
         for _ in range(4):
             d.tick()
             clock.now += 2
-        said = [line for line in stream.getvalue().splitlines() if "not written" in line]
+        said = [line for line in told(stream.getvalue()) if "not written" in line]
         assert said == [
             f"shrinkd: metrics not written: {folder}: writable by group or others (mode 0777): refusing to write there; trying again later",
             f"shrinkd: trace not written: {folder}: writable by group or others (mode 0777): refusing to write there; trying again later",
