@@ -65,6 +65,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from . import report
 
+    if args.pretty and not args.json:
+        raise UsageError("--pretty: only with --json (it indents the JSON)")
     procfs = _procfs(args)
     page_size = procfs.page_size()
     document = report.build(_snapshot(procfs, meminfo=True), page_size, procfs.named_orders(page_size))
@@ -116,7 +118,7 @@ def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
         ),
     )
     status.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
-    status.add_argument("--pretty", action="store_true", help="indent the JSON")
+    status.add_argument("--pretty", action="store_true", help="indent the JSON (only with --json)")
     status.set_defaults(handler=cmd_status)
 
     run = subcommand(
@@ -508,7 +510,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     daemon.tick = bounded_tick  # type: ignore[method-assign]
     code = daemon.run()
-    print(f"recorded {daemon.polls} polls to {path}", file=sys.stderr)
+    from .metrics import count
+
+    print(f"recorded {count(daemon.polls, 'poll')} to {path}", file=sys.stderr)
     return code
 
 

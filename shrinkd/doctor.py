@@ -330,7 +330,7 @@ def kernel_options(report: Report, system: System) -> None:
 
         with gzip.open(gz, "rt", encoding="utf-8", errors="replace") as handle:
             text, source = handle.read(), gz
-    except OSError:
+    except (OSError, ImportError):  # ImportError: a Python without zlib (Buildroot without python3-zlib)
         path = os.path.join(system.boot, f"config-{system.release()}")
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
@@ -345,11 +345,17 @@ def kernel_options(report: Report, system: System) -> None:
             values[key] = value
         elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
             values[line[2:].split()[0]] = "n"
+    try:
+        cmdline = system.procfs.read_text(system.procfs.proc("cmdline")).split()
+    except ShrinkdError:
+        cmdline = []
     for option, why in OPTIONS:
         value = values.get(option, "n")
         unwanted = option == "CONFIG_PSI_DEFAULT_DISABLED"
         on = value in ("y", "m")
         status = INFO if not (on ^ unwanted) and option in ("CONFIG_DEBUG_FS", "CONFIG_MEMORY_HOTPLUG", "CONFIG_KPROBES") else (OK if on ^ unwanted else WARN)
+        if unwanted and on and "psi=1" in cmdline:  # the kernel's last psi= wins; psi=1 turns it on
+            status, why = OK, why + "; psi=1 is on this kernel's command line"
         report.add("options", status, f"{option}={value}", f"{why}; from {source}")
 
 

@@ -16,7 +16,7 @@ import os
 import time
 
 from .journal import DEBUG, ERR, INFO, NOTICE, WARNING, Journal
-from .metrics import format_mib
+from .metrics import count, format_mib
 from .notify import Notifier
 
 TYPE_CHECKING = False
@@ -116,7 +116,7 @@ class Events:
         self.event("config_warning", f"configuration: {problem}", WARNING, problem=problem)
 
     def stopped(self, polls: int) -> None:
-        self.event("stopped", f"stopped after {polls} polls", polls=polls)
+        self.event("stopped", f"stopped after {count(polls, 'poll')}", polls=polls)
 
     def reloaded(self, sources: Sequence[str], dry_run: bool) -> None:
         self.event(

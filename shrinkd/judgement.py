@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 
 from .errors import EXIT_USAGE, ShrinkdError
+from .metrics import format_mib
 from .record import Record
 
 TYPE_CHECKING = False
@@ -109,11 +110,12 @@ def judge(
     outputs: Mapping[str, Optional[str]],
     dry_run: bool = False,
     as_root: bool = False,
+    empty: Sequence[str] = (),
 ) -> Verdict:
     """The problems of `config` on `system`; `outputs` maps each configured output key to safefile's
-    objection (None: it can be written). With `as_root`, a judge who is not root (check-config or doctor
+    objection (None: it can be written); `empty` names the configuration files with nothing in them. With `as_root`, a judge who is not root (check-config or doctor
     run by a user) leaves privileges unchecked: a backend present but refused to them counts as usable."""
-    problems: List[Problem] = []
+    problems = [Problem(WARNING, f"{path}: empty: the built-in defaults apply") for path in empty]
     for key, objection in outputs.items():
         if objection is not None:
             problems.append(Problem(ERROR, f"{key}: {objection}"))
@@ -173,7 +175,7 @@ def _watched(rule: Rule, system: System) -> Tuple[int, List[str]]:
         missing.append(f"zones {', '.join(absent)}: not on this system (zones here: {have})")
     big_enough = [(key, zone) for key, zone in zones if zone[1] is None or zone[1] >= rule.min_zone_size]
     if zones and not big_enough:
-        missing.append(f"every zone it names is below min_zone_size ({rule.min_zone_size} bytes)")
+        missing.append(f"every zone it names is below min_zone_size ({format_mib(rule.min_zone_size)})")
     count = max((zone[0] for _, zone in big_enough), default=0)
     orders = []
     for given, order in rule.resolved_orders(system.named):
@@ -279,7 +281,21 @@ def examine(
     system, why = read_system(procfs, config) if procfs is not None else (None, "no system given")
     if system is not None:
         why = f"run as uid {system.euid}; shrinkd run runs as root"
-    return judge(config, system, output_problems(config), dry_run, as_root), why
+    return judge(config, system, output_problems(config), dry_run, as_root, empty_files(config.sources)), why
+
+
+def empty_files(sources: Sequence[str]) -> List[str]:
+    """The configuration files that hold nothing but blank lines and comments (an empty YAML document)."""
+    empty = []
+    for path in sources:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = [line.strip() for line in handle]
+        except OSError:
+            continue  # the built-in defaults, or a file already read by configload
+        if all(not line or line.startswith("#") or line in ("---", "...") for line in lines):
+            empty.append(path)
+    return empty
 
 
 def unchecked_line(verdict: Verdict, why: str) -> Optional[str]:

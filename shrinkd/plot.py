@@ -11,7 +11,7 @@ figure is drawn with the Agg canvas.
 
 from __future__ import annotations
 
-from .errors import MissingPackageError, UsageError
+from .errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,8 +31,10 @@ def _figure(width: float, height: float) -> Any:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingPackageError("shrinkd plot", "matplotlib", "python3-matplotlib", "matplotlib") from None
+    except ImportError as error:
+        from .history import missing_package
+
+        raise missing_package("shrinkd plot", "matplotlib", "python3-matplotlib", "matplotlib", error) from None
     figure = Figure(figsize=(width, height))
     FigureCanvasAgg(figure)
     return figure

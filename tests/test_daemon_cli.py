@@ -82,7 +82,7 @@ def test_run_once_acts_without_sustain_and_exits(tree: Tree, tmp_path: Path) -> 
     lines = told(result.stderr)
     assert lines[1] == "shrinkd: huge:unusable_index triggered: node 0 zone DMA32 order 9 at 1.000"
     assert lines[2].startswith("shrinkd: compacted node 0 for huge:unusable_index (node 0 zone DMA32 order 9): ")
-    assert lines[-1] == "shrinkd: stopped after 1 polls"
+    assert lines[-1] == "shrinkd: stopped after 1 poll"
     assert (tree.sys / "devices/system/node/node0/compact").read_text() == "1"
     # The fake kernel does not change: still over the clear level, so reclaim followed.
     assert int((tree.sys / "fs/cgroup/memory.reclaim").read_text()) > 0
@@ -120,7 +120,7 @@ def test_run_in_the_foreground_stops_on_sigterm(tree: Tree, tmp_path: Path) -> N
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
-    assert told(process.stderr.read())[-1] == "shrinkd: stopped after 1 polls"
+    assert told(process.stderr.read())[-1] == "shrinkd: stopped after 1 poll"
 
 
 def test_run_carries_no_parser_it_does_not_need(tree: Tree, tmp_path: Path) -> None:

@@ -95,6 +95,20 @@ def test_kernel_options_come_from_config_gz_or_boot(board: Board) -> None:
         handle.write("CONFIG_PSI=y\nCONFIG_PSI_DEFAULT_DISABLED=y\n")
     options = {what: status for status, area, what in found(board.examine()) if area == "options"}
     assert options["CONFIG_PSI=y"] == "ok" and options["CONFIG_PSI_DEFAULT_DISABLED=y"] == "warn"
+    # psi=1 on the kernel's command line turns PSI on: nothing to warn about.
+    (board.proc / "cmdline").write_text("BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro psi=1 quiet\n")
+    options = {what: status for status, area, what in found(board.examine()) if area == "options"}
+    assert options["CONFIG_PSI_DEFAULT_DISABLED=y"] == "ok"
+
+
+def test_a_python_without_zlib_reads_the_options_from_boot(board: Board, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Buildroot's python3 without python3-zlib: `import gzip` raises ImportError.
+    with gzip.open(board.proc / "config.gz", "wt") as handle:
+        handle.write("CONFIG_PSI=y\n")
+    (board.boot / "config-6.1.0-99-arm64").write_text("CONFIG_COMPACTION=y\n")
+    monkeypatch.setitem(sys.modules, "gzip", None)
+    options = {what: status for status, area, what in found(board.examine()) if area == "options"}
+    assert options["CONFIG_COMPACTION=y"] == "ok"
 
 
 def test_what_the_configuration_asks_for_and_the_board_lacks_is_a_problem(board: Board) -> None:

@@ -154,3 +154,13 @@ def test_run_starts_on_a_configuration_that_can_partly_act_with_a_warning(tree: 
     check = shrinkd("check-config", str(path), *roots(tree))
     assert check.returncode == 0
     assert "  warning: rule deep: order 12 is beyond this kernel's 11 orders (0-10)" in check.stdout.splitlines()
+
+
+def test_an_empty_configuration_file_is_said(tree: Tree, tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing yet\n\n")
+    check = shrinkd("check-config", str(path), *roots(tree))
+    assert check.returncode == 0
+    assert f"  warning: {path}: empty: the built-in defaults apply" in check.stdout.splitlines()
+    run = shrinkd("run", "--once", "--dry-run", "--config", str(path), *roots(tree))
+    assert f"shrinkd: configuration: {path}: empty: the built-in defaults apply" in told(run.stderr)
