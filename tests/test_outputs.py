@@ -66,6 +66,7 @@ def test_the_textfile_holds_the_kernel_s_indexes_and_the_actions(tree: Tree, fol
     types, samples = parse((folder / "shrinkd.prom").read_text())
     assert types == {
         "shrinkd_unusable_index": "gauge",
+        "shrinkd_extfrag_index": "gauge",
         "shrinkd_free_blocks": "gauge",
         "shrinkd_free_pages": "gauge",
         "shrinkd_last_poll_timestamp_seconds": "gauge",
@@ -103,6 +104,26 @@ def test_the_textfile_holds_the_kernel_s_indexes_and_the_actions(tree: Tree, fol
     assert [e.kind for e in recorded.events] == ["started", "triggered", "compacted", "reclaimed", "cleared"]
     assert recorded.events[3].fields["pages_reclaimed"] == 23456
     assert recorded.header["backends"] == [] and recorded.events[0].fields["backends"] == "compact,memory_reclaim"
+
+
+def test_both_indexes_the_default_rules_watch_are_exported(tree: Tree, folder: Path) -> None:
+    # The default rules watch the unusable index (huge order) and the fragmentation index (costly order).
+    d, _, _ = daemon(tree, ScriptedKernel(tree.proc, {}), text=outputs(folder))
+    d.start()
+    try:
+        d.tick()  # 6.1-hog, one poll: no action yet (sustain 2)
+    finally:
+        d.close()
+    _, samples = parse((folder / "shrinkd.prom").read_text())
+    for name in ("extfrag_index", "unusable_index"):
+        debugfs = (STATES / "6.1-hog" / "debugfs" / "extfrag" / name).read_text().split("\n")
+        for line in filter(None, debugfs):
+            words = line.split()
+            node, zone, values = words[1].rstrip(","), words[3], words[4:]
+            for order, value in enumerate(values):
+                labels = (("node", node), ("order", str(order)), ("zone", zone))
+                assert samples[(f"shrinkd_{name}", labels)] == float(value), (name, zone, order)
+    assert samples[("shrinkd_extfrag_index", (("node", "0"), ("order", "9"), ("zone", "DMA32")))] == 0.999
 
 
 def test_a_dry_run_is_counted_apart_from_actions(tree: Tree, folder: Path) -> None:
