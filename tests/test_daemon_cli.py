@@ -33,6 +33,10 @@ log:
 """
 
 
+# A daemon that polls every 30 s and waits on nothing else: it stays between polls until a signal.
+CALM = "log:\n  target: stderr\npoll:\n  min_interval: 30\n  max_interval: 30\npsi:\n  wakeup: false\n"
+
+
 def shrinkd(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "shrinkd", *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=120
@@ -107,7 +111,7 @@ def test_run_without_buddyinfo_exits_4(tree: Tree) -> None:
 
 def test_run_in_the_foreground_stops_on_sigterm(tree: Tree, tmp_path: Path) -> None:
     config = tmp_path / "calm.yaml"
-    config.write_text("log:\n  target: stderr\npoll:\n  min_interval: 30\n  max_interval: 30\npsi:\n  wakeup: false\n")
+    config.write_text(CALM)
     process = subprocess.Popen(
         [sys.executable, "-m", "shrinkd", "run", "--config", str(config), *roots(tree)],
         cwd=REPO,
@@ -148,7 +152,7 @@ def test_status_finds_a_daemon_systemd_did_not_start(tree: Tree, tmp_path: Path)
     (tmp_path / "run").mkdir()
     env = {**os.environ, "RUNTIME_DIRECTORY": str(run_dir)}
     config = tmp_path / "calm.yaml"
-    config.write_text("log:\n  target: stderr\npoll:\n  min_interval: 30\n  max_interval: 30\npsi:\n  wakeup: false\n")
+    config.write_text(CALM)
     process = subprocess.Popen(
         [sys.executable, "-m", "shrinkd", "run", "--config", str(config), *roots(tree)],
         cwd=REPO, stderr=subprocess.DEVNULL, env=env,

@@ -4,10 +4,7 @@ trees holding a real 6.1 kernel's files, and as check-config, run and doctor giv
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -16,6 +13,7 @@ from shrinkd.judgement import System, judge, read_system
 
 from .configs import config_from
 from .fakekernel import Tree
+from .test_daemon_cli import roots, shrinkd
 from .test_journal import told
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,16 +113,6 @@ def test_without_a_system_it_checks_what_it_can_and_says_what_it_could_not() -> 
 
 
 # -- as the commands give it ------------------------------------------------------------
-
-
-def shrinkd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shrinkd", *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=120
-    )
-
-
-def roots(tree: Tree) -> List[str]:
-    return ["--proc-root", str(tree.proc), "--sys-root", str(tree.sys)]
 
 
 def test_check_config_and_run_agree_on_a_configuration_that_can_never_act(tree: Tree, tmp_path: Path) -> None:
