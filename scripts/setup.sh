@@ -34,6 +34,8 @@ test_pkgs+=(debhelper dh-python pybuild-plugin-pyproject dh-dkms python3-all pyt
 test_pkgs+=(qemu-system-arm qemu-utils mmdebstrap arch-test qemu-user-static binfmt-support cpio xz-utils)
 # systemd-python (shrinkd history) builds against libsystemd.
 test_pkgs+=(libsystemd-dev pkg-config python3-dev)
+# promtool checks and unit-tests the example alerting rules (contrib/prometheus/).
+test_pkgs+=(prometheus)
 # bookworm-backports' 6.12 kernel: an IBT-enabled build the module must also handle.
 bpo_pkgs=(linux-image-6.12-amd64 linux-headers-6.12-amd64)
 

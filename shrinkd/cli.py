@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from .errors import EXIT_ACTION, EXIT_INTERNAL, EXIT_OK, ShrinkdError
+from .errors import EXIT_ACTION, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ShrinkdError
 from .events import state_file
 from .procfs import ProcFS
 
@@ -71,15 +71,29 @@ def cmd_run(args: Args) -> int:
     from . import configload
     from .daemon import Daemon
     from .journal import Journal
+    from .judgement import CannotAct, examine
     from .notify import Notifier
+
+    procfs = _procfs(args)
+    warnings: List[str] = []
 
     def load() -> configuration.Config:
         # Files are found again on every reload: a drop-in may have been added.
-        return configload.load_isolated(configload.resolve(args.config))
+        loaded = configload.load_isolated(configload.resolve(args.config))
+        verdict, _ = examine(procfs, loaded, args.dry_run or loaded.dry_run)
+        if verdict.errors:  # can never act as written: refused at start, and on reload (the old one stays)
+            raise CannotAct(loaded.sources, verdict.errors)
+        warnings[:] = verdict.warnings
+        return loaded
 
-    config = load()
+    try:
+        config = load()
+    except CannotAct as error:
+        for line in error.lines:
+            print(f"shrinkd: {line}", file=sys.stderr)
+        return EXIT_USAGE
     daemon = Daemon(
-        _procfs(args),
+        procfs,
         config,
         Journal(config.log_target, config.debug or args.debug),
         reload=load,
@@ -88,6 +102,7 @@ def cmd_run(args: Args) -> int:
         dry_run=args.dry_run,
         debug=args.debug,
         state_path=None if args.once else state_file(writable=True),
+        warnings=list(warnings),
     )
     code = daemon.run()
     if args.once and "action_failed" in daemon.events:

@@ -65,6 +65,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from . import report
 
+    if args.pretty and not args.json:
+        raise UsageError("--pretty: only with --json (it indents the JSON)")
     procfs = _procfs(args)
     page_size = procfs.page_size()
     document = report.build(_snapshot(procfs, meminfo=True), page_size, procfs.named_orders(page_size))
@@ -116,7 +118,7 @@ def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
         ),
     )
     status.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
-    status.add_argument("--pretty", action="store_true", help="indent the JSON")
+    status.add_argument("--pretty", action="store_true", help="indent the JSON (only with --json)")
     status.set_defaults(handler=cmd_status)
 
     run = subcommand(
@@ -141,7 +143,9 @@ def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
         help="reclaim memory once and show what it freed",
         description=(
             "Reclaim SIZE bytes (K, M, G suffixes) with the first available reclaim backend in the configuration's "
-            "order of preference, or the one named, and print the pages freed and each zone before and after."
+            "order of preference, or the one named (refused where the configuration disables it, unless --force), and "
+            "print what it freed (as the daemon counts it) and each zone before and after. Exit code 6 when it freed "
+            "less than SIZE."
         ),
     )
     reclaim.add_argument("size", metavar="SIZE", help="how much to reclaim, e.g. 64M")
@@ -152,12 +156,16 @@ def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
     )
     reclaim.add_argument("--node", metavar="N", type=int, help="node to reclaim from (node_reclaim only aims at one)")
     reclaim.add_argument("--config", metavar="FILE", help="configuration for the backends (default: as for run)")
+    reclaim.add_argument("--force", action="store_true", help="use --backend even where the configuration disables it")
     reclaim.set_defaults(handler=cmd_reclaim)
 
     compact = subcommand(
         "compact",
         help="compact memory once and show the effect",
-        description="Compact one node (nodeN/compact) or all of them (compact_memory) and print each zone before and after.",
+        description=(
+            "Compact one node (nodeN/compact) or all of them (compact_memory) and print each zone's free memory, "
+            "free blocks and unusable free index per order before and after."
+        ),
     )
     compact.add_argument("--node", metavar="N", type=int, help="compact only node N")
     compact.set_defaults(handler=cmd_compact)
@@ -167,10 +175,18 @@ def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
         help="validate a configuration file",
         description=(
             "Validate FILE, or without it the files `shrinkd run` would read (/etc/shrinkd/shrinkd.yaml and "
-            "/etc/shrinkd/conf.d/*.yaml, merged). Errors are FILE:LINE: key.path: what is wrong; exit code 2."
+            "/etc/shrinkd/conf.d/*.yaml, merged), then judge it against this system as `shrinkd run` does (zones and "
+            "orders that do not exist here, backends missing or not permitted, output paths shrinkd will refuse, "
+            "privileges). Errors are FILE:LINE: key.path: what is wrong; exit code 2 for an invalid file or one that "
+            "can never act here."
         ),
     )
     check.add_argument("file", metavar="FILE", nargs="?", help="the file to check")
+    check.add_argument(
+        "--no-system",
+        action="store_true",
+        help="judge the configuration alone (for another board): zones, orders, backends and privileges are not checked",
+    )
     check.set_defaults(handler=cmd_check_config)
     _tool_commands(subcommand)
     return parser
@@ -293,7 +309,9 @@ def _observe(procfs: ProcFS) -> Observation:
 
 
 def _zone_changes(before: Observation, after: Observation, page_size: int) -> str:
-    """Each zone's free pages and free blocks per order, before and after."""
+    """Each zone's free memory, free blocks and unusable free index per order, before and after."""
+    from .metrics import format_index, format_mib, unusable_index
+
     lines = []
     for key, zone in before.zones.items():
         later = after.zones.get(key)
@@ -301,20 +319,39 @@ def _zone_changes(before: Observation, after: Observation, page_size: int) -> st
             continue
         delta = later.free_pages - zone.free_pages
         lines.append(
-            f"Node {zone.node}, zone {zone.zone}: free {zone.free_pages} -> {later.free_pages} pages "
-            f"({delta:+d}, {delta * page_size / 1048576:+.1f} MiB)"
+            f"Node {zone.node}, zone {zone.zone}: free {format_mib(zone.free_pages * page_size)} -> "
+            f"{format_mib(later.free_pages * page_size)} ({'+' if delta >= 0 else '-'}{format_mib(abs(delta) * page_size)})"
         )
-        width = max(len(str(n)) for n in zone.free + later.free) + 1
-        lines.append("  order  " + "".join(f"{o:>{width}}" for o in range(len(zone.free))))
-        lines.append("  before " + "".join(f"{n:>{width}}" for n in zone.free))
-        lines.append("  after  " + "".join(f"{n:>{width}}" for n in later.free))
+        orders = range(len(zone.free))
+        unusable = [[format_index(unusable_index(free, o)) for o in orders] for free in (zone.free, later.free)]
+        cells = [str(o) for o in orders] + [str(n) for n in zone.free + later.free] + unusable[0] + unusable[1]
+        width = max(len(cell) for cell in cells) + 1
+        rows = (
+            ("order", list(orders)),
+            ("free before", zone.free),
+            ("free after", later.free),
+            ("unusable before", unusable[0]),
+            ("unusable after", unusable[1]),
+        )
+        for name, values in rows:
+            lines.append(f"  {name:<15}" + "".join(f"{value:>{width}}" for value in values))
     return "\n".join(lines) + "\n"
+
+
+DROPPED = {"pagecache": "page cache", "slab": "slab (dentries and inodes)", "both": "page cache and slab"}
+
+
+def _reclaim_nodes(observation: Observation) -> List[int]:
+    return sorted({node for node, _ in observation.zones})
 
 
 def cmd_reclaim(args: argparse.Namespace) -> int:
     from . import config as configuration
     from . import configload
-    from .actions import Backends, pages_reclaimed
+    from .actions import Backends
+    from .effect import ORIGINS, reclaim_effect
+    from .errors import EXIT_SHORT
+    from .metrics import format_mib
 
     size = configuration.parse_size(args.size)
     if size is None or size <= 0:
@@ -325,35 +362,44 @@ def cmd_reclaim(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--backend: expected one of {', '.join(configuration.RECLAIM_BACKENDS)}, got {args.backend!r}"
             )
-        # Naming a backend is asking for it: enable it even where the configuration does not.
-        prefer = (
-            config.reclaim.prefer if args.backend in config.reclaim.prefer else (*config.reclaim.prefer, args.backend)
-        )
-        config = config.replace(enabled=(*config.enabled, args.backend), reclaim=config.reclaim.replace(prefer=prefer))
+        if not config.backend_enabled(args.backend):
+            if not args.force:
+                raise UsageError(
+                    f"--backend {args.backend}: disabled by the configuration ({', '.join(config.sources)}: "
+                    f"backends.{args.backend}.enabled is false); add --force to use it anyway"
+                )
+            config = config.replace(enabled=(*config.enabled, args.backend))
+        if args.backend not in config.reclaim.prefer:
+            config = config.replace(reclaim=config.reclaim.replace(prefer=(*config.reclaim.prefer, args.backend)))
     procfs = _procfs(args)
     page_size = procfs.page_size()
-    backends = Backends(procfs, configuration.Current(config), page_size=page_size)
     before = _observe(procfs)
+    if args.node is not None and args.node not in _reclaim_nodes(before):
+        have = ", ".join(map(str, _reclaim_nodes(before))) or "none"
+        raise UsageError(f"--node: no node {args.node} in {procfs.proc('buddyinfo')} (nodes: {have})")
+    backends = Backends(procfs, configuration.Current(config), page_size=page_size)
+    named = args.backend or next((b.name for b in backends.reclaimers), None)
+    if named == "drop_caches":
+        print(
+            f"drop_caches cannot aim at a size: it drops all clean {DROPPED[config.drop_caches_what]}; "
+            f"what it freed is compared with the {format_mib(size)} asked",
+            file=sys.stderr,
+        )
     result = backends.reclaim(size, args.node, args.backend)
     after = _observe(procfs)
-    pages, origin = pages_reclaimed(result, before, after)
-    counted = (
-        f"{pages} pages ({pages * page_size / 1048576:.1f} MiB)" if pages is not None else "an unknown number of pages"
-    )
-    note = (
-        " (counted by the backend)"
-        if origin == "backend"
-        else " (counted from /proc/vmstat pgsteal_*)"
-        if origin
-        else ""
-    )
+    effect = reclaim_effect(result, before, after)
     for failure in result.failures:
         print(f"tried {failure}", file=sys.stderr)
+    freed = format_mib(effect.pages * page_size) if effect.pages is not None else "an unknown amount"
+    note = f" ({ORIGINS[effect.origin]})" if effect.origin else ""
     print(
-        f"reclaimed {counted}{note} of {size} bytes asked, via {result.backend} in {result.duration_ns / 1e6:.1f} ms"
+        f"reclaimed {freed}{note} of {format_mib(size)} asked, via {result.backend} in {result.duration_ns / 1e6:.1f} ms"
         + (" (the kernel could not reclaim all of it)" if result.partial else "")
     )
     sys.stdout.write(_zone_changes(before, after, page_size))
+    if effect.short_of(size, page_size):
+        print(f"shrinkd: reclaim: freed {freed} of the {format_mib(size)} asked", file=sys.stderr)
+        return EXIT_SHORT
     return EXIT_OK
 
 
@@ -378,6 +424,8 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from . import configload
+    from .errors import EXIT_USAGE
+    from .judgement import examine, judged_lines, unchecked_line
 
     def warn(problem: str) -> None:
         print(f"shrinkd: warning: {problem} (shrinkd run would refuse it)", file=sys.stderr)
@@ -386,19 +434,27 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     # user's own copy) only gets a warning, the installed files are refused as run refuses them.
     paths = configload.resolve(args.file, warn=warn if args.file is not None else None, owners=(0,))
     config = configload.load(paths)
+    procfs = None if args.no_system else _procfs(args)
+    verdict, why = examine(procfs, config, as_root=True)
     names = ", ".join(rule.name for rule in config.rules) or "none"
+    verdict_text = "OK" if not verdict.errors else f"{len(verdict.errors)} error(s), shrinkd run would refuse it"
     print(
-        f"{', '.join(config.sources)}: OK ({len(config.rules)} rules: {names}; backends enabled: {', '.join(config.enabled)})"
+        f"{', '.join(config.sources)}: {verdict_text} ({len(config.rules)} rules: {names}; "
+        f"backends enabled: {', '.join(config.enabled)})"
     )
-    procfs = _procfs(args)
-    named = procfs.named_orders(procfs.page_size())
+    named = procfs.named_orders(procfs.page_size()) if procfs is not None and "orders" not in verdict.unchecked else {}
     for rule in config.rules:
         orders = ", ".join(
             str(order) if order == given else f"{given} = {'unknown on this kernel' if order is None else order}"
             for given, order in rule.resolved_orders(named)
-        )
+        ) if named else ", ".join(map(str, rule.orders))
         print(f"  rule {rule.name}: orders {orders}")
-    return EXIT_OK
+    for line in judged_lines(verdict):
+        print(f"  {line}")
+    unchecked = unchecked_line(verdict, why)
+    if unchecked:
+        print(f"  {unchecked}")
+    return EXIT_USAGE if verdict.errors else EXIT_OK
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -454,7 +510,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     daemon.tick = bounded_tick  # type: ignore[method-assign]
     code = daemon.run()
-    print(f"recorded {daemon.polls} polls to {path}", file=sys.stderr)
+    from .metrics import count
+
+    print(f"recorded {count(daemon.polls, 'poll')} to {path}", file=sys.stderr)
     return code
 
 

@@ -33,7 +33,7 @@ from .view import Observation, observe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
     from .config import Config
     from .parse import AllocationFailure
@@ -68,8 +68,10 @@ class Daemon:
         uevents: bool = True,
         kernel_log: Union[str, KernelLog, None] = KMSG,
         state_path: Optional[str] = None,
+        warnings: Sequence[str] = (),
     ) -> None:
         self.procfs = procfs
+        self.warnings = warnings  # what of the configuration cannot act here (shrinkd.judgement), told at start
         self.current = Current(config)
         self.reload_config = reload
         self.clock = clock
@@ -146,6 +148,8 @@ class Daemon:
             self.config.sources,
             self.dry_run,
         )
+        for warning in self.warnings:
+            self.tell.config_warning(warning)
 
     def _restore_cache_pressure(self) -> None:
         """A daemon that ended while it had vm.vfs_cache_pressure raised left the value before behind."""

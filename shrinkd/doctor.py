@@ -330,7 +330,7 @@ def kernel_options(report: Report, system: System) -> None:
 
         with gzip.open(gz, "rt", encoding="utf-8", errors="replace") as handle:
             text, source = handle.read(), gz
-    except OSError:
+    except (OSError, ImportError):  # ImportError: a Python without zlib (Buildroot without python3-zlib)
         path = os.path.join(system.boot, f"config-{system.release()}")
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
@@ -345,11 +345,17 @@ def kernel_options(report: Report, system: System) -> None:
             values[key] = value
         elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
             values[line[2:].split()[0]] = "n"
+    try:
+        cmdline = system.procfs.read_text(system.procfs.proc("cmdline")).split()
+    except ShrinkdError:
+        cmdline = []
     for option, why in OPTIONS:
         value = values.get(option, "n")
         unwanted = option == "CONFIG_PSI_DEFAULT_DISABLED"
         on = value in ("y", "m")
         status = INFO if not (on ^ unwanted) and option in ("CONFIG_DEBUG_FS", "CONFIG_MEMORY_HOTPLUG", "CONFIG_KPROBES") else (OK if on ^ unwanted else WARN)
+        if unwanted and on and "psi=1" in cmdline:  # the kernel's last psi= wins; psi=1 turns it on
+            status, why = OK, why + "; psi=1 is on this kernel's command line"
         report.add("options", status, f"{option}={value}", f"{why}; from {source}")
 
 
@@ -360,11 +366,7 @@ def orders(report: Report, system: System, config: Config, count: int) -> None:
                "what the order names stand for on this kernel")
     for rule in config.rules:
         for given, order in rule.resolved_orders(named):
-            if order is None:
-                report.add("orders", FAIL, f"rule {rule.name}: this kernel has no {given} order", "the rule cannot be watched")
-            elif count and order >= count:
-                report.add("orders", FAIL, f"rule {rule.name}: order {order} is beyond this kernel's {count} orders")
-            else:
+            if order is not None and not (count and order >= count):  # the others: judge() below
                 shown = str(order) if given == order else f"{given} = {order}"
                 report.add("orders", OK, f"rule {rule.name}: order {shown}")
         if rule.watermark is not None and not os.access(procfs.proc("zoneinfo"), os.R_OK):
@@ -392,11 +394,8 @@ def rules_can_act(report: Report, config: Config, usable: Dict[str, List[str]]) 
     compact = "compact" in usable
     reclaim = [name for name in config.reclaim.prefer if name in usable and name in RECLAIM_BACKENDS]
     for rule in config.rules:
-        if rule.watermark is not None and not reclaim:
-            report.add("rules", FAIL, f"rule {rule.name}: a watermark needs reclaim and no reclaim backend is usable")
-        elif not compact and not (rule.reclaim and reclaim):
-            report.add("rules", FAIL, f"rule {rule.name}: no usable backend can act for it",
-                       "no compaction" + ("" if rule.reclaim else "; the rule does not reclaim"))
+        if (rule.watermark is not None and not reclaim) or (not compact and not (rule.reclaim and reclaim)):
+            continue  # judge() below says it
         else:
             ways = (["compact"] if compact else []) + (reclaim[:1] if rule.reclaim else [])
             report.add("rules", OK, f"rule {rule.name}: acts by {', then '.join(ways)}")
@@ -411,13 +410,25 @@ def outputs(report: Report, config: Config) -> List[str]:
         if path is None:
             continue
         paths.append(path)
-        try:
+        with contextlib.suppress(OutputError):  # an objection: judge() below says it
             check_target(path)
-        except OutputError as error:
-            report.add("outputs", FAIL, f"{key}: {error}")
-        else:
             report.add("outputs", OK, f"{key}: {path} can be written")
     return paths
+
+
+def judge(report: Report, procfs: ProcFS, config: Config) -> None:
+    """The judgement check-config and run share (shrinkd.judgement): an error is a FAIL, a warning a WARN
+    (its notes, missing backends, are the backend checks' above)."""
+    from . import judgement
+
+    verdict, why = judgement.examine(procfs, config, as_root=True)
+    for text in verdict.errors:
+        report.add("config", FAIL, text, "shrinkd run refuses this configuration")
+    for text in verdict.warnings:
+        report.add("config", WARN, text, "shrinkd run starts and says so")
+    unchecked = judgement.unchecked_line(verdict, why)
+    if unchecked:
+        report.add("config", WARN, unchecked)
 
 
 # ---------------------------------------------------------------------------
@@ -531,6 +542,7 @@ def examine(
     triggers(report, system, config)
     kernel_options(report, system)
     files = outputs(report, config)
+    judge(report, procfs, config)
     live = {name: [live_path(procfs, path) for path in paths] for name, paths in usable.items()}
     if config.reclaim.vfs_cache_pressure is not None and set(usable) - {"compact"}:
         # raised for the length of a reclaim that follows a compaction

@@ -12,6 +12,7 @@ EXIT_USAGE = 2
 EXIT_MALFORMED = 3
 EXIT_MISSING = 4
 EXIT_ACTION = 5
+EXIT_SHORT = 6
 
 EXIT_CODES = (
     (EXIT_OK, "success"),
@@ -20,6 +21,7 @@ EXIT_CODES = (
     (EXIT_MALFORMED, "malformed input: a /proc or /sys file that does not parse"),
     (EXIT_MISSING, "missing input: a /proc or /sys file that cannot be read"),
     (EXIT_ACTION, "an action failed (the kernel refused a write)"),
+    (EXIT_SHORT, "a one-off reclaim freed less than it was asked"),
 )
 
 

@@ -16,7 +16,7 @@ import os
 import time
 
 from .journal import DEBUG, ERR, INFO, NOTICE, WARNING, Journal
-from .metrics import format_mib
+from .metrics import count, format_mib
 from .notify import Notifier
 
 TYPE_CHECKING = False
@@ -33,16 +33,27 @@ if TYPE_CHECKING:
 
 __all__ = ["DEBUG", "ERR", "INFO", "NOTICE", "WARNING", "Events"]
 
+# A dry run's steps are events of their own (own MESSAGE_IDs, own metric labels), never taken for actions.
+PLANNED = {"would_compact": "compacted", "would_reclaim": "reclaimed"}
+DRY_KIND = {acted: planned for planned, acted in PLANNED.items()}
+
 RUN_DIR = "/run/shrinkd"
 STATE_FILE = "status.json"
 
 
 def state_file(writable: bool = False) -> Optional[str]:
     """The running daemon's state file: in systemd's $RUNTIME_DIRECTORY (RuntimeDirectory=shrinkd)
-    or /run/shrinkd. With `writable`, None where this process could not write there."""
+    or /run/shrinkd. With `writable` (the daemon), the directory is made when missing (a daemon that
+    systemd did not start: an init script's, or one run in the foreground), and None where this
+    process could not write there."""
     directory = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or RUN_DIR
-    if writable and not os.access(directory, os.W_OK):
-        return None
+    if writable:
+        try:  # noqa: SIM105 (contextlib is not among the daemon's imports)
+            os.mkdir(directory, 0o755)
+        except OSError:
+            pass  # there already, or not ours to make
+        if not os.access(directory, os.W_OK):
+            return None
     return os.path.join(directory, STATE_FILE)
 
 
@@ -89,7 +100,8 @@ class Events:
     ) -> None:
         """`psi` is "once", "trigger" or "polling"; `how` says it in words."""
         if self.journal.fallback_reason:
-            self.log(f"events go to stderr: {self.journal.fallback_reason}", INFO)
+            where = f"syslog ({self.journal.syslog_path}) and stderr" if self.journal.syslog else "stderr"
+            self.log(f"events go to {where}: {self.journal.fallback_reason}", INFO)
         self.event(
             "started",
             f"started: backends {backends}; {how}; config {', '.join(sources)}" + ("; dry run" if dry_run else ""),
@@ -99,8 +111,12 @@ class Events:
             dry_run=dry_run,
         )
 
+    def config_warning(self, problem: str) -> None:
+        """Part of the configuration cannot act on this system (shrinkd.judgement)."""
+        self.event("config_warning", f"configuration: {problem}", WARNING, problem=problem)
+
     def stopped(self, polls: int) -> None:
-        self.event("stopped", f"stopped after {polls} polls", polls=polls)
+        self.event("stopped", f"stopped after {count(polls, 'poll')}", polls=polls)
 
     def reloaded(self, sources: Sequence[str], dry_run: bool) -> None:
         self.event(
@@ -192,7 +208,7 @@ class Events:
         dry_run: bool,
     ) -> None:
         """One compacted or reclaimed event with the watched value, free pages and timing before and after."""
-        from .actions import pages_reclaimed
+        from .effect import reclaim_effect
 
         source = decision.source
         fields = source.fields()
@@ -222,10 +238,11 @@ class Events:
         if step.action == "compact":
             target = f"node {step.node}" if step.node is not None else "all nodes"
             verb = "would compact" if dry_run else "compacted"
-            self.event("compacted", f"{verb} {target} for {what}{how}", NOTICE, **fields)
-            self.last_action = f"compaction of {target} at {clock}"
+            self.event(_kind("compacted", dry_run), f"{verb} {target} for {what}{how}", NOTICE, **fields)
+            self.last_action = f"{'would have compacted' if dry_run else 'compaction of'} {target} at {clock}"
             return
-        reclaimed, origin = pages_reclaimed(result, before, after)
+        effect = reclaim_effect(result, before, after)
+        reclaimed, origin = effect.pages, effect.origin
         fields.update(
             requested_bytes=step.size,
             requests=result.requests if result else None,
@@ -247,8 +264,11 @@ class Events:
             if result is not None and result.cache_pressure is not None:
                 how += f" at vfs_cache_pressure {result.cache_pressure}"
             message = f"reclaimed {amount} of {format_mib(step.size)} asked for {what}{how}{partial}"
-        self.event("reclaimed", message, NOTICE, **fields)
-        self.last_action = f"reclaim of {format_mib(step.size)} via {backend or 'none (dry run)'} at {clock}"
+        self.event(_kind("reclaimed", dry_run), message, NOTICE, **fields)
+        if dry_run:
+            self.last_action = f"would have reclaimed {format_mib(step.size)} at {clock}"
+        else:
+            self.last_action = f"reclaim of {format_mib(step.size)} via {backend} at {clock}"
 
     # -- the status line ----------------------------------------------------------------
 
@@ -339,6 +359,10 @@ def to_json(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(to_json(item) for item in value) + "]"
     raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _kind(kind: str, dry_run: bool) -> str:
+    return DRY_KIND[kind] if dry_run else kind
 
 
 def _shown(source: Condition, obs: Observation) -> Optional[str]:

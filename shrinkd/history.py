@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 
-from .errors import MissingInputError, MissingPackageError, UsageError
+from .errors import MissingInputError, MissingPackageError, ShrinkdError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,13 +46,39 @@ def parse_since(text: str, now: Optional[float] = None) -> float:
     )
 
 
+# Where Debian's python3-* packages put their modules: seen by the system's python3, not by a virtualenv
+# made without --system-site-packages (nor by a Python built apart, such as pyenv's).
+DEBIAN_PACKAGES = ("/usr/lib/python3/dist-packages",)
+
+
+def missing_package(
+    command: str, module: str, debian: str, pypi: str, error: ImportError, places: Sequence[str] = DEBIAN_PACKAGES
+) -> ShrinkdError:
+    """The one-line error for a module that cannot be imported: not installed (install it), installed
+    for the system's Python but not seen by this one (a virtualenv), or installed and failing to import."""
+    import os
+    import sys
+
+    if not isinstance(error, ModuleNotFoundError):
+        return UsageError(f"{command}: the Python module {module} is installed but cannot be imported: {error}")
+    relative = module.split(".")[0]
+    found = next((os.path.join(place, relative) for place in places if os.path.isdir(os.path.join(place, relative))), None)
+    if found is not None:
+        return UsageError(
+            f"{command} needs the Python module {module}: Debian's {debian} is installed ({found}) but this Python "
+            f"({sys.executable}) does not see it: run shrinkd with the system's python3, make the virtualenv with "
+            f"--system-site-packages, or install {pypi} into it (pip install {pypi})"
+        )
+    return MissingPackageError(command, module, debian, pypi)
+
+
 def _reader(directory: Optional[str], files: Sequence[str]) -> Any:
     import importlib
 
     try:
         journal = importlib.import_module("systemd.journal")
-    except ImportError:
-        raise MissingPackageError("shrinkd history", "systemd.journal", "python3-systemd", "systemd-python") from None
+    except ImportError as error:
+        raise missing_package("shrinkd history", "systemd.journal", "python3-systemd", "systemd-python", error) from None
     try:
         if files:
             return journal.Reader(files=list(files))
@@ -147,7 +173,7 @@ def render(events: Sequence[Dict[str, Any]], page_size: int) -> str:
         reclaimed = ""
         if event.get("pages_reclaimed") not in (None, ""):
             reclaimed = f"{int(event['pages_reclaimed']) * page_size / 1048576:.1f} MiB"
-        elif event["event"] == "reclaimed":
+        elif event["event"] in ("reclaimed", "would_reclaim"):
             reclaimed = f"({int(event.get('requested_bytes') or 0) / 1048576:.1f} MiB asked)"
         rows.append(
             (

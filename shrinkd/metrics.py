@@ -151,6 +151,11 @@ def slope(points: Sequence[Tuple[float, int]]) -> float:
     return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread
 
 
+def count(number: int, noun: str) -> str:
+    """`1 poll`, `2 polls`: a count with its noun, plural unless it is one."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def format_mib(size: int) -> str:
     """A size in bytes as MiB with one decimal, as events and tables print it."""
     return f"{size / 1048576:.1f} MiB"

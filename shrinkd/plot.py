@@ -11,7 +11,7 @@ figure is drawn with the Agg canvas.
 
 from __future__ import annotations
 
-from .errors import MissingPackageError, UsageError
+from .errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,15 +19,22 @@ if TYPE_CHECKING:
 
     from .trace import Trace
 
-MARKS = {"compacted": ("tab:blue", "compaction"), "reclaimed": ("tab:red", "reclaim")}
+MARKS = {
+    "compacted": ("tab:blue", "compaction"),
+    "reclaimed": ("tab:red", "reclaim"),
+    "would_compact": ("tab:blue", "compaction"),
+    "would_reclaim": ("tab:red", "reclaim"),
+}
 
 
 def _figure(width: float, height: float) -> Any:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingPackageError("shrinkd plot", "matplotlib", "python3-matplotlib", "matplotlib") from None
+    except ImportError as error:
+        from .history import missing_package
+
+        raise missing_package("shrinkd plot", "matplotlib", "python3-matplotlib", "matplotlib", error) from None
     figure = Figure(figsize=(width, height))
     FigureCanvasAgg(figure)
     return figure
@@ -87,9 +94,10 @@ def _mark(ax: Any, trace: Trace, key: Tuple[int, str]) -> None:
         [when] = _dates([trace.wall(event.t)])
         if event.kind in MARKS:
             color, label = MARKS[event.kind]
-            if fields.get("dry_run"):
+            dry = fields.get("dry_run") or event.kind.startswith("would_")
+            if dry:
                 label += " (dry run)"
-            ax.axvline(when, color=color, linestyle="--" if fields.get("dry_run") else "-", alpha=0.7,
+            ax.axvline(when, color=color, linestyle="--" if dry else "-", alpha=0.7,
                        label=None if label in shown else label)
             shown.add(label)
         elif event.kind == "triggered" and zone in (None, key[1]):

@@ -7,6 +7,7 @@ Prometheus' conventions (base units, `_total` for counters, `_seconds`,
 `_bytes`); docs/tools.md lists them:
 
   shrinkd_unusable_index{node,zone,order}       gauge, 0 to 1 (the kernel's index)
+  shrinkd_extfrag_index{node,zone,order}        gauge, -1 or 0 to 1 (the kernel's index)
   shrinkd_free_blocks{node,zone,order}          gauge (/proc/buddyinfo)
   shrinkd_free_pages{node,zone}                 gauge
   shrinkd_polls_total                           counter
@@ -125,6 +126,16 @@ class Textfile:
                 for order in range(len(zone.free)):
                     index = metrics.unusable_index(zone.free, order) / 1000
                     out.append(f"shrinkd_unusable_index{_labels(node=zone.node, zone=zone.zone, order=order)} {_number(index)}\n")
+            family(
+                "shrinkd_extfrag_index",
+                "gauge",
+                "Fragmentation index of a zone at an order: toward 0 a failure would be for lack of memory, toward 1 "
+                "for fragmentation; -1 when an allocation would succeed (debugfs extfrag/extfrag_index).",
+            )
+            for zone in obs.zones.values():
+                for order in range(len(zone.free)):
+                    index = metrics.extfrag_index(zone.free, order) / 1000
+                    out.append(f"shrinkd_extfrag_index{_labels(node=zone.node, zone=zone.zone, order=order)} {_number(index)}\n")
             family("shrinkd_free_blocks", "gauge", "Free blocks of each order in a zone (/proc/buddyinfo).")
             for zone in obs.zones.values():
                 for order, count in enumerate(zone.free):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 
 from .config import RECLAIM_BACKENDS, Current
-from .events import Events
+from .events import PLANNED, Events
 from .journal import INFO, Journal
 from .policy import RECLAIM, SKIP, Policy
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .trace import Trace
     from .view import Observation
 
-ACTIONS = ("compacted", "reclaimed")
+ACTIONS = ("compacted", "reclaimed", "would_compact", "would_reclaim")
 
 
 class Told:
@@ -96,7 +96,7 @@ def summarize(events: Sequence[Any], page_size: int) -> Dict[str, Any]:
     asked = reclaimed = uncounted = 0
     for kind, fields in events:
         counts[kind] = counts.get(kind, 0) + 1
-        if kind == "reclaimed":
+        if PLANNED.get(kind, kind) == "reclaimed":
             asked += int(fields.get("requested_bytes") or 0)
             pages = fields.get("pages_reclaimed")
             if pages is None:
@@ -105,8 +105,9 @@ def summarize(events: Sequence[Any], page_size: int) -> Dict[str, Any]:
                 reclaimed += int(pages) * page_size
     return {
         "events": counts,
-        "compactions": counts.get("compacted", 0),
-        "reclaims": counts.get("reclaimed", 0),
+        # what was done, or in a dry run (a replay, a recording without --act) what would have been
+        "compactions": counts.get("compacted", 0) + counts.get("would_compact", 0),
+        "reclaims": counts.get("reclaimed", 0) + counts.get("would_reclaim", 0),
         "reclaim_asked_bytes": asked,
         "reclaimed_bytes": reclaimed,
         "reclaims_uncounted": uncounted,

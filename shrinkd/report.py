@@ -111,7 +111,7 @@ def _daemon_lines(daemon: Dict[str, Any]) -> List[str]:
     causes = ", ".join(f"{why} {rate:.1f}" for why, rate in sorted(wakes.items(), key=lambda item: -item[1]))
     lines = [
         "",
-        f"Daemon: pid {daemon['pid']}, up {daemon['uptime_s'] / 60:.0f} min, {daemon['polls']} polls"
+        f"Daemon: pid {daemon['pid']}, up {daemon['uptime_s'] / 60:.0f} min, {metrics.count(daemon['polls'], 'poll')}"
         + (" (dry run)" if daemon["dry_run"] else ""),
         f"  wakes {sum(wakes.values()):.1f}/min" + (f" ({causes})" if causes else ""),
         f"  last action: {daemon['last_action']}",

@@ -118,6 +118,11 @@ def test_help_documents_exit_codes() -> None:
         assert f"\n  {code}  " in result.stdout
 
 
+def test_pretty_without_json_is_a_usage_error(proc: Path) -> None:
+    result = shrinkd("status", "--pretty", "--proc-root", str(proc))
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", "shrinkd: --pretty: only with --json (it indents the JSON)\n")
+
+
 def test_usage_error_exit_2() -> None:
     assert shrinkd("status", "--no-such-flag").returncode == errors.EXIT_USAGE
     assert shrinkd().returncode == errors.EXIT_USAGE

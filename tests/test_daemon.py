@@ -28,7 +28,7 @@ from shrinkd.udevwatch import classify, parse_uevent
 
 from .configs import config_from
 from .fakekernel import STATES, Clock, ScriptedKernel, Tree, install, zoneinfo_free
-from .test_journal import decode
+from .test_journal import decode, told
 
 # DMA32's unusable index at order 9 in each captured state (debugfs extfrag/unusable_index, captured with it):
 # 6.1-hog 1.000, 6.1-frag3 0.671, 6.1-frag1 0.129, 6.1-idle 0.002.
@@ -208,7 +208,8 @@ def test_cooldown_keeps_a_stubborn_zone_from_being_hammered(tree: Tree) -> None:
     finally:
         d.close()
     assert d.events[6:] == ["compacted", "reclaimed", "compacted", "backed_off"]
-    lines = [line for line in stream.getvalue().splitlines() if "bought nothing" in line]
+    # Each stderr line is "TIME PRIORITY shrinkd: MESSAGE": the messages.
+    lines = [line.split(" ", 2)[2] for line in stream.getvalue().splitlines() if "bought nothing" in line]
     assert lines == [
         "shrinkd: huge:unusable_index: node 0 zone DMA32 order 9: the last actions bought nothing: 1.000 before,"
         " 1.000 at the next poll (0% of the way to the clear level); next action after 120 s",
@@ -217,23 +218,33 @@ def test_cooldown_keeps_a_stubborn_zone_from_being_hammered(tree: Tree) -> None:
     ]
 
 
-def test_dry_run_decides_and_logs_but_writes_nothing(tree: Tree) -> None:
+def test_dry_run_decides_and_logs_but_writes_nothing(tree: Tree, journald: socket.socket, tmp_path: Path) -> None:
     kernel = ScriptedKernel(tree.proc, {"compact": ["6.1-idle"]})
-    d, stream, clock = daemon(tree, kernel, dry_run=True)
+    d, _, clock = daemon(tree, kernel, journal=str(tmp_path / "journal"), dry_run=True)
     d.start()
     try:
         d.tick()
         clock.now += 1
         d.tick()
+        state = d.state(d.measure())
     finally:
         d.close()
     assert kernel.writes == []
     assert tree.control("sys/devices/system/node/node0/compact") == ""
-    assert d.events == ["started", "triggered", "compacted", "reclaimed", "compacted"]
-    lines = stream.getvalue().splitlines()
-    assert lines[0].endswith("; dry run")
-    assert "shrinkd: would compact node 0 for huge:unusable_index (node 0 zone DMA32 order 9 at 1.000)" in lines
-    assert any(line.startswith("shrinkd: would reclaim ") for line in lines)
+    # A dry run's steps are events of their own, never compacted or reclaimed.
+    assert d.events == ["started", "triggered", "would_compact", "would_reclaim", "would_compact"]
+    logged = entries(journald)
+    assert logged[0]["MESSAGE"].endswith("; dry run")
+    told = {e["SHRINKD_EVENT"]: e for e in logged}
+    assert told["would_compact"]["MESSAGE_ID"] == MESSAGE_IDS["would_compact"] != MESSAGE_IDS["compacted"]
+    assert told["would_reclaim"]["MESSAGE_ID"] == MESSAGE_IDS["would_reclaim"] != MESSAGE_IDS["reclaimed"]
+    assert told["would_compact"]["MESSAGE"] == (
+        "would compact node 0 for huge:unusable_index (node 0 zone DMA32 order 9 at 1.000)"
+    )
+    assert told["would_reclaim"]["MESSAGE"].startswith("would reclaim ")
+    # `shrinkd status` and systemctl's status line say "would have".
+    assert state["last_action"].startswith("would have compacted node 0 at ")
+    assert "last action: would have compacted node 0 at " in d.status_line()
 
 
 def test_a_failed_action_is_an_event_and_the_loop_goes_on(tree: Tree) -> None:
@@ -253,7 +264,7 @@ def test_a_failed_action_is_an_event_and_the_loop_goes_on(tree: Tree) -> None:
     finally:
         d.close()
     assert d.events == ["started", "triggered", "action_failed", "action_failed"]
-    line = next(line for line in stream.getvalue().splitlines() if "reclaim failed" in line)
+    line = next(line for line in told(stream.getvalue()) if "reclaim failed" in line)
     assert line == (
         "shrinkd: huge:unusable_index: node 0 zone DMA32 order 9: reclaim failed: memory_reclaim: "
         f"{tree.sys / 'fs' / 'cgroup' / 'memory.reclaim'}: cannot open for writing: Is a directory"
@@ -296,7 +307,7 @@ def test_psi_trigger_falls_back_to_polling_and_says_so_once(tree: Tree) -> None:
     d.start()
     d.tick()
     d.close()
-    messages = [line for line in stream.getvalue().splitlines() if "PSI" in line or "polling" in line]
+    messages = [line for line in told(stream.getvalue()) if "PSI" in line or "polling" in line]
     assert messages == [
         f"shrinkd: no PSI trigger ({tree.proc / 'pressure' / 'memory'}: not a kernel pressure file): plain polling",
         "shrinkd: started: backends compact (nodes 0), memory_reclaim ("
@@ -327,7 +338,7 @@ def test_the_module_appearing_and_vanishing(tree: Tree) -> None:
     finally:
         d.close()
     assert d.events == ["started", "backends_changed", "backends_changed"]
-    changes = [line for line in stream.getvalue().splitlines() if "backends changed" in line]
+    changes = [line for line in told(stream.getvalue()) if "backends changed" in line]
     assert changes[0].startswith(
         "shrinkd: backends changed (periodic check): added shrinkmem; now compact (nodes 0), shrinkmem ("
     )
@@ -502,7 +513,7 @@ def test_a_reserve_compacts_reclaims_its_shortfall_and_clears(tree: Tree) -> Non
     # counts against the hourly cap, not the 38 MiB asked for.
     assert [w for w in kernel.writes if w[0] == "memory.reclaim"] == [("memory.reclaim", str(9728 * 4096 // 8))]
     assert d.policy.reclaimed_last_hour(clock.now) == 12000 * 4096
-    lines = stream.getvalue().splitlines()
+    lines = [line.split(" ", 2)[2] for line in stream.getvalue().splitlines()]  # without time and priority
     assert (
         "shrinkd: camera:reserve triggered: node 0 order 9 at 0.0 MiB free in blocks of order 9 or larger "
         "(reserve 128.0 MiB)"

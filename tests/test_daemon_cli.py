@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import pytest
 from shrinkd import cli
 
 from .fakekernel import STATES, Tree
+from .test_journal import told
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,6 +31,10 @@ rules:
 log:
   target: stderr
 """
+
+
+# A daemon that polls every 30 s and waits on nothing else: it stays between polls until a signal.
+CALM = "log:\n  target: stderr\npoll:\n  min_interval: 30\n  max_interval: 30\npsi:\n  wakeup: false\n"
 
 
 def shrinkd(*args: str) -> subprocess.CompletedProcess[str]:
@@ -76,10 +83,10 @@ def test_run_once_acts_without_sustain_and_exits(tree: Tree, tmp_path: Path) -> 
     config.write_text(ONCE)
     result = shrinkd("run", "--once", "--config", str(config), *roots(tree))
     assert result.returncode == 0, result.stderr
-    lines = result.stderr.splitlines()
+    lines = told(result.stderr)
     assert lines[1] == "shrinkd: huge:unusable_index triggered: node 0 zone DMA32 order 9 at 1.000"
     assert lines[2].startswith("shrinkd: compacted node 0 for huge:unusable_index (node 0 zone DMA32 order 9): ")
-    assert lines[-1] == "shrinkd: stopped after 1 polls"
+    assert lines[-1] == "shrinkd: stopped after 1 poll"
     assert (tree.sys / "devices/system/node/node0/compact").read_text() == "1"
     # The fake kernel does not change: still over the clear level, so reclaim followed.
     assert int((tree.sys / "fs/cgroup/memory.reclaim").read_text()) > 0
@@ -104,7 +111,7 @@ def test_run_without_buddyinfo_exits_4(tree: Tree) -> None:
 
 def test_run_in_the_foreground_stops_on_sigterm(tree: Tree, tmp_path: Path) -> None:
     config = tmp_path / "calm.yaml"
-    config.write_text("log:\n  target: stderr\npoll:\n  min_interval: 30\n  max_interval: 30\npsi:\n  wakeup: false\n")
+    config.write_text(CALM)
     process = subprocess.Popen(
         [sys.executable, "-m", "shrinkd", "run", "--config", str(config), *roots(tree)],
         cwd=REPO,
@@ -112,12 +119,12 @@ def test_run_in_the_foreground_stops_on_sigterm(tree: Tree, tmp_path: Path) -> N
         text=True,
     )
     assert process.stderr is not None
-    first = process.stderr.readline()  # started: the loop is up
+    first = told(process.stderr.readline())[0]  # started: the loop is up
     assert first.startswith("shrinkd: started: backends compact (nodes 0), memory_reclaim (")
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
-    assert process.stderr.read().splitlines()[-1] == "shrinkd: stopped after 1 polls"
+    assert told(process.stderr.read())[-1] == "shrinkd: stopped after 1 poll"
 
 
 def test_run_carries_no_parser_it_does_not_need(tree: Tree, tmp_path: Path) -> None:
@@ -139,15 +146,50 @@ def test_run_carries_no_parser_it_does_not_need(tree: Tree, tmp_path: Path) -> N
     assert "shrinkd.events" in loaded and loaded & unwanted == set()
 
 
+def test_status_finds_a_daemon_systemd_did_not_start(tree: Tree, tmp_path: Path) -> None:
+    # In the foreground (or from an init script) no RuntimeDirectory= makes the state's directory.
+    run_dir = tmp_path / "run" / "shrinkd"
+    (tmp_path / "run").mkdir()
+    env = {**os.environ, "RUNTIME_DIRECTORY": str(run_dir)}
+    config = tmp_path / "calm.yaml"
+    config.write_text(CALM)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shrinkd", "run", "--config", str(config), *roots(tree)],
+        cwd=REPO, stderr=subprocess.DEVNULL, env=env,
+    )
+    try:
+        for _ in range(200):
+            if (run_dir / "status.json").exists():
+                break
+            time.sleep(0.05)
+        status = subprocess.run(
+            [sys.executable, "-m", "shrinkd", "status", "--json"], cwd=REPO, env=env, capture_output=True, text=True,
+            check=False, timeout=60,
+        )
+        table = subprocess.run(
+            [sys.executable, "-m", "shrinkd", "status"], cwd=REPO, env=env, capture_output=True, text=True,
+            check=False, timeout=60,
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    assert json.loads(status.stdout)["daemon"]["pid"] == process.pid
+    assert f"Daemon: pid {process.pid}, up " in table.stdout
+
+
 def test_compact_command(tree: Tree) -> None:
     result = shrinkd("compact", "--node", "0", *roots(tree))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("compacted via node0/compact in ")
-    assert lines[1].startswith("Node 0, zone DMA: free ")
-    assert lines[5].startswith("Node 0, zone DMA32: free ")
+    assert lines[1] == "Node 0, zone DMA: free 4.9 MiB -> 4.9 MiB (+0.0 MiB)"
+    assert lines[7].startswith("Node 0, zone DMA32: free ")
     hog = (STATES / "6.1-hog" / "proc" / "buddyinfo").read_text().splitlines()[1].split()[4:]
-    assert lines[7].split()[1:] == hog  # "before" row: the free blocks per order
+    assert lines[8].split() == ["order", *map(str, range(11))]  # every order its own column
+    assert lines[9].split()[2:] == hog  # "free before" row: the free blocks per order
+    # The unusable free index per order before and after, as debugfs prints it.
+    assert lines[11].split()[:4] == ["unusable", "before", "0.000", "0.991"]
+    assert lines[12].split()[-1] == "1.000"
     assert (tree.sys / "devices/system/node/node0/compact").read_text() == "1"
     missing = shrinkd("compact", "--node", "3", *roots(tree))
     assert missing.returncode == 2
@@ -158,14 +200,40 @@ def test_compact_command(tree: Tree) -> None:
 
 def test_reclaim_command(tree: Tree) -> None:
     result = shrinkd("reclaim", "8M", "--backend", "memory_reclaim", *roots(tree))
-    assert result.returncode == 0, result.stderr
+    # The fake tree's vmstat does not move: nothing counted by pgsteal, less than asked (exit 6).
+    assert result.returncode == 6, result.stderr
     first = result.stdout.splitlines()[0]
-    # The fake tree's vmstat does not move: the count is 0 pages, from pgsteal.
     assert first.startswith(
-        "reclaimed 0 pages (0.0 MiB) (counted from /proc/vmstat pgsteal_*) of 8388608 bytes asked, via memory_reclaim in "
+        "reclaimed 0.0 MiB (counted from /proc/vmstat pgsteal_*) of 8.0 MiB asked, via memory_reclaim in "
     )
+    assert result.stderr == "shrinkd: reclaim: freed 0.0 MiB of the 8.0 MiB asked\n"
     # Asked for in parts (8M / 8 first); the first took nothing, so there is no second.
     assert (tree.sys / "fs/cgroup/memory.reclaim").read_text() == "1048576"
+
+
+def test_reclaim_refuses_a_backend_the_configuration_disables_unless_forced(tree: Tree) -> None:
+    refused = shrinkd("reclaim", "8M", "--backend", "drop_caches", *roots(tree))
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "shrinkd: --backend drop_caches: disabled by the configuration (<built-in defaults>: "
+        "backends.drop_caches.enabled is false); add --force to use it anyway\n"
+    )
+    assert (tree.proc / "sys/vm/drop_caches").read_text() == ""
+    forced = shrinkd("reclaim", "8M", "--backend", "drop_caches", "--force", *roots(tree))
+    assert (tree.proc / "sys/vm/drop_caches").read_text() == "1"
+    # Said before it runs: drop_caches cannot aim at a size; then measured by the free pages.
+    assert forced.stderr.splitlines()[0] == (
+        "drop_caches cannot aim at a size: it drops all clean page cache; what it freed is compared with the 8.0 MiB asked"
+    )
+    assert forced.stdout.startswith("reclaimed 0.0 MiB (the growth of free pages) of 8.0 MiB asked, via drop_caches in ")
+    assert forced.returncode == 6
+
+
+def test_reclaim_on_a_node_the_machine_lacks_is_a_usage_error(tree: Tree) -> None:
+    result = shrinkd("reclaim", "8M", "--node", "3", *roots(tree))
+    assert result.returncode == 2
+    assert result.stderr == f"shrinkd: --node: no node 3 in {tree.proc / 'buddyinfo'} (nodes: 0)\n"
+    assert (tree.sys / "fs/cgroup/memory.reclaim").read_text() == ""
 
 
 @pytest.mark.parametrize(

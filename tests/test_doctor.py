@@ -95,6 +95,20 @@ def test_kernel_options_come_from_config_gz_or_boot(board: Board) -> None:
         handle.write("CONFIG_PSI=y\nCONFIG_PSI_DEFAULT_DISABLED=y\n")
     options = {what: status for status, area, what in found(board.examine()) if area == "options"}
     assert options["CONFIG_PSI=y"] == "ok" and options["CONFIG_PSI_DEFAULT_DISABLED=y"] == "warn"
+    # psi=1 on the kernel's command line turns PSI on: nothing to warn about.
+    (board.proc / "cmdline").write_text("BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro psi=1 quiet\n")
+    options = {what: status for status, area, what in found(board.examine()) if area == "options"}
+    assert options["CONFIG_PSI_DEFAULT_DISABLED=y"] == "ok"
+
+
+def test_a_python_without_zlib_reads_the_options_from_boot(board: Board, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Buildroot's python3 without python3-zlib: `import gzip` raises ImportError.
+    with gzip.open(board.proc / "config.gz", "wt") as handle:
+        handle.write("CONFIG_PSI=y\n")
+    (board.boot / "config-6.1.0-99-arm64").write_text("CONFIG_COMPACTION=y\n")
+    monkeypatch.setitem(sys.modules, "gzip", None)
+    options = {what: status for status, area, what in found(board.examine()) if area == "options"}
+    assert options["CONFIG_COMPACTION=y"] == "ok"
 
 
 def test_what_the_configuration_asks_for_and_the_board_lacks_is_a_problem(board: Board) -> None:
@@ -114,13 +128,19 @@ def test_what_the_configuration_asks_for_and_the_board_lacks_is_a_problem(board:
     os.unlink(board.proc / "pressure" / "memory")
     report = board.examine(config)
     problems = found(report, doctor.FAIL)
+    # The configuration's own problems are the judgement check-config and run share (shrinkd.judgement).
     assert problems == [
         ("fail", "psi", f"{board.proc}/pressure/memory: no PSI in this kernel (CONFIG_PSI)"),
-        ("fail", "rules", "rule blocks: no usable backend can act for it"),
-        ("fail", "orders", "rule blocks: this kernel has no pageblock order"),
-        ("fail", "orders", "rule deep: order 12 is beyond this kernel's 11 orders"),
-        ("fail", "outputs", f"prometheus.textfile: {board.root}/unsafe: writable by group or others (mode 0777): refusing to write there"),
+        ("fail", "config", f"prometheus.textfile: {board.root}/unsafe: writable by group or others (mode 0777): refusing to write there"),
+        ("fail", "config", "no rule in this configuration can act on this system"),
         ("fail", "sandbox", f"{board.root}/unsafe read-only under the unit"),
+    ]
+    warned = [what for status, area, what in found(report, doctor.WARN) if area == "config"]
+    assert warned == [
+        "rule blocks: this kernel has no pageblock order",
+        "rule blocks: can never act here: nothing it watches exists",
+        "rule deep: order 12 is beyond this kernel's 11 orders (0-10)",
+        "rule deep: can never act here: nothing it watches exists",
     ]
     assert report.exit_code() == 2
 
@@ -183,11 +203,14 @@ def test_doctor_command_exit_code_and_json(board: Board) -> None:
 
     document = json.loads(result.stdout)
     assert document["fail"] >= 1
-    assert {"area": "orders", "status": "fail", "what": "rule rule0: order 14 is beyond this kernel's 11 orders", "detail": ""} in document["checks"]
+    assert {"area": "config", "status": "warn", "what": "rule rule0: order 14 is beyond this kernel's 11 orders (0-10)",
+            "detail": "shrinkd run starts and says so"} in document["checks"]
+    assert {"area": "config", "status": "fail", "what": "no rule in this configuration can act on this system",
+            "detail": "shrinkd run refuses this configuration"} in document["checks"]
     text = subprocess.run(
         [sys.executable, "-m", "shrinkd", "doctor", "--config", str(board.root / "bad.yaml"),
          "--proc-root", str(board.proc), "--sys-root", str(board.sys)],
         capture_output=True, text=True, check=False, cwd=REPO,
     )
-    assert re.search(r"^FAIL  orders +rule rule0: order 14 is beyond this kernel's 11 orders$", text.stdout, re.M)
+    assert re.search(r"^FAIL  config +no rule in this configuration can act on this system \(shrinkd run refuses", text.stdout, re.M)
     assert text.stdout.rstrip().endswith("problem(s): the configuration asks for what this system lacks; " + text.stdout.rstrip().split("; ")[-1])

@@ -90,12 +90,36 @@ def test_a_journal_without_shrinkd_events_is_one_line(tmp_path: Path) -> None:
 def test_without_systemd_python_the_error_names_the_package(tmp_path: Path) -> None:
     shim = tmp_path / "shim"
     (shim / "systemd").mkdir(parents=True)
-    (shim / "systemd" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    (shim / "systemd" / "__init__.py").write_text("raise ModuleNotFoundError('not installed', name='systemd')\n")
     result = shrinkd("history", env={"PYTHONPATH": f"{shim}:{REPO}", "PATH": "/usr/bin:/bin"})
     assert (result.returncode, result.stderr) == (
         2,
         "shrinkd: shrinkd history needs the Python module systemd.journal: install Debian's python3-systemd "
         "(apt install python3-systemd) or systemd-python from PyPI (pip install systemd-python)\n",
+    )
+
+
+def test_a_module_debian_installed_for_another_python_or_failing_to_import(tmp_path: Path) -> None:
+    # A virtualenv without --system-site-packages does not see Debian's python3-systemd.
+    (tmp_path / "dist-packages" / "systemd").mkdir(parents=True)
+    gone = ModuleNotFoundError("No module named 'systemd'", name="systemd")
+    error = history.missing_package(
+        "shrinkd history", "systemd.journal", "python3-systemd", "systemd-python", gone, [str(tmp_path / "dist-packages")]
+    )
+    assert str(error) == (
+        f"shrinkd history needs the Python module systemd.journal: Debian's python3-systemd is installed "
+        f"({tmp_path / 'dist-packages' / 'systemd'}) but this Python ({sys.executable}) does not see it: run shrinkd "
+        "with the system's python3, make the virtualenv with --system-site-packages, or install systemd-python into "
+        "it (pip install systemd-python)"
+    )
+    assert "apt install python3-systemd" in str(
+        history.missing_package("shrinkd history", "systemd.journal", "python3-systemd", "systemd-python", gone, [])
+    )
+    # Installed, but its C part cannot load: say so, not "install it".
+    broken = ImportError("libsystemd.so.0: cannot open shared object file")
+    assert str(history.missing_package("shrinkd history", "systemd.journal", "python3-systemd", "systemd-python", broken)) == (
+        "shrinkd history: the Python module systemd.journal is installed but cannot be imported: "
+        "libsystemd.so.0: cannot open shared object file"
     )
 
 

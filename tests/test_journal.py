@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 from pathlib import Path
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
 from shrinkd import journal
 from shrinkd.journal import Journal
+
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} (err|warning|notice|info|debug) (?=shrinkd: )")
+
+
+def told(text: str) -> List[str]:
+    """The lines shrinkd wrote on stderr, each checked to start with its time and priority, without them."""
+    lines = text.splitlines()
+    assert all(STAMP.match(line) for line in lines), lines
+    return [STAMP.sub("", line) for line in lines]
 
 
 def decode(data: bytes) -> Dict[str, str]:
@@ -90,12 +100,13 @@ def test_message_ids_are_distinct_128_bit_ids() -> None:
 
 def test_without_journald_one_line_on_stderr(tmp_path: Path) -> None:
     stream = io.StringIO()
-    log = Journal("auto", stream=stream, socket_path=str(tmp_path / "absent"))
+    log = Journal("auto", stream=stream, socket_path=str(tmp_path / "absent"), syslog_path=str(tmp_path / "no-log"))
     assert log.target == "stderr" and log.fallback_reason == f"no journald socket at {tmp_path / 'absent'}"
     log.event("compacted", "compacted node 0", journal.NOTICE, {"node": 0})
     log.debug("not shown")
     log.log("plain line", journal.WARNING)
-    assert stream.getvalue() == "shrinkd: compacted node 0\nshrinkd: plain line\n"
+    assert told(stream.getvalue()) == ["shrinkd: compacted node 0", "shrinkd: plain line"]
+    assert stream.getvalue().split()[1:3] == ["notice", "shrinkd:"]  # the event's priority
 
 
 def test_journald_going_away_falls_back_to_stderr(tmp_path: Path) -> None:
@@ -107,7 +118,7 @@ def test_journald_going_away_falls_back_to_stderr(tmp_path: Path) -> None:
     sock.close()
     os.unlink(path)
     log.event("stopped", "stopped after 3 polls")
-    lines = stream.getvalue().splitlines()
+    lines = told(stream.getvalue())
     assert lines[0].startswith("shrinkd: journald unreachable (")
     assert lines[1] == "shrinkd: stopped after 3 polls"
     assert log.target == "stderr"
@@ -127,7 +138,7 @@ def test_stderr_owned_by_journald_keeps_priorities(tmp_path: Path, monkeypatch: 
 def test_debug_lines_only_with_debug() -> None:
     stream = io.StringIO()
     Journal("stderr", debug=True, stream=stream).debug("PSI trigger fired")
-    assert stream.getvalue() == "shrinkd: PSI trigger fired\n"
+    assert told(stream.getvalue()) == ["shrinkd: PSI trigger fired"]
 
 
 def test_docs_events_md_lists_every_event_with_its_message_id() -> None:
@@ -139,3 +150,44 @@ def test_docs_events_md_lists_every_event_with_its_message_id() -> None:
     }
     documented = {name: mid for name, mid in rows.items() if name in journal.MESSAGE_IDS or len(mid) == 32}
     assert documented == journal.MESSAGE_IDS
+
+
+def test_without_journald_events_go_to_syslog_and_stderr(tmp_path: Path) -> None:
+    # A board without systemd: syslogd (BusyBox, rsyslog) listens on /dev/log, a datagram socket.
+    devlog = tmp_path / "log"
+    syslogd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    syslogd.bind(str(devlog))
+    syslogd.settimeout(5)
+    stream = io.StringIO()
+    log = Journal("auto", stream=stream, socket_path=str(tmp_path / "absent"), syslog_path=str(devlog))
+    assert log.target == "syslog"
+    log.event("reclaimed", 'reclaimed 1.0 MiB for "huge"', journal.NOTICE, {"node": 0, "zone": "DMA32", "dry_run": False})
+    log.log("plain line", journal.WARNING)
+    first, second = syslogd.recv(4096).decode(), syslogd.recv(4096).decode()
+    log.close()
+    syslogd.close()
+    # RFC 3164: <PRI> (facility daemon = 3, notice = 5: 3 * 8 + 5), the time, shrinkd[PID]:, the message and fields.
+    assert re.fullmatch(
+        r"<29>[A-Z][a-z]{2} [ 1-3]\d \d\d:\d\d:\d\d shrinkd\[\d+\]: reclaimed 1\.0 MiB for \"huge\" "
+        r'MESSAGE_ID="d871737f2a2d4c57942a00fbc61ddfa4" SHRINKD_EVENT="reclaimed" SHRINKD_NODE="0" '
+        r'SHRINKD_ZONE="DMA32" SHRINKD_DRY_RUN="0"',
+        first,
+    ), first
+    assert f"shrinkd[{os.getpid()}]: " in first
+    assert re.fullmatch(r"<28>.* shrinkd\[\d+\]: plain line", second), second
+    # ... and the same lines on stderr, with their time and priority.
+    assert told(stream.getvalue()) == ['shrinkd: reclaimed 1.0 MiB for "huge"', "shrinkd: plain line"]
+
+
+def test_syslog_going_away_leaves_stderr(tmp_path: Path) -> None:
+    devlog = tmp_path / "log"
+    syslogd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    syslogd.bind(str(devlog))
+    stream = io.StringIO()
+    log = Journal("auto", stream=stream, socket_path=str(tmp_path / "absent"), syslog_path=str(devlog))
+    syslogd.close()
+    os.unlink(devlog)
+    log.log("still here")
+    lines = told(stream.getvalue())
+    assert lines[0].startswith(f"shrinkd: syslog unreachable at {devlog} (") and lines[1] == "shrinkd: still here"
+    assert log.target == "stderr"

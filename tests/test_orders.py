@@ -161,6 +161,8 @@ def test_status_shows_the_named_orders(tmp_path: Path) -> None:
 
 def test_check_config_shows_what_each_name_is_here(tmp_path: Path) -> None:
     procfs = kernel_tree(tmp_path, hpage_pmd_size="")
+    (tmp_path / "proc" / "sys" / "vm").mkdir(parents=True)
+    (tmp_path / "proc" / "sys" / "vm" / "compact_memory").write_text("")  # a backend: the rule can act
     path = tmp_path / "shrinkd.yaml"
     path.write_text("rules:\n  - {name: r, orders: [huge, pageblock, 5], unusable_index: {trigger: 0.9, clear: 0.5}}\n")
     result = shrinkd("check-config", str(path), "--proc-root", procfs.proc_root, "--sys-root", procfs.sys_root)

@@ -16,6 +16,7 @@ from shrinkd.trace import read_trace
 
 from .fakekernel import STATES, ScriptedKernel, Tree
 from .test_daemon import RULES, daemon
+from .test_journal import told
 
 Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
 
@@ -65,6 +66,7 @@ def test_the_textfile_holds_the_kernel_s_indexes_and_the_actions(tree: Tree, fol
     types, samples = parse((folder / "shrinkd.prom").read_text())
     assert types == {
         "shrinkd_unusable_index": "gauge",
+        "shrinkd_extfrag_index": "gauge",
         "shrinkd_free_blocks": "gauge",
         "shrinkd_free_pages": "gauge",
         "shrinkd_last_poll_timestamp_seconds": "gauge",
@@ -104,6 +106,42 @@ def test_the_textfile_holds_the_kernel_s_indexes_and_the_actions(tree: Tree, fol
     assert recorded.header["backends"] == [] and recorded.events[0].fields["backends"] == "compact,memory_reclaim"
 
 
+def test_both_indexes_the_default_rules_watch_are_exported(tree: Tree, folder: Path) -> None:
+    # The default rules watch the unusable index (huge order) and the fragmentation index (costly order).
+    d, _, _ = daemon(tree, ScriptedKernel(tree.proc, {}), text=outputs(folder))
+    d.start()
+    try:
+        d.tick()  # 6.1-hog, one poll: no action yet (sustain 2)
+    finally:
+        d.close()
+    _, samples = parse((folder / "shrinkd.prom").read_text())
+    for name in ("extfrag_index", "unusable_index"):
+        debugfs = (STATES / "6.1-hog" / "debugfs" / "extfrag" / name).read_text().split("\n")
+        for line in filter(None, debugfs):
+            words = line.split()
+            node, zone, values = words[1].rstrip(","), words[3], words[4:]
+            for order, value in enumerate(values):
+                labels = (("node", node), ("order", str(order)), ("zone", zone))
+                assert samples[(f"shrinkd_{name}", labels)] == float(value), (name, zone, order)
+    assert samples[("shrinkd_extfrag_index", (("node", "0"), ("order", "9"), ("zone", "DMA32")))] == 0.999
+
+
+def test_a_dry_run_is_counted_apart_from_actions(tree: Tree, folder: Path) -> None:
+    d, _, clock = daemon(tree, ScriptedKernel(tree.proc, {}), text=outputs(folder), dry_run=True)
+    d.start()
+    try:
+        d.tick()
+        clock.now += 1
+        d.tick()  # triggered: would compact, would reclaim, would compact
+    finally:
+        d.close()
+    _, samples = parse((folder / "shrinkd.prom").read_text())
+    events = {dict(labels)["event"]: value for (name, labels), value in samples.items() if name == "shrinkd_events_total"}
+    assert events["would_compact"] == 2 and events["would_reclaim"] == 1
+    assert "compacted" not in events and "reclaimed" not in events
+    assert not any(name in ("shrinkd_actions_total", "shrinkd_reclaimed_bytes_total") for name, _ in samples)
+
+
 def test_written_at_a_bounded_rate(tree: Tree, folder: Path) -> None:
     d, _, clock = daemon(tree, ScriptedKernel(tree.proc, {}), text=outputs(folder, interval=30))
     d.start()
@@ -130,7 +168,7 @@ def test_an_unusable_directory_is_said_once_and_the_daemon_goes_on(tree: Tree, f
         for _ in range(4):
             d.tick()
             clock.now += 2
-        said = [line for line in stream.getvalue().splitlines() if "not written" in line]
+        said = [line for line in told(stream.getvalue()) if "not written" in line]
         assert said == [
             f"shrinkd: metrics not written: {folder}: writable by group or others (mode 0777): refusing to write there; trying again later",
             f"shrinkd: trace not written: {folder}: writable by group or others (mode 0777): refusing to write there; trying again later",

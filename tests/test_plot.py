@@ -97,7 +97,7 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
 def test_without_matplotlib_the_error_names_the_package(tmp_path: Path) -> None:
     shim = tmp_path / "shim"
     (shim / "matplotlib").mkdir(parents=True)
-    (shim / "matplotlib" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    (shim / "matplotlib" / "__init__.py").write_text("raise ModuleNotFoundError('not installed', name='matplotlib')\n")
     env = {"PYTHONPATH": f"{shim}:{REPO}", "PATH": "/usr/bin:/bin"}
     result = shrinkd("plot", *trace_files(), "-o", str(tmp_path / "x.png"), env=env)
     assert result.returncode == 2

@@ -164,7 +164,14 @@ def test_replay_backs_off_as_the_daemon_does_after_steps_not_after_skips() -> No
     trace = Trace(["made here"], header, [Poll(0.0, normal(FRAGMENTED)), Poll(1.0, normal(FRAGMENTED))])
     # Compaction and reclaim change nothing in the next poll: the ladder is judged and backs off.
     stepped = replay.replay(trace, config_from(text), ["compact", "memory_reclaim"])
-    assert [item.kind for item in stepped.told] == ["triggered", "compacted", "reclaimed", "compacted", "backed_off"]
+    # A replay acts on nothing: its steps are a dry run's events.
+    assert [item.kind for item in stepped.told] == [
+        "triggered",
+        "would_compact",
+        "would_reclaim",
+        "would_compact",
+        "backed_off",
+    ]
     header["recording"] = {}
     assert f"{'backed off':24s}{1:>14d}{0:>14d}" in replay.render(stepped, ["test.yaml"], quiet=True).splitlines()
     # With no backend the ladder is one skip: nothing ran, nothing to judge.

@@ -60,8 +60,9 @@ OE_PYTHON_PACKAGES = {
     "gzip": "python3-compression", "datetime": "python3-datetime",
 }
 # The tools' optional libraries (pyproject extras), imported only by their commands and left
-# out of the image: meta-python's python3-systemd, python3-pyudev, python3-matplotlib.
-OPTIONAL = {"systemd", "pyudev", "matplotlib"}
+# out of the image: meta-python's python3-systemd, python3-pyudev, python3-matplotlib; shtab
+# only generates the completion scripts kept in contrib/completion/ (never run on a board).
+OPTIONAL = {"systemd", "pyudev", "matplotlib", "shtab"}
 
 pytestmark = pytest.mark.skipif(
     shutil.which("oelint-adv", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))

@@ -1,0 +1,154 @@
+"""One judgement of a configuration against a system (shrinkd.judgement), on fake /proc and /sys
+trees holding a real 6.1 kernel's files, and as check-config, run and doctor give it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shrinkd import judgement
+from shrinkd.judgement import System, judge, read_system
+
+from .configs import config_from
+from .fakekernel import Tree
+from .test_daemon_cli import roots, shrinkd
+from .test_journal import told
+
+REPO = Path(__file__).resolve().parent.parent
+LEVEL = "unusable_index: {trigger: 0.9, clear: 0.5}"
+
+
+def rule(name: str, zones: str = "[DMA32]", orders: str = "[9]") -> str:
+    return f"  - {{name: {name}, zones: {zones}, orders: {orders}, {LEVEL}}}\n"
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Tree:
+    return Tree(tmp_path / "kernel")
+
+
+def verdict_on(tree: Tree, text: str, dry_run: bool = False) -> judgement.Verdict:
+    config = config_from(text)
+    system, why = read_system(tree.procfs, config)
+    assert system is not None, why
+    return judge(config, system, judgement.output_problems(config), dry_run)
+
+
+def test_the_system_as_read_from_the_kernel_s_files(tree: Tree) -> None:
+    system, _ = read_system(tree.procfs, config_from())
+    assert system is not None
+    assert sorted(system.zones) == [(0, "DMA"), (0, "DMA32")]
+    assert {orders for orders, _ in system.zones.values()} == {11}
+    # compact and memory.reclaim are in the tree; this kernel has neither the module nor nodeN/reclaim.
+    assert system.backends == {
+        "compact": None, "shrinkmem": judgement.MISSING, "memory_reclaim": None, "node_reclaim": judgement.MISSING,
+    }
+
+
+def test_a_zone_typo_in_the_only_rule_can_never_act(tree: Tree) -> None:
+    verdict = verdict_on(tree, "rules:\n" + rule("typo", zones="[Nromal]"))
+    assert verdict.errors == ["no rule in this configuration can act on this system"]
+    assert verdict.warnings == [
+        "rule typo: zones Nromal: not a zone Linux has (DMA, DMA32, Normal, HighMem, Movable, Device)",
+        "rule typo: can never act here: nothing it watches exists",
+    ]
+    assert verdict.notes == ["backend shrinkmem: not available on this system", "backend node_reclaim: not available on this system"]
+
+
+def test_an_order_beyond_the_kernel_s_and_a_zone_it_lacks(tree: Tree) -> None:
+    verdict = verdict_on(tree, "rules:\n" + rule("deep", orders="[12]") + rule("high", zones="[HighMem]"))
+    assert verdict.errors == ["no rule in this configuration can act on this system"]
+    assert "rule deep: order 12 is beyond this kernel's 11 orders (0-10)" in verdict.warnings
+    assert "rule high: zones HighMem: not on this system (zones here: DMA, DMA32)" in verdict.warnings
+
+
+def test_a_configuration_that_can_partly_act_gets_warnings_only(tree: Tree) -> None:
+    verdict = verdict_on(tree, "rules:\n" + rule("good") + rule("typo", zones="[Nromal]"))
+    assert verdict.errors == []
+    assert "rule typo: can never act here: nothing it watches exists" in verdict.warnings
+
+
+def test_an_output_in_a_directory_safefile_refuses(tree: Tree, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # as /tmp
+    verdict = verdict_on(tree, "rules:\n" + rule("good") + f"record: {{path: {shared}/trace.jsonl}}\n")
+    assert verdict.errors == [f"record.path: {shared}: writable by group or others (mode 1777): refusing to write there"]
+
+
+def test_without_privileges_nothing_can_act_and_a_dry_run_only_warns() -> None:
+    config = config_from("rules:\n" + rule("good"))
+    refused = "not permitted: /proc/sys/vm/compact_memory not writable by uid 1000"
+    system = System(
+        {(0, "DMA32"): (11, 1 << 30)},
+        {"huge": 9},
+        {"compact": refused, "shrinkmem": judgement.MISSING, "memory_reclaim": refused, "node_reclaim": judgement.MISSING},
+        1000,
+    )
+    real = judge(config, system, {})
+    assert real.errors == ["no rule in this configuration can act on this system"]
+    assert real.warnings == [
+        f"backend compact: {refused}",
+        f"backend memory_reclaim: {refused}",
+        "running as uid 1000, not root: the kernel refuses shrinkd's writes",
+        "rule good: no usable backend can act for it",
+    ]
+    dry = judge(config, system, {}, dry_run=True)
+    assert dry.errors == []
+    assert "a real run could not act: no backend is usable here" in dry.warnings
+    # check-config and doctor judge as the daemon, which runs as root: privileges unchecked for a user.
+    as_root = judge(config, system, {}, as_root=True)
+    assert (as_root.errors, as_root.warnings, as_root.unchecked) == ([], [], ("privileges",))
+
+
+def test_without_a_system_it_checks_what_it_can_and_says_what_it_could_not() -> None:
+    verdict = judge(config_from("rules:\n" + rule("typo", zones="[Nromal]")), None, {})
+    assert verdict.errors == ["no rule in this configuration can act: none names a zone Linux has"]
+    assert verdict.unchecked == ("zones", "orders", "backends", "privileges")
+    assert judgement.unchecked_line(verdict, "no system given") == (
+        "not checked (no system given): zones, orders, backends, privileges"
+    )
+
+
+# -- as the commands give it ------------------------------------------------------------
+
+
+def test_check_config_and_run_agree_on_a_configuration_that_can_never_act(tree: Tree, tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("rules:\n" + rule("typo", zones="[Nromal]") + "log: {target: stderr}\n")
+    check = shrinkd("check-config", str(path), *roots(tree))
+    assert check.returncode == 2
+    assert check.stdout.splitlines()[0].startswith(f"{path}: 1 error(s), shrinkd run would refuse it (1 rules: typo;")
+    assert "  error: no rule in this configuration can act on this system" in check.stdout.splitlines()
+    offline = shrinkd("check-config", "--no-system", str(path))
+    assert offline.returncode == 2
+    assert offline.stdout.splitlines()[-1] == "  not checked (no system given): zones, orders, backends, privileges"
+    run = shrinkd("run", "--once", "--config", str(path), *roots(tree))
+    assert run.returncode == 2
+    assert run.stderr == f"shrinkd: {path}: no rule in this configuration can act on this system\n"
+    assert tree.control("sys/devices/system/node/node0/compact") == ""
+
+
+def test_run_starts_on_a_configuration_that_can_partly_act_with_a_warning(tree: Tree, tmp_path: Path) -> None:
+    path = tmp_path / "partly.yaml"
+    path.write_text("rules:\n" + rule("good") + rule("deep", orders="[12]") + "log: {target: stderr}\n")
+    run = shrinkd("run", "--once", "--dry-run", "--config", str(path), *roots(tree))
+    assert run.returncode == 0, run.stderr
+    lines = told(run.stderr)
+    assert "shrinkd: configuration: rule deep: order 12 is beyond this kernel's 11 orders (0-10)" in lines
+    assert lines.index("shrinkd: configuration: rule deep: can never act here: nothing it watches exists") > 0
+    check = shrinkd("check-config", str(path), *roots(tree))
+    assert check.returncode == 0
+    assert "  warning: rule deep: order 12 is beyond this kernel's 11 orders (0-10)" in check.stdout.splitlines()
+
+
+def test_an_empty_configuration_file_is_said(tree: Tree, tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing yet\n\n")
+    check = shrinkd("check-config", str(path), *roots(tree))
+    assert check.returncode == 0
+    assert f"  warning: {path}: empty: the built-in defaults apply" in check.stdout.splitlines()
+    run = shrinkd("run", "--once", "--dry-run", "--config", str(path), *roots(tree))
+    assert f"shrinkd: configuration: {path}: empty: the built-in defaults apply" in told(run.stderr)
