@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import statistics
@@ -114,3 +115,55 @@ def test_the_outcome_study_tables_the_runs_kept_without_booting(tmp_path: Path) 
     )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines()[-1] == f"outcome.py: error: no runs kept under {tmp_path / '6.1'} for these workloads and strategies"
+
+
+def test_reclaim_safety_tables_the_runs_kept_without_booting(tmp_path: Path) -> None:
+    # Runs kept by bench/reclaim_safety.py (tests/fixtures/reclaim_safety: Debian 6.1, three rounds of
+    # each backend under each load): the summary is the per-request figures, reduced.
+    kept = REPO / "tests" / "fixtures" / "reclaim_safety"
+    requests = [
+        row for load in ("cache", "swap") for row in json.loads((kept / "6.1" / load / "requests.json").read_text())
+    ]
+    out = run_bench("bench/reclaim_safety.py", "--measured", "--results", str(kept), "--kernels", "6.1")
+    summary = {
+        (cells[1], cells[2]): cells
+        for cells in (line.split(" | ") for line in out.splitlines() if line.startswith("| 6.1 |") and len(line.split(" | ")) == 12)
+    }
+    assert sorted(summary) == sorted({(r["load"], r["backend"]) for r in requests})
+    for (load, backend), cells in summary.items():
+        mine = [r for r in requests if (r["load"], r["backend"]) == (load, backend)]
+        assert cells[3] == str(len(mine))
+        assert cells[4] == f"{statistics.median(r['seconds'] for r in mine):.2f}"
+        assert cells[5] == f"{statistics.median(r['pgsteal'] for r in mine):.0f}"
+        below = sum(r["during"]["samples_below_min"] for r in mine)
+        assert cells[6] == f"{below} of {sum(r['during']['samples'] for r in mine)}"
+        assert cells[7] == str(min(r["during"]["lowest_free_over_min"] for r in mine))
+        assert cells[8] == str(sum(r["allocstall"] for r in mine))
+    # One line per request beside the summary.
+    assert sum(1 for line in out.splitlines() if line.startswith("| 6.1 |") and " MB | " in line) == len(requests)
+    result = subprocess.run(
+        [sys.executable, "bench/reclaim_safety.py", "--measured", "--results", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1].endswith(f"no runs kept under {tmp_path} for kernels 6.1 6.12")
+
+
+def test_reclaim_safety_windows_count_what_fell_inside_them() -> None:
+    from bench import reclaim_safety
+
+    chunks = [(5, 2_000_000), (10, 4_000_000), (15, -1), (20, 8_000_000), (30, 1_000_000)]
+    samples = [(9, [("0/DMA32", 900, 1000), ("0/DMA", 50, 10)]), (19, [("0/DMA32", 1300, 1000)]), (40, [("0/DMA32", 0, 1000)])]
+    seen = reclaim_safety.window(chunks, samples, 10, 30)
+    # From 10 up to 30: the chunks mapped at 10 and 20 (the one at 15 failed to map), the sample at 19.
+    assert seen["chunks"] == 2 and seen["map_failures"] == 1
+    assert seen["latency_ms"] == {"p50": 6.0, "p99": 8.0, "max": 8.0}
+    assert (seen["samples"], seen["samples_below_min"], seen["deepest_below_min"]) == (1, 0, 0)
+    earlier = reclaim_safety.window(chunks, samples, 0, 10)
+    assert (earlier["samples_below_min"], earlier["deepest_below_min"], earlier["lowest_free_over_min"]) == (1, 100, -100)
+    assert earlier["zones"] == {
+        "0/DMA32": {"min": 1000, "lowest_over_min": -100, "median_over_min": -100},
+        "0/DMA": {"min": 10, "lowest_over_min": 40, "median_over_min": 40},
+    }
+    assert reclaim_safety.percentiles([]) is None
+    assert reclaim_safety.percentiles([float(v) for v in range(1, 201)]) == {"p50": 100.5, "p99": 198.0, "max": 200.0}
