@@ -440,20 +440,17 @@ def cmd_record(args: argparse.Namespace) -> int:
         debug=args.debug,
     )
     started = time.monotonic()
-    tick = daemon.tick
 
-    def bounded_tick() -> float:
-        interval = tick()
+    def bound(interval: float) -> Optional[float]:
         if (args.polls is not None and daemon.polls >= args.polls) or (
             args.duration is not None and time.monotonic() - started >= args.duration
         ):
-            daemon.signals.stop_requested = True
-        elif args.duration is not None:
+            return None
+        if args.duration is not None:
             interval = min(interval, max(args.duration - (time.monotonic() - started), 0.0))
         return interval
 
-    daemon.tick = bounded_tick  # type: ignore[method-assign]
-    code = daemon.run()
+    code = daemon.run(bound)
     print(f"recorded {daemon.polls} polls to {path}", file=sys.stderr)
     return code
 

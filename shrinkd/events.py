@@ -82,6 +82,26 @@ class Events:
     def close(self) -> None:
         self.notifier.close()
 
+    @property
+    def debugging(self) -> bool:
+        """Whether debug lines are logged (a traceback goes with an internal error then)."""
+        return self.journal.debug_enabled
+
+    def configure(self, target: str, debug: bool) -> None:
+        """Where events go and whether debug lines do, from a reloaded configuration."""
+        self.journal.configure(target, debug)
+
+    def watchdog(self) -> None:
+        """Ping systemd's watchdog when it watches (before each long kernel write of a ladder)."""
+        if self.notifier.watchdog_interval() is not None:
+            self.notifier.watchdog()
+
+    def reloading(self) -> None:
+        self.notifier.reloading()
+
+    def stopping(self) -> None:
+        self.notifier.stopping()
+
     # -- the daemon's life ------------------------------------------------------------
 
     def started(

@@ -5,15 +5,18 @@ so tests step through sustain counts, cooldowns, hourly caps and the thrash
 guard without sleeping. What is watched are Conditions (shrinkd.conditions):
 the policy keeps their state and only calls their interface.
 
-The daemon drives it like this each poll:
+Each poll, the daemon and `shrinkd replay` alike:
 
     plan = policy.evaluate(observation, now)      # notices, decisions, next interval
-    for decision in plan.decisions:
-        done = []
-        while (step := policy.next_step(decision, fresh_observation, done, available, now)):
-            run the step (compact, reclaim or log a skip), done.append(step)
-        policy.acted(decision, now)               # starts the cooldown
-    policy.rebase(observation_after_actions, now)  # rates exclude shrinkd's own work
+    policy.carry_out(plan.decisions, executor)    # each decision's ladder, then the rebase
+
+carry_out is the one driver of the ladder: for each decision it measures
+afresh, asks next_step for the next rung, has the executor run it (compact,
+reclaim, or tell a skip), measures again, and when the decision is done starts
+its cooldown (acted); after the poll's actions it restarts the rates from the
+last measurement (rebase: rates exclude shrinkd's own work). The Executor is
+what differs: the daemon's reads /proc and writes the kernel's files, replay's
+hands back the trace's next poll.
 
 A condition starts after `sustain` polls at or over its trigger level and
 ends at its clear level. While it holds and its target (zone, or the global
@@ -43,6 +46,48 @@ HOUR = 3600.0
 # own signs of trouble (allocation stalls, compaction), the thrash guard's refaults and
 # the pages reclaim took (shrinkd.actions.result.pages_reclaimed).
 BASE_COUNTERS = ("allocstall", "compact_stall", "compact_fail", "workingset_refault", "pgsteal_anon", "pgsteal_file")
+
+
+# ---------------------------------------------------------------------------
+# What the ladder runs against.
+
+
+class Executor:
+    """What Policy.carry_out runs a decision's ladder against: the daemon's (shrinkd.daemon) reads
+    /proc and writes the kernel's files; replay's (shrinkd.replay) hands back a trace's polls."""
+
+    watch_reclaim = True  # whether the thrash guard watches after a reclaim (not in a dry run or a replay)
+
+    def now(self) -> float:
+        raise NotImplementedError
+
+    def stopping(self) -> bool:
+        """True when the ladder must stop after the step it is in (SIGTERM)."""
+        raise NotImplementedError
+
+    def kinds(self) -> FrozenSet[str]:
+        """The kinds of step a backend is there for now (COMPACT, RECLAIM)."""
+        raise NotImplementedError
+
+    def measure(self, after: Optional[Step]) -> Optional[Observation]:
+        """A fresh observation, before acting (`after` None) or after a step; None when it could
+        not be had (the executor told why)."""
+        raise NotImplementedError
+
+    def run(self, decision: Decision, step: Step) -> bool:
+        """Run a compact or reclaim step (or not, in a dry run); False when it failed (and was told)."""
+        raise NotImplementedError
+
+    def acted(self, decision: Decision, step: Step, before: Observation, after: Observation) -> None:
+        """Tell what a step did."""
+        raise NotImplementedError
+
+    def skipped(self, decision: Decision, reason: str) -> None:
+        raise NotImplementedError
+
+    def abandoned(self, decision: Decision) -> None:
+        """The ladder stopped for SIGTERM after a step."""
+        raise NotImplementedError
 
 
 # ---------------------------------------------------------------------------
@@ -449,6 +494,51 @@ class Policy:
         self.thrash.watch_until = now + self.config.thrash.watch
         self.thrash.refault_rate = self.rates.get("workingset_refault", 0.0)
         self.thrash.psi_some = obs_before.psi_some or 0.0
+
+    def carry_out(self, decisions: Sequence[Decision], executor: Executor) -> Optional[Observation]:
+        """Run each decision's ladder against `executor`, then rebase the rates on the last measurement.
+        The last observation when a step ran (or would, in a dry run), else None."""
+        latest: Optional[Observation] = None
+        for decision in decisions:
+            if executor.stopping():
+                break
+            latest = self.run_ladder(decision, executor) or latest
+        if latest is not None:
+            # Rates start again after shrinkd's own actions (reclaim counts as allocstall).
+            self.rebase(latest, executor.now())
+        return latest
+
+    def run_ladder(self, decision: Decision, executor: Executor) -> Optional[Observation]:
+        """One decision's ladder: measure, step, measure again, until next_step says it is done.
+        The last observation when a step ran, else None."""
+        current = executor.measure(None)  # measure again right before acting
+        if current is None:
+            return None
+        done: List[Step] = []
+        ran = False
+        while not executor.stopping():
+            step = self.next_step(decision, current, done, executor.kinds(), executor.now())
+            if step is None:
+                break
+            done.append(step)
+            if step.action == SKIP:
+                executor.skipped(decision, step.reason)
+                break
+            if not executor.run(decision, step):
+                break
+            after = executor.measure(step)
+            if after is None:
+                break
+            if step.action == RECLAIM:
+                # A dry run counts toward the hourly cap (to show what would happen) but cannot cause thrashing.
+                self.reclaimed(step.size, current, executor.now(), watch=executor.watch_reclaim)
+            executor.acted(decision, step, current, after)
+            current, ran = after, True
+        if ran and executor.stopping():
+            executor.abandoned(decision)
+        if done:
+            self.acted(decision, executor.now())
+        return current if ran else None
 
     def reclaimed_last_hour(self, now: float) -> int:
         self.reclaims = [(t, size) for t, size in self.reclaims if t > now - HOUR]

@@ -200,3 +200,20 @@ def test_run_once_on_a_malformed_file_exits_3(tree: Tree) -> None:
     result = shrinkd("run", "--once", *roots(tree))
     assert result.returncode == 3
     assert f"shrinkd: {tree.proc / 'buddyinfo'}:1: zone DMA32: expected an integer, got 'x'" in result.stderr
+
+
+def test_record_stops_after_its_polls_and_leaves_a_trace(tree: Tree, tmp_path: Path) -> None:
+    from shrinkd.trace import read_trace
+
+    config = tmp_path / "record.yaml"
+    config.write_text(ONCE.replace("sustain: 3", "sustain: 2") + "psi: {wakeup: false}\npoll: {min_interval: 0.1, max_interval: 0.2}\n")
+    folder = tmp_path / "trace"
+    folder.mkdir(mode=0o755)
+    result = shrinkd("record", str(folder / "t.jsonl"), "--polls", "3", "--config", str(config), *roots(tree))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == f"recorded 3 polls to {folder / 't.jsonl'}"
+    recorded = read_trace([str(folder / "t.jsonl")])
+    assert len(recorded.polls) == 3
+    # A dry run: the condition held from the second poll, its ladder told (compact, reclaim, compact again), nothing written.
+    assert [e.kind for e in recorded.events] == ["started", "triggered", "compacted", "reclaimed", "compacted", "stopped"]
+    assert (tree.sys / "devices/system/node/node0/compact").read_text() == ""

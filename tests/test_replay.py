@@ -155,3 +155,80 @@ def test_replay_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (2, f"shrinkd: {foreign}:1: not a shrinkd trace (no 'shrinkd-trace' header on the first line)\n")
     result = shrinkd("replay", str(TRACES / f"{name}.jsonl"), "--backends", "compact,teleport")
     assert (result.returncode, result.stderr.count("\n")) == (2, 1) and "teleport" in result.stderr
+
+
+# -- the daemon's own ladder, recorded live and replayed ------------------------------------
+
+LIVE_CONFIG = """
+rules:
+  - name: huge
+    zones: [DMA32]
+    orders: [9]
+    unusable_index: {trigger: 0.9, clear: 0.5}
+    sustain: 2
+guards: {cooldown: 5}
+reclaim: {min: 1M, max_per_event: 512M, max_per_hour: 1G}
+psi: {wakeup: false}
+log: {target: stderr}
+poll: {min_interval: 1, max_interval: 10}
+record: {path: __PATH__, interval: 1}
+"""
+
+
+def test_a_trace_the_daemon_recorded_replays_to_the_actions_it_took(tmp_path: Path) -> None:
+    """The daemon runs on a fake tree whose free lists change as it acts: each compaction brings the
+    zone below its clear level and, as the kernel counts compaction, raises compact_fail (a counter
+    the default allocation_failures trigger watches). Twice the zone fragments again between polls.
+    Replaying the trace it recorded, with the same configuration, must take the same actions at the
+    same polls: among other things the daemon restarts its counters after its own actions (rebase),
+    so its own compactions do not count as allocation failures, and the replay must not count them."""
+    import io
+
+    from shrinkd.daemon import Daemon
+    from shrinkd.journal import Journal
+
+    from .fakekernel import Clock, ScriptedKernel, Tree, install
+
+    tree = Tree(tmp_path / "kernel")
+    folder = tmp_path / "trace"
+    folder.mkdir(mode=0o755)
+    path = folder / "live.jsonl"
+    text = LIVE_CONFIG.replace("__PATH__", str(path))
+    kernel = ScriptedKernel(tree.proc, {"compact": ["6.1-frag1", "6.1-frag1", "6.1-frag1"]})
+
+    def compaction_counted(name: str) -> None:
+        if name == "compact":
+            vmstat = tree.proc / "vmstat"
+            lines = [
+                f"compact_fail {int(line.split()[1]) + 7}" if line.startswith("compact_fail ") else line
+                for line in vmstat.read_text().splitlines()
+            ]
+            vmstat.write_text("\n".join(lines) + "\n")
+
+    kernel.hook = compaction_counted
+    clock = Clock()
+    d = Daemon(
+        tree.procfs, config_from(text), Journal("stderr", stream=io.StringIO()),
+        tunables=kernel, clock=clock, page_size=4096, uevents=False, kernel_log=None,
+    )
+    live: List[Tuple[float, str]] = []
+    d.start()
+    try:
+        for n in range(40):
+            if n in (12, 25):
+                install(tree.proc, "6.1-hog")  # fragmented again
+            seen = len(d.events)
+            d.tick()
+            live += [(clock.now, kind) for kind in d.events[seen:] if kind in replay.ACTIONS]
+            clock.now += 1
+    finally:
+        d.close()
+    assert [kind for _, kind in live] == ["compacted"] * 3, "the daemon did not act as the scenario means"
+
+    outcome = replay.replay(read_trace([str(path)]), config_from(text))
+    replayed = [(item.t, item.kind) for item in outcome.told if item.kind in replay.ACTIONS]
+    assert replayed == live
+    # And what it told on the way, event for event: conditions, actions, no allocation failure.
+    told = ("triggered", "cleared", "compacted", "reclaimed", "skipped", "allocation_failed")
+    recorded = [(event.t, event.kind) for event in read_trace([str(path)]).events if event.kind in told]
+    assert [(item.t, item.kind) for item in outcome.told] == recorded
