@@ -83,6 +83,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
     import argparse
 
+    from .actions import registry
+
     parser = argparse.ArgumentParser(
         prog="shrinkd",
         description="Watch per-zone memory fragmentation and act (compaction, reclaim) before allocations fail.",
@@ -148,7 +150,7 @@ def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
     reclaim.add_argument(
         "--backend",
         metavar="NAME",
-        help="shrinkmem, node_reclaim, memory_reclaim or drop_caches (default: the first available)",
+        help=f"{', '.join(registry.RECLAIM_NAMES)} (default: the first available)",
     )
     reclaim.add_argument("--node", metavar="N", type=int, help="node to reclaim from (node_reclaim only aims at one)")
     reclaim.add_argument("--config", metavar="FILE", help="configuration for the backends (default: as for run)")
@@ -314,17 +316,15 @@ def _zone_changes(before: Observation, after: Observation, page_size: int) -> st
 def cmd_reclaim(args: argparse.Namespace) -> int:
     from . import config as configuration
     from . import configload
-    from .actions import Backends, pages_reclaimed
+    from .actions import Backends, pages_reclaimed, registry
 
     size = configuration.parse_size(args.size)
     if size is None or size <= 0:
         raise UsageError(f"SIZE: expected bytes or a number with K, M or G (e.g. 64M), got {args.size!r}")
     config = configload.load(configload.resolve(args.config))
     if args.backend is not None:
-        if args.backend not in configuration.RECLAIM_BACKENDS:
-            raise UsageError(
-                f"--backend: expected one of {', '.join(configuration.RECLAIM_BACKENDS)}, got {args.backend!r}"
-            )
+        if args.backend not in registry.RECLAIM_NAMES:
+            raise UsageError(f"--backend: expected one of {', '.join(registry.RECLAIM_NAMES)}, got {args.backend!r}")
         # Naming a backend is asking for it: enable it even where the configuration does not.
         prefer = (
             config.reclaim.prefer if args.backend in config.reclaim.prefer else (*config.reclaim.prefer, args.backend)
@@ -458,8 +458,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     import json
 
-    from . import config as configuration
     from . import configload, replay
+    from .actions import registry
     from .trace import read_trace
 
     trace = read_trace(args.trace)
@@ -468,9 +468,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     backends = None
     if args.backends is not None:
         backends = [name.strip() for name in args.backends.split(",") if name.strip()]
-        unknown = [name for name in backends if name not in configuration.BACKENDS]
+        unknown = registry.unknown(backends)
         if unknown:
-            raise UsageError(f"--backends: {', '.join(unknown)}: expected names from {', '.join(configuration.BACKENDS)}")
+            raise UsageError(f"--backends: {', '.join(unknown)}: expected names from {', '.join(registry.NAMES)}")
     outcome = replay.replay(trace, config, backends)
     if args.json:
         json.dump(replay.document(outcome, config.sources), sys.stdout, indent=2)

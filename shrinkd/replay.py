@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import io
 
-from .config import RECLAIM_BACKENDS, Current
+from .actions import registry
+from .config import Current
 from .events import Events
 from .journal import INFO, Journal
 from .policy import Executor, Policy
@@ -170,9 +171,7 @@ def replay(trace: Trace, config: Config, backends: Optional[Sequence[str]] = Non
     """Run the policy over every poll of `trace` with `config`."""
     names = list(backends) if backends is not None else recorded_backends(trace)
     usable = [name for name in names if config.backend_enabled(name)]
-    kinds = frozenset(
-        (["compact"] if "compact" in usable else []) + (["reclaim"] if any(n in RECLAIM_BACKENDS for n in usable) else [])
-    )
+    kinds = registry.kinds(usable)
     page_size = trace.page_size
     policy = Policy(Current(config), page_size, orders=trace.orders)
     tell = _Events(page_size)

@@ -247,3 +247,49 @@ def test_a_value_left_by_a_killed_daemon_is_put_back_at_start(tmp_path: Path) ->
         backends.cache_pressure.restore_left()
     assert str(caught.value) == f"{keep / 'vfs_cache_pressure.saved'}: not a number: 'garbage'; removed"
     assert pressure.read_text() == "100\n" and list(keep.iterdir()) == []
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+
+def test_the_schema_the_choices_and_the_kinds_come_from_the_registry() -> None:
+    from shrinkd import configfile
+    from shrinkd.actions import registry
+
+    defaults = configfile.DEFAULTS
+    assert list(defaults["backends"]) == list(registry.NAMES)
+    for spec in registry.SPECS:
+        assert defaults["backends"][spec.name] == {"enabled": spec.enabled, **{k: d for k, (d, _) in spec.options.items()}}
+    assert defaults["reclaim"]["prefer"] == list(registry.RECLAIM_NAMES)
+    assert registry.kinds(["compact"]) == {"compact"} and registry.kinds(["drop_caches"]) == {"reclaim"}
+    with pytest.raises(KeyError, match="no backend 'bogus'"):
+        registry.kinds(["bogus"])
+
+
+def test_an_unknown_backend_name_is_an_error_never_a_fallback(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path)
+    held = current()
+    config = held.config
+    held.config = config.replace(enabled=(*config.enabled, "bogus"), reclaim=config.reclaim.replace(prefer=("bogus",)))
+    with pytest.raises(KeyError, match="no backend 'bogus'"):
+        Backends(procfs, held)
+
+
+def test_the_probe_finds_what_the_backends_would_use_and_says_why_not(tmp_path: Path) -> None:
+    from shrinkd.actions import registry
+
+    # memory.reclaim only where the hybrid layout mounts cgroup v2; no node reclaim files.
+    procfs = fake_tree(tmp_path, cgroup="fs/cgroup/unified")
+    probes = {probe.name: probe for probe in registry.probe(procfs, current().config)}
+    assert list(probes) == list(registry.NAMES)
+    reclaim = probes["memory_reclaim"]
+    assert reclaim.usable and reclaim.paths == (str(tmp_path / "sys/fs/cgroup/unified/memory.reclaim"),)
+    assert reclaim.kind == "reclaim" and reclaim.why == ""
+    assert probes["compact"].usable and probes["compact"].paths[-1] == str(tmp_path / "proc/sys/vm/compact_memory")
+    assert not probes["node_reclaim"].usable and probes["node_reclaim"].why.startswith("no nodeN/reclaim files")
+    assert not probes["shrinkmem"].usable and probes["shrinkmem"].why.startswith("no shrinkmem device")
+    # Present and writable, but off in the configuration (drop_caches is off by default).
+    assert not probes["drop_caches"].usable and probes["drop_caches"].why == "disabled in the configuration"
+    # The daemon's detection agrees with the probe.
+    usable = [name for name, probe in probes.items() if probe.usable]
+    assert Backends(procfs, current()).names() == usable == ["compact", "memory_reclaim"]
