@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from shrinkd import config, configfile, configload
+from shrinkd.actions.registry import RECLAIM_NAMES
 from shrinkd.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -237,7 +238,7 @@ INVALID: List[Tuple[str, str]] = [
     ("reclaim:\n  min: 128M\n", "FILE:2: reclaim.min: must not be above max_per_event"),
     (
         "reclaim:\n  prefer: [shrinkmem, swap]\n",
-        "FILE:2: reclaim.prefer[1]: must be one of shrinkmem, node_reclaim, memory_reclaim, drop_caches, got a string ('swap')",
+        f"FILE:2: reclaim.prefer[1]: must be one of {', '.join(RECLAIM_NAMES)}, got a string ('swap')",
     ),
     (
         "backends:\n  drop_caches: {enabled: yes please}\n",

@@ -13,6 +13,7 @@ from typing import List
 import pytest
 
 from shrinkd import cli
+from shrinkd.actions.registry import RECLAIM_NAMES
 
 from .fakekernel import STATES, Tree
 
@@ -173,7 +174,7 @@ def test_reclaim_command(tree: Tree) -> None:
         (["reclaim", "8X"], "shrinkd: SIZE: expected bytes or a number with K, M or G (e.g. 64M), got '8X'\n"),
         (
             ["reclaim", "8M", "--backend", "swap"],
-            "shrinkd: --backend: expected one of shrinkmem, node_reclaim, memory_reclaim, drop_caches, got 'swap'\n",
+            f"shrinkd: --backend: expected one of {', '.join(RECLAIM_NAMES)}, got 'swap'\n",
         ),
         (
             ["reclaim", "8M", "--backend", "node_reclaim"],
