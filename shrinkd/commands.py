@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any, Callable, Dict, List, Optional
 
-    from .procfs import Snapshot
+    from .parse import Snapshot
     from .view import Observation
 
     Handler = Callable[[Any], int]

@@ -11,13 +11,14 @@ same and every watched value, predictions included, for `shrinkd status`.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
 from .journal import DEBUG, ERR, INFO, NOTICE, WARNING, Journal
+from .jsontext import to_json
 from .metrics import format_mib
 from .notify import Notifier
+from .safefile import OutputError, write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -169,12 +170,12 @@ class Events:
             return
         if notice.source is None:  # the thrash guard backing off, an allocation failure
             kind = "thrash_backoff" if notice.kind == "thrash" else notice.kind
-            self.event(kind, notice.message, WARNING, **dict(notice.fields))
+            self.event(kind, notice_text(notice), WARNING, **dict(notice.fields))
             return
         assert notice.source is not None and notice.value is not None
         self.event(
             notice.kind,
-            notice.message,
+            notice_text(notice),
             NOTICE if notice.kind == "triggered" else INFO,
             **notice.source.fields(),
             value=notice.source.field(notice.value),
@@ -307,56 +308,29 @@ class Events:
         a failure is said once and writing stops."""
         if self.state_failed:
             return
-        temporary = f"{path}.{os.getpid()}.tmp"
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, to_json(state).encode())
-            finally:
-                os.close(fd)
-            os.replace(temporary, path)
-        except OSError as error:
+            write_file(path, to_json(state).encode())
+        except OutputError as error:
             self.state_failed = True
-            self.log(f"state file {path}: {os.strerror(error.errno or 0)}; not written again", WARNING)
+            self.log(f"state file {error}; not written again", WARNING)
 
 
-# JSON for the state file without the json module: json imports re, and the two cost the
-# long-running daemon about 1.3 MB of resident memory (bench/idle.py --imports). The state
-# holds dicts, lists, strings, numbers, booleans and None; rule names and zone names are
-# the only free text, escaped as RFC 8259 requires.
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-
-
-def _json_string(text: str) -> str:
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    out = []
-    for char in text:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif char < " " or "\ud800" <= char <= "\udfff":
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def to_json(value: object) -> str:
-    """`value` (dicts with string keys, lists and tuples, str, int, float, bool, None) as compact JSON;
-    a float that is not finite is written as null."""
-    if value is None or value is True or value is False:
-        return "null" if value is None else ("true" if value else "false")
-    if isinstance(value, str):
-        return _json_string(value)
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else "null"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{_json_string(str(key))}:{to_json(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(to_json(item) for item in value) + "]"
-    raise TypeError(f"not JSON: {type(value).__name__}")
+def notice_text(notice: Notice) -> str:
+    """The message of a policy's notice: a condition triggered or cleared, an allocation failure
+    (reported in the kernel's log, or counted in /proc/vmstat); the thrash guard's and a warning's
+    come with their reasons."""
+    source, value = notice.source, notice.value
+    if source is not None and value is not None:
+        return f"{source.name} {notice.kind}: {source.where()} at {source.text(value)}"
+    if notice.kind == "allocation_failed":
+        fields = dict(notice.fields)
+        if fields["SOURCE"] == "vmstat":
+            return f"allocation failures counted by the kernel: {fields['COUNTER']} +{fields['COUNT']}"
+        return (
+            f"allocation failure reported by the kernel: order {fields['ORDER']} in zone {fields['ZONE']} "
+            f"for {fields['PROCESS'] or 'the kernel'} (mode {fields['MODE'] or 'unknown'})"
+        )
+    return notice.message
 
 
 def _shown(source: Condition, obs: Observation) -> Optional[str]:

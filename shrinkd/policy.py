@@ -95,14 +95,17 @@ class Executor:
 
 
 class Notice(Record):
-    """Something to log: a condition started ("triggered") or ended ("cleared"), the thrash guard ("thrash"), a "warning"."""
+    """Something to tell: a condition started ("triggered") or ended ("cleared") (its source and value),
+    an allocation failure ("allocation_failed", its fields), the thrash guard ("thrash"), a "warning".
+    The events' text is composed by shrinkd.events from these; `message` is only a warning's line
+    and the thrash guard's reasons."""
 
     __slots__ = ("fields", "kind", "message", "source", "value")
 
     def __init__(
         self,
         kind: str,
-        message: str,
+        message: str = "",
         source: Optional[Condition] = None,
         value: Optional[float] = None,
         fields: Tuple[Tuple[str, str], ...] = (),
@@ -334,8 +337,6 @@ class Policy:
             notices.append(
                 Notice(
                     "allocation_failed",
-                    f"allocation failure reported by the kernel: order {report.order} in zone {zone} "
-                    f"for {report.process or 'the kernel'} (mode {report.mode or 'unknown'})",
                     fields=(
                         ("SOURCE", "kernel_log"),
                         ("ORDER", str(report.order)),
@@ -359,7 +360,6 @@ class Policy:
                 notices.append(
                     Notice(
                         "allocation_failed",
-                        f"allocation failures counted by the kernel: {name} +{value - before}",
                         fields=(("SOURCE", "vmstat"), ("COUNTER", name), ("COUNT", str(value - before))),
                     )
                 )
@@ -383,17 +383,11 @@ class Policy:
             sustain = 1 if self.once else source.sustain
             if not state.active and state.count >= sustain:
                 state.active = True
-                notices.append(
-                    Notice(
-                        "triggered", f"{source.name} triggered: {source.where()} at {source.text(value)}", source, value
-                    )
-                )
+                notices.append(Notice("triggered", source=source, value=value))
             elif state.active and source.clear(value, obs):
                 state.active = False
                 state.count = 0
-                notices.append(
-                    Notice("cleared", f"{source.name} cleared: {source.where()} at {source.text(value)}", source, value)
-                )
+                notices.append(Notice("cleared", source=source, value=value))
             busy = busy or state.active or state.count > 0
             near = source.closeness(value, obs)
             nearest = max(nearest, near)

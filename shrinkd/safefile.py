@@ -1,4 +1,5 @@
-"""Files shrinkd writes besides kernel control files (the trace, the metrics textfile): one safe way.
+"""Files shrinkd writes besides kernel control files (the trace, the metrics textfile, the state
+file, the saved vm.vfs_cache_pressure): one safe way.
 
 shrinkd runs as root, so a file it writes must never be a way for someone
 else to make root write elsewhere. Every such file goes through SafeDir:
@@ -192,6 +193,34 @@ class SafeDir:
             pass
         except OSError as error:
             raise OutputError(f"{self.where(name)}: cannot remove: {_why(error)}") from None
+
+
+def write_file(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace the file at `path` with `data` (SafeDir.replace in its directory); OutputError when it cannot."""
+    directory, name = os.path.split(path)
+    with SafeDir(directory or ".") as folder:
+        folder.replace(name, data, mode=mode)
+
+
+def read_file(path: str, limit: int) -> Optional[bytes]:
+    """The first `limit` bytes of the regular file at `path` in a safe directory, or None when there
+    is none; OutputError when the directory or the file is not safe to trust."""
+    directory, name = os.path.split(path)
+    with SafeDir(directory or ".") as folder:
+        fd = folder.open_existing(name)
+        if fd is None:
+            return None
+        try:
+            return os.read(fd, limit)
+        finally:
+            os.close(fd)
+
+
+def remove_file(path: str) -> None:
+    """Remove the file at `path` (nothing when there is none); OutputError when it cannot."""
+    directory, name = os.path.split(path)
+    with SafeDir(directory or ".") as folder:
+        folder.remove(name)
 
 
 def check_target(path: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
@@ -247,6 +248,28 @@ def test_a_value_left_by_a_killed_daemon_is_put_back_at_start(tmp_path: Path) ->
         backends.cache_pressure.restore_left()
     assert str(caught.value) == f"{keep / 'vfs_cache_pressure.saved'}: not a number: 'garbage'; removed"
     assert pressure.read_text() == "100\n" and list(keep.iterdir()) == []
+
+
+def test_the_kept_value_goes_through_safefile(tmp_path: Path) -> None:
+    procfs, pressure = pressure_tree(tmp_path, "10000\n")
+    keep = tmp_path / "run"
+    keep.mkdir(mode=0o755)
+    backends = Backends(procfs, current(), keep_dir=str(keep))
+    # A link planted where the value is kept: never followed (the kernel's value stays as it is).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("100\n")
+    (keep / "vfs_cache_pressure.saved").symlink_to(elsewhere)
+    with pytest.raises(ActionError, match="is a symbolic link: refusing to follow it"):
+        backends.cache_pressure.restore_left()
+    assert pressure.read_text() == "10000\n"
+    os.unlink(keep / "vfs_cache_pressure.saved")
+    # A directory others may write to: the value is not kept there, and the reclaim says so.
+    os.chmod(keep, 0o777)
+    pressure.write_text("100\n")
+    result = backends.reclaim(8 << 20, 0, cache_pressure=10000)
+    assert result.cache_pressure == 10000 and pressure.read_text() == "100\n"
+    assert result.failures == (f"{keep}: writable by group or others (mode 0777): refusing to write there (not kept for a restart)",)
+    assert list(keep.iterdir()) == []
 
 
 # -- the registry ----------------------------------------------------------------------------

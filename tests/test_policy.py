@@ -12,8 +12,8 @@ import pytest
 
 from shrinkd import parse
 from shrinkd.conditions import ExtfragIndex, GlobalCondition, UnusableIndex, Watermark, ZoneCondition, counter
+from shrinkd.parse import Snapshot
 from shrinkd.policy import COMPACT, RECLAIM, SKIP, Decision, Plan, Policy, Step
-from shrinkd.procfs import Snapshot
 from shrinkd.view import Observation, observe
 
 from .configs import current

@@ -19,6 +19,7 @@ import os
 
 from ..errors import ActionError, MissingInputError
 from ..procfs import ProcFS, Tunables
+from ..safefile import OutputError, read_file, remove_file, write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,12 +73,12 @@ class CachePressure:
         if self.saved is None:
             return None
         try:
-            with open(self.saved, "rb") as handle:
-                text = handle.read(64).decode("ascii", "replace").strip()
-        except FileNotFoundError:
+            data = read_file(self.saved, 64)
+        except OutputError as error:
+            raise ActionError(str(error)) from None
+        if data is None:
             return None
-        except OSError as error:
-            raise ActionError(f"{self.saved}: {os.strerror(error.errno or 0)}") from None
+        text = data.decode("ascii", "replace").strip()
         if not text.isdigit():
             self._forget()
             raise ActionError(f"{self.saved}: not a number: {text[:20]!r}; removed")
@@ -88,19 +89,13 @@ class CachePressure:
     def _save(self, before: int, notes: List[str]) -> None:
         if self.saved is None:
             return
-        temporary = f"{self.saved}.{os.getpid()}.tmp"
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, f"{before}\n".encode())
-            finally:
-                os.close(fd)
-            os.replace(temporary, self.saved)
-        except OSError as error:
-            notes.append(f"{self.saved}: {os.strerror(error.errno or 0)} (not kept for a restart)")
+            write_file(self.saved, f"{before}\n".encode())
+        except OutputError as error:
+            notes.append(f"{error} (not kept for a restart)")
 
     def _forget(self) -> None:
         if self.saved is None:
             return
-        with contextlib.suppress(OSError):
-            os.unlink(self.saved)
+        with contextlib.suppress(OutputError):
+            remove_file(self.saved)
