@@ -24,14 +24,23 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports(path: Path) -> Set[str]:
-    """Every shrinkd module `path` imports, anywhere in it (functions and TYPE_CHECKING blocks included)."""
+def imports(path: Path, runtime: bool = False) -> Set[str]:
+    """Every shrinkd module `path` imports, anywhere in it (functions and TYPE_CHECKING blocks included);
+    with `runtime`, every module at all (the standard library's too) outside `if TYPE_CHECKING:` blocks."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text())
+    skipped: Set[int] = set()
+    if runtime:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                skipped.update(id(child) for inner in node.body for child in ast.walk(inner))
     found: Set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "shrinkd")
+            found.update(alias.name for alias in node.names if runtime or alias.name.split(".")[0] == "shrinkd")
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -39,7 +48,7 @@ def imports(path: Path) -> Set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            if target.split(".")[0] != "shrinkd":
+            if target == "__future__" or (not runtime and target.split(".")[0] != "shrinkd"):
                 continue
             # `from . import metrics` imports the module shrinkd.metrics; `from .x import y` imports shrinkd.x.
             for alias in node.names:
@@ -126,33 +135,7 @@ def table() -> Dict[str, str]:
 
 def runtime_imports(path: Path) -> Set[str]:
     """Every module `path` imports outside `if TYPE_CHECKING:` blocks (standard library included)."""
-    tree = ast.parse(path.read_text())
-    skipped: Set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-            skipped.update(id(child) for inner in node.body for child in ast.walk(inner))
-    name = module_name(path)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: Set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            if target == "__future__":
-                continue
-            for alias in node.names:
-                candidate = f"{target}.{alias.name}"
-                found.add(candidate if candidate in GRAPH_NAMES else target)
-    found.discard(name)
-    return found
+    return imports(path, runtime=True)
 
 
 PURE = sorted(name for name, io in table().items() if io == "no")

@@ -21,6 +21,7 @@ from shrinkd.trace import Trace, read_trace
 
 from .configs import config_from
 from .fakekernel import REPO
+from .test_daemon import RULES as DAEMON_RULES
 
 TRACES = REPO / "tests" / "fixtures" / "traces"
 WORKLOADS = sorted(path.stem for path in TRACES.glob("*.yaml"))
@@ -159,20 +160,8 @@ def test_replay_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 # -- the daemon's own ladder, recorded live and replayed ------------------------------------
 
-LIVE_CONFIG = """
-rules:
-  - name: huge
-    zones: [DMA32]
-    orders: [9]
-    unusable_index: {trigger: 0.9, clear: 0.5}
-    sustain: 2
-guards: {cooldown: 5}
-reclaim: {min: 1M, max_per_event: 512M, max_per_hour: 1G}
-psi: {wakeup: false}
-log: {target: stderr}
-poll: {min_interval: 1, max_interval: 10}
-record: {path: __PATH__, interval: 1}
-"""
+# The daemon tests' rule on DMA32 at order 9 (sustain 2), with a short cooldown, recorded.
+LIVE_CONFIG = DAEMON_RULES.replace("cooldown: 60", "cooldown: 5") + "record: {path: __PATH__, interval: 1}\n"
 
 
 def test_a_trace_the_daemon_recorded_replays_to_the_actions_it_took(tmp_path: Path) -> None:
