@@ -309,7 +309,7 @@ class Events:
         if self.state_failed:
             return
         try:
-            write_file(path, to_json(state).encode())
+            write_file(path, to_json(state).encode(), sync=False)  # in /run: gone at the next boot anyway
         except OutputError as error:
             self.state_failed = True
             self.log(f"state file {error}; not written again", WARNING)
