@@ -205,8 +205,11 @@ def measure(items: Sequence[Candidate], settle: float, window: float, notify: so
                 messages.append(notify.recv(4096))
 
     for item in items:
+        # From /: `python3 -c` puts the working directory first on sys.path, so started from a
+        # checkout every shrinkd (the baseline too) would import that checkout's package.
         item.process = subprocess.Popen(
-            item.command, env=item.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            item.command, env=item.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd="/",
         )
     try:
         sleep_draining(settle)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any, Callable, Dict, List, Optional
 
-    from .procfs import Snapshot
+    from .parse import Snapshot
     from .view import Observation
 
     Handler = Callable[[Any], int]
@@ -84,6 +84,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
     import argparse
+
+    from .actions import registry
 
     parser = argparse.ArgumentParser(
         prog="shrinkd",
@@ -152,7 +154,7 @@ def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
     reclaim.add_argument(
         "--backend",
         metavar="NAME",
-        help="shrinkmem, node_reclaim, memory_reclaim or drop_caches (default: the first available)",
+        help=f"{', '.join(registry.RECLAIM_NAMES)} (default: the first available)",
     )
     reclaim.add_argument("--node", metavar="N", type=int, help="node to reclaim from (node_reclaim only aims at one)")
     reclaim.add_argument("--config", metavar="FILE", help="configuration for the backends (default: as for run)")
@@ -348,7 +350,7 @@ def _reclaim_nodes(observation: Observation) -> List[int]:
 def cmd_reclaim(args: argparse.Namespace) -> int:
     from . import config as configuration
     from . import configload
-    from .actions import Backends
+    from .actions import Backends, registry
     from .effect import ORIGINS, reclaim_effect
     from .errors import EXIT_SHORT
     from .metrics import format_mib
@@ -358,10 +360,8 @@ def cmd_reclaim(args: argparse.Namespace) -> int:
         raise UsageError(f"SIZE: expected bytes or a number with K, M or G (e.g. 64M), got {args.size!r}")
     config = configload.load(configload.resolve(args.config))
     if args.backend is not None:
-        if args.backend not in configuration.RECLAIM_BACKENDS:
-            raise UsageError(
-                f"--backend: expected one of {', '.join(configuration.RECLAIM_BACKENDS)}, got {args.backend!r}"
-            )
+        if args.backend not in registry.RECLAIM_NAMES:
+            raise UsageError(f"--backend: expected one of {', '.join(registry.RECLAIM_NAMES)}, got {args.backend!r}")
         if not config.backend_enabled(args.backend):
             if not args.force:
                 raise UsageError(
@@ -380,8 +380,9 @@ def cmd_reclaim(args: argparse.Namespace) -> int:
     backends = Backends(procfs, configuration.Current(config), page_size=page_size)
     named = args.backend or next((b.name for b in backends.reclaimers), None)
     if named == "drop_caches":
+        what = DROPPED[config.backend_options("drop_caches").get("what", "pagecache")]
         print(
-            f"drop_caches cannot aim at a size: it drops all clean {DROPPED[config.drop_caches_what]}; "
+            f"drop_caches cannot aim at a size: it drops all clean {what}; "
             f"what it freed is compared with the {format_mib(size)} asked",
             file=sys.stderr,
         )
@@ -496,20 +497,17 @@ def cmd_record(args: argparse.Namespace) -> int:
         debug=args.debug,
     )
     started = time.monotonic()
-    tick = daemon.tick
 
-    def bounded_tick() -> float:
-        interval = tick()
+    def bound(interval: float) -> Optional[float]:
         if (args.polls is not None and daemon.polls >= args.polls) or (
             args.duration is not None and time.monotonic() - started >= args.duration
         ):
-            daemon.signals.stop_requested = True
-        elif args.duration is not None:
+            return None
+        if args.duration is not None:
             interval = min(interval, max(args.duration - (time.monotonic() - started), 0.0))
         return interval
 
-    daemon.tick = bounded_tick  # type: ignore[method-assign]
-    code = daemon.run()
+    code = daemon.run(bound)
     from .metrics import count
 
     print(f"recorded {count(daemon.polls, 'poll')} to {path}", file=sys.stderr)
@@ -519,8 +517,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     import json
 
-    from . import config as configuration
     from . import configload, replay
+    from .actions import registry
     from .trace import read_trace
 
     trace = read_trace(args.trace)
@@ -529,9 +527,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     backends = None
     if args.backends is not None:
         backends = [name.strip() for name in args.backends.split(",") if name.strip()]
-        unknown = [name for name in backends if name not in configuration.BACKENDS]
+        unknown = registry.unknown(backends)
         if unknown:
-            raise UsageError(f"--backends: {', '.join(unknown)}: expected names from {', '.join(configuration.BACKENDS)}")
+            raise UsageError(f"--backends: {', '.join(unknown)}: expected names from {', '.join(registry.NAMES)}")
     outcome = replay.replay(trace, config, backends)
     if args.json:
         json.dump(replay.document(outcome, config.sources), sys.stdout, indent=2)

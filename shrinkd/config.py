@@ -25,8 +25,6 @@ __all__ = ["ORDER_NAMES", "WATERMARKS", "Config", "Current", "Level", "Rule", "W
 
 BUILTIN = "<built-in defaults>"
 
-BACKENDS = ("compact", "shrinkmem", "memory_reclaim", "node_reclaim", "drop_caches")
-RECLAIM_BACKENDS = ("shrinkmem", "node_reclaim", "memory_reclaim", "drop_caches")
 VMSTAT_COUNTERS = ("compact_stall", "compact_fail", "allocstall", "thp_fault_fallback", "thp_collapse_alloc_failed")
 # /proc/vmstat counters whose growth is an allocation failure (or a stall on the way to one).
 FAILURE_COUNTERS = ("compact_fail", "compact_stall", "thp_fault_fallback", "thp_collapse_alloc_failed")
@@ -126,10 +124,10 @@ class Config(Record):
     """Everything shrinkd runs with (docs/config.md); `sources` names the files it came from."""
 
     __slots__ = (
+        "backend_settings",
         "cooldown",
         "cooldown_max",
         "debug",
-        "drop_caches_what",
         "dry_run",
         "enabled",
         "failures",
@@ -155,7 +153,7 @@ class Config(Record):
         enabled: Tuple[str, ...],
         failures: Failures,
         shrinkmem_device: str,
-        drop_caches_what: str,
+        backend_settings: Tuple[Tuple[str, Tuple[Tuple[str, Any], ...]], ...],
         reclaim: Reclaim,
         cooldown: float,
         cooldown_max: float,
@@ -174,7 +172,7 @@ class Config(Record):
         self.enabled = enabled
         self.failures = failures
         self.shrinkmem_device = shrinkmem_device
-        self.drop_caches_what = drop_caches_what
+        self.backend_settings = backend_settings  # each backend's options (backends.NAME, less `enabled`)
         self.reclaim = reclaim
         self.cooldown = cooldown
         self.cooldown_max = cooldown_max  # the bound of a cooldown doubled after actions that bought nothing
@@ -188,6 +186,10 @@ class Config(Record):
 
     def backend_enabled(self, name: str) -> bool:
         return name in self.enabled
+
+    def backend_options(self, name: str) -> Dict[str, Any]:
+        """A backend's options as configured (`backends.NAME`, less `enabled`)."""
+        return dict(next((options for known, options in self.backend_settings if known == name), ()))
 
 
 def _level(plain: Optional[Dict[str, Any]]) -> Optional[Level]:
@@ -223,10 +225,13 @@ def from_plain(plain: Dict[str, Any], sources: Sequence[str] = (BUILTIN,)) -> Co
         psi=PsiWakeup(**plain["psi"]),
         rules=rules,
         triggers=tuple(trigger for kind in GLOBAL_KINDS for trigger in kind.from_plain(triggers)),
-        enabled=tuple(name for name in BACKENDS if backends[name]["enabled"]),
+        enabled=tuple(name for name, values in backends.items() if values["enabled"]),
         failures=Failures(plain["failures"]["kernel_log"], tuple(plain["failures"]["counters"])),
         shrinkmem_device=backends["shrinkmem"]["device"],
-        drop_caches_what=backends["drop_caches"]["what"],
+        backend_settings=tuple(
+            (name, tuple((key, value) for key, value in values.items() if key != "enabled"))
+            for name, values in backends.items()
+        ),
         reclaim=Reclaim(**{**plain["reclaim"], "prefer": tuple(plain["reclaim"]["prefer"])}),
         cooldown=guards["cooldown"],
         cooldown_max=guards["cooldown_max"],

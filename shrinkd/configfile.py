@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from .actions.registry import RECLAIM_NAMES, SPECS
 from .config import (
     BUILTIN,
     FAILURE_COUNTERS,
     ORDER_NAMES,
-    RECLAIM_BACKENDS,
     VMSTAT_COUNTERS,
     WATERMARKS,
     parse_size,
@@ -536,10 +536,15 @@ def _absolute(suffix: str = "") -> Check:
     return check
 
 
-def _backend(extra: Optional[Dict[str, Tuple[Check, Any]]] = None, enabled: bool = True) -> Tuple[Check, Any]:
-    fields: Dict[str, Tuple[Check, Any]] = {"enabled": (_bool, enabled)}
-    fields.update(extra or {})
-    return Section(fields), Section.NESTED
+def _backends() -> Section:
+    """`backends`: one section per backend of the registry, `enabled` and the options it declares."""
+    sections: Dict[str, Tuple[Check, Any]] = {}
+    for spec in SPECS:
+        fields: Dict[str, Tuple[Check, Any]] = {"enabled": (_bool, spec.enabled)}
+        for key, (default, choices) in spec.options.items():
+            fields[key] = (_choice(*choices) if choices else _text, default)
+        sections[spec.name] = (Section(fields), Section.NESTED)
+    return Section(sections)
 
 
 SCHEMA = Section(
@@ -640,24 +645,11 @@ SCHEMA = Section(
             ),
             Section.NESTED,
         ),
-        "backends": (
-            Section(
-                {
-                    "compact": _backend(),
-                    "shrinkmem": _backend({"device": (_text, "/dev/shrinkmem")}),
-                    "memory_reclaim": _backend(),
-                    "node_reclaim": _backend(),
-                    "drop_caches": _backend(
-                        {"what": (_choice("pagecache", "slab", "both"), "pagecache")}, enabled=False
-                    ),
-                }
-            ),
-            Section.NESTED,
-        ),
+        "backends": (_backends(), Section.NESTED),
         "reclaim": (
             Section(
                 {
-                    "prefer": (_list_of(_choice(*RECLAIM_BACKENDS), unique=True), list(RECLAIM_BACKENDS)),
+                    "prefer": (_list_of(_choice(*RECLAIM_NAMES), unique=True), list(RECLAIM_NAMES)),
                     "min": (_size, 4 << 20),
                     "max_per_event": (_size, 64 << 20),
                     "max_per_hour": (_size, 256 << 20),

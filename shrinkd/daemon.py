@@ -24,7 +24,7 @@ from .journal import Journal
 from .kmsg import KMSG, KernelLog, open_log
 from .notify import Notifier
 from .outputs import Outputs
-from .policy import COMPACT, RECLAIM, SKIP, Decision, Policy, Step
+from .policy import COMPACT, Decision, Executor, Policy, Step
 from .process import DROP, STAY, WAKE, Signals, sleep
 from .procfs import Reader
 from .psi import Trigger, open_trigger
@@ -33,7 +33,7 @@ from .view import Observation, observe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+    from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
     from .config import Config
     from .parse import AllocationFailure
@@ -97,6 +97,7 @@ class Daemon:
         # The trace and the metrics textfile, when configured: fed every poll and event.
         self.outputs = Outputs(self.page_size, self.policy.orders, clock, self.tell.log)
         self._configure_outputs()
+        self.executor = Hands(self)
         self.signals = Signals()
         self.reader: Optional[Reader] = None
         self.trigger: Optional[Trigger] = None
@@ -226,8 +227,9 @@ class Daemon:
 
     # -- the main loop ------------------------------------------------------------
 
-    def run(self) -> int:
-        """Start, poll until SIGTERM (or once), stop. Returns the exit code."""
+    def run(self, bound: Optional[Callable[[float], Optional[float]]] = None) -> int:
+        """Start, poll until SIGTERM (or once), stop. Returns the exit code. `bound` (shrinkd record's
+        limits) is handed each poll's interval and returns the wait before the next, or None to stop."""
         try:
             self.start()
         except BaseException:
@@ -236,16 +238,17 @@ class Daemon:
         try:
             while True:
                 interval = self.survive(self.tick)
-                if self.once or self.signals.stop_requested:
+                wait = bound(interval) if bound is not None else interval
+                if wait is None or self.once or self.signals.stop_requested:
                     break
-                self.wait(interval)
+                self.wait(wait)
                 if self.signals.stop_requested:
                     break
                 if self.signals.reload_requested:
                     self.reload()
         finally:
             if not self.once:
-                self.tell.notifier.stopping()
+                self.tell.stopping()
             self.tell.stopped(self.polls)
             self.close()
         return 0
@@ -259,7 +262,7 @@ class Daemon:
                 raise
             import traceback
 
-            detail = traceback.format_exc() if self.tell.journal.debug_enabled else ""
+            detail = traceback.format_exc() if self.tell.debugging else ""
             self.tell.poll_failed(f"poll failed: internal error: {type(error).__name__}: {error}", str(error), detail)
             return self.config.poll.max_interval
 
@@ -306,16 +309,9 @@ class Daemon:
         # ladder can outlast the unit's start timeout.
         self.tell.wakes(self.wake_rates())
         self.tell.update_status(self.policy.watches, obs, self.dry_run)
-        latest: Optional[Observation] = None
-        for decision in plan.decisions:
-            if self.signals.stop_requested:
-                break
-            latest = self.act(decision) or latest
-        if latest is not None:
-            # Rates start again after shrinkd's own actions (reclaim counts as allocstall).
-            self.policy.rebase(latest, self.clock())
-            if not self.signals.stop_requested:
-                self.tell.send_status(self.dry_run)  # the last action
+        latest = self.policy.carry_out(plan.decisions, self.executor)
+        if latest is not None and not self.signals.stop_requested:
+            self.tell.send_status(self.dry_run)  # the last action
         if self.state_path is not None:
             self.tell.write_state(self.state_path, self.state(obs))
         if self.outputs.active:
@@ -351,61 +347,7 @@ class Daemon:
 
     def act(self, decision: Decision) -> Optional[Observation]:
         """Run the ladder for one decision; the last observation when a step ran (or would, in a dry run), else None."""
-        done: List[Step] = []
-        try:
-            current = self.measure()  # measure again right before acting
-        except ShrinkdError as error:
-            self.tell.poll_failed(f"measuring before acting failed: {error}", str(error))
-            return None
-        ran = False
-        while not self.signals.stop_requested:
-            step = self.policy.next_step(decision, current, done, self.backends.kinds(), self.clock())
-            if step is None:
-                break
-            done.append(step)
-            if step.action == SKIP:
-                self.tell.skipped(decision, step.reason)
-                break
-            if self.tell.notifier.watchdog_interval() is not None:
-                self.tell.notifier.watchdog()  # a ladder of long kernel writes must not look like a hang
-            after = self.run_step(decision, step, current)
-            if after is None:
-                break
-            current, ran = after, True
-        if self.signals.stop_requested and ran:
-            self.tell.abandoned(decision)
-        if done:
-            # Whether the steps bought anything is judged at the next poll: not for a skip, nor a dry run.
-            self.policy.acted(decision, self.clock(), judge=ran and not self.dry_run)
-        return current if ran else None
-
-    def run_step(self, decision: Decision, step: Step, before: Observation) -> Optional[Observation]:
-        """Run (or in a dry run, describe) one compact or reclaim step; the observation after it, or None on failure."""
-        started = self.clock()
-        result: Optional[Result] = None
-        if not self.dry_run:
-            try:
-                if step.action == COMPACT:
-                    result = self.backends.compact(step.node)
-                else:
-                    pressure = self.config.reclaim.vfs_cache_pressure if step.after_compaction else None
-                    result = self.backends.reclaim(step.size, step.node, cache_pressure=pressure)
-            except ShrinkdError as error:
-                self.tell.action_failed(decision, step, error)
-                self.refresh_backends(f"{step.action} failed")
-                return None
-        try:
-            after = self.measure()
-        except ShrinkdError as error:
-            self.tell.poll_failed(f"measuring after {step.action} failed: {error}", str(error))
-            return None
-        if step.action == RECLAIM:
-            # A dry run counts toward the hourly cap (to show what would happen) but cannot cause thrashing.
-            # What was taken counts when it is more than was asked (a backend's overshoot: actions/stepped.py).
-            taken = (result.pages_reclaimed or 0) * self.page_size if result is not None else 0
-            self.policy.reclaimed(max(step.size, taken), before, self.clock(), watch=not self.dry_run)
-        self.tell.acted(decision, step, before, after, result, self.clock() - started, self.dry_run)
-        return after
+        return self.policy.run_ladder(decision, self.executor)
 
     # -- between polls ------------------------------------------------------------
 
@@ -495,7 +437,7 @@ class Daemon:
 
     def reload(self) -> None:
         self.signals.reload_requested = False
-        self.tell.notifier.reloading()
+        self.tell.reloading()
         try:
             if self.reload_config is None:
                 raise ShrinkdError("no configuration source to reload from")
@@ -506,7 +448,7 @@ class Daemon:
             old = self.config
             self.current.config = config
             self.policy.reconfigure()
-            self.tell.journal.configure(config.log_target, config.debug or self.force_debug)
+            self.tell.configure(config.log_target, config.debug or self.force_debug)
             self._open_kernel_log()
             if config.psi != old.psi:
                 self._arm_psi()
@@ -517,3 +459,72 @@ class Daemon:
             self._configure_outputs()
             self.tell.reloaded(config.sources, self.dry_run)
         self.tell.send_status(self.dry_run, again=True)
+
+
+class Hands(Executor):
+    """The daemon's executor of the ladder (Policy.carry_out): measures /proc, runs the backends
+    (not in a dry run), tells each step, pings the watchdog before each kernel write."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.started = 0.0
+        self.result: Optional[Result] = None
+
+    @property
+    def watch_reclaim(self) -> bool:  # type: ignore[override]
+        return not self.daemon.dry_run
+
+    @property
+    def judge_ladders(self) -> bool:  # type: ignore[override]
+        return not self.daemon.dry_run
+
+    def taken(self) -> int:
+        result = self.result
+        return (result.pages_reclaimed or 0) * self.daemon.page_size if result is not None else 0
+
+    def now(self) -> float:
+        return self.daemon.clock()
+
+    def stopping(self) -> bool:
+        return self.daemon.signals.stop_requested
+
+    def kinds(self) -> FrozenSet[str]:
+        return self.daemon.backends.kinds()
+
+    def measure(self, after: Optional[Step]) -> Optional[Observation]:
+        try:
+            return self.daemon.measure()
+        except ShrinkdError as error:
+            when = "before acting" if after is None else f"after {after.action}"
+            self.daemon.tell.poll_failed(f"measuring {when} failed: {error}", str(error))
+            return None
+
+    def run(self, decision: Decision, step: Step) -> bool:
+        """Run (or in a dry run, describe) one compact or reclaim step."""
+        daemon = self.daemon
+        daemon.tell.watchdog()  # a ladder of long kernel writes must not look like a hang
+        self.started = daemon.clock()
+        self.result = None
+        if daemon.dry_run:
+            return True
+        try:
+            if step.action == COMPACT:
+                self.result = daemon.backends.compact(step.node)
+            else:
+                pressure = daemon.config.reclaim.vfs_cache_pressure if step.after_compaction else None
+                self.result = daemon.backends.reclaim(step.size, step.node, cache_pressure=pressure)
+        except ShrinkdError as error:
+            daemon.tell.action_failed(decision, step, error)
+            daemon.refresh_backends(f"{step.action} failed")
+            return False
+        return True
+
+    def acted(self, decision: Decision, step: Step, before: Observation, after: Observation) -> None:
+        daemon = self.daemon
+        daemon.tell.acted(decision, step, before, after, self.result, daemon.clock() - self.started, daemon.dry_run)
+
+    def skipped(self, decision: Decision, reason: str) -> None:
+        self.daemon.tell.skipped(decision, reason)
+
+    def abandoned(self, decision: Decision) -> None:
+        self.daemon.tell.abandoned(decision)

@@ -186,50 +186,29 @@ def psi(report: Report, system: System, config: Config) -> None:
     report.add("psi", OK, f"{path}: trigger '{spec}' armed", "wakes shrinkd on memory pressure")
 
 
-def nodes(system: System) -> List[int]:
-    base = system.procfs.sys("devices/system/node")
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return []
-    return sorted(int(name[4:]) for name in names if name.startswith("node") and name[4:].isdigit())
-
-
 def backends(report: Report, system: System, config: Config) -> Dict[str, List[str]]:
-    """Each backend's files; returns the writable paths each available backend uses."""
-    procfs = system.procfs
+    """Each backend of the registry, probed as the daemon would find it (actions.registry.probe);
+    returns the writable paths each usable backend uses. The shrinkmem module is examined in
+    detail too (module())."""
+    from .actions import registry
+
     found: Dict[str, List[str]] = {}
-    node_list = nodes(system)
-
-    def look(name: str, paths: Sequence[str], what: str, missing: str) -> None:
-        present = [path for path in paths if _exists(path)]
-        enabled = config.backend_enabled(name)
-        note = "" if enabled else "; disabled in the configuration"
-        if not present:
-            report.add("backend", WARN if enabled else INFO, f"{name}: {missing}", what + note)
-            return
-        writable = [path for path in present if _writable(path)]
-        if enabled and writable:
-            found[name] = writable
-        shown = ", ".join(present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")
-        if writable:
-            report.add("backend", OK if enabled else INFO, f"{name}: {shown}", what + note)
+    for probe in registry.probe(system.procfs, config):
+        note = "" if probe.enabled else "; disabled in the configuration"
+        if probe.name == "shrinkmem" and not module(report, system, config):
+            continue  # module() said why
+        if probe.usable:
+            found[probe.name] = list(probe.writable)
+        if not probe.paths:
+            report.add("backend", WARN if probe.enabled else INFO, f"{probe.name}: {probe.why}", probe.what + note)
+            continue
+        shown = ", ".join(probe.paths[:3]) + (f" and {len(probe.paths) - 3} more" if len(probe.paths) > 3 else "")
+        if probe.usable or (probe.writable and not probe.enabled):
+            report.add("backend", OK if probe.enabled else INFO, f"{probe.name}: {shown}", probe.what + note)
+        elif not probe.writable:
+            report.add("backend", WARN if probe.enabled else INFO, f"{probe.name}: {shown} not writable by this user", probe.what + note)
         else:
-            report.add("backend", WARN if enabled else INFO, f"{name}: {shown} not writable by this user", what + note)
-
-    look(
-        "compact",
-        [procfs.sys(f"devices/system/node/node{n}/compact") for n in node_list] + [procfs.proc("sys/vm/compact_memory")],
-        "compaction",
-        "no compaction files (CONFIG_COMPACTION)",
-    )
-    look("memory_reclaim", [procfs.sys("fs/cgroup/memory.reclaim")], "cgroup v2 reclaim",
-         "no memory.reclaim (cgroup v2 not mounted at /sys/fs/cgroup, or a kernel before 5.19)")
-    look("node_reclaim", [procfs.sys(f"devices/system/node/node{n}/reclaim") for n in node_list], "per-node reclaim",
-         "no nodeN/reclaim files (not in this kernel)")
-    look("drop_caches", [procfs.proc("sys/vm/drop_caches")], "dropping caches", "no /proc/sys/vm/drop_caches")
-    if module(report, system, config):
-        found["shrinkmem"] = [config.shrinkmem_device]
+            report.add("backend", WARN if probe.enabled else INFO, f"{probe.name}: {shown}: {probe.why}", probe.what + note)
     return found
 
 
@@ -389,10 +368,10 @@ def triggers(report: Report, system: System, config: Config) -> None:
 
 
 def rules_can_act(report: Report, config: Config, usable: Dict[str, List[str]]) -> None:
-    from .config import RECLAIM_BACKENDS
+    from .actions import registry
 
     compact = "compact" in usable
-    reclaim = [name for name in config.reclaim.prefer if name in usable and name in RECLAIM_BACKENDS]
+    reclaim = [name for name in config.reclaim.prefer if name in usable and name in registry.RECLAIM_NAMES]
     for rule in config.rules:
         if (rule.watermark is not None and not reclaim) or (not compact and not (rule.reclaim and reclaim)):
             continue  # judge() below says it

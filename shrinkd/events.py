@@ -11,13 +11,14 @@ same and every watched value, predictions included, for `shrinkd status`.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
 from .journal import DEBUG, ERR, INFO, NOTICE, WARNING, Journal
+from .jsontext import to_json
 from .metrics import count, format_mib
 from .notify import Notifier
+from .safefile import OutputError, make_dir, write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,10 +49,7 @@ def state_file(writable: bool = False) -> Optional[str]:
     process could not write there."""
     directory = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or RUN_DIR
     if writable:
-        try:  # noqa: SIM105 (contextlib is not among the daemon's imports)
-            os.mkdir(directory, 0o755)
-        except OSError:
-            pass  # there already, or not ours to make
+        make_dir(directory)  # there already, or not ours to make: the access check below tells
         if not os.access(directory, os.W_OK):
             return None
     return os.path.join(directory, STATE_FILE)
@@ -92,6 +90,26 @@ class Events:
 
     def close(self) -> None:
         self.notifier.close()
+
+    @property
+    def debugging(self) -> bool:
+        """Whether debug lines are logged (a traceback goes with an internal error then)."""
+        return self.journal.debug_enabled
+
+    def configure(self, target: str, debug: bool) -> None:
+        """Where events go and whether debug lines do, from a reloaded configuration."""
+        self.journal.configure(target, debug)
+
+    def watchdog(self) -> None:
+        """Ping systemd's watchdog when it watches (before each long kernel write of a ladder)."""
+        if self.notifier.watchdog_interval() is not None:
+            self.notifier.watchdog()
+
+    def reloading(self) -> None:
+        self.notifier.reloading()
+
+    def stopping(self) -> None:
+        self.notifier.stopping()
 
     # -- the daemon's life ------------------------------------------------------------
 
@@ -165,12 +183,12 @@ class Events:
             return
         if notice.source is None:  # the thrash guard backing off, an allocation failure
             kind = "thrash_backoff" if notice.kind == "thrash" else notice.kind
-            self.event(kind, notice.message, WARNING, **dict(notice.fields))
+            self.event(kind, notice_text(notice), WARNING, **dict(notice.fields))
             return
         assert notice.source is not None and notice.value is not None
         self.event(
             notice.kind,
-            notice.message,
+            notice_text(notice),
             NOTICE if notice.kind in ("triggered", "backed_off") else INFO,
             **notice.source.fields(),
             value=notice.source.field(notice.value),
@@ -309,56 +327,38 @@ class Events:
         a failure is said once and writing stops."""
         if self.state_failed:
             return
-        temporary = f"{path}.{os.getpid()}.tmp"
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, to_json(state).encode())
-            finally:
-                os.close(fd)
-            os.replace(temporary, path)
-        except OSError as error:
+            write_file(path, to_json(state).encode(), sync=False)  # in /run: gone at the next boot anyway
+        except OutputError as error:
             self.state_failed = True
-            self.log(f"state file {path}: {os.strerror(error.errno or 0)}; not written again", WARNING)
+            self.log(f"state file {error}; not written again", WARNING)
 
 
-# JSON for the state file without the json module: json imports re, and the two cost the
-# long-running daemon about 1.3 MB of resident memory (bench/idle.py --imports). The state
-# holds dicts, lists, strings, numbers, booleans and None; rule names and zone names are
-# the only free text, escaped as RFC 8259 requires.
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-
-
-def _json_string(text: str) -> str:
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    out = []
-    for char in text:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif char < " " or "\ud800" <= char <= "\udfff":
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def to_json(value: object) -> str:
-    """`value` (dicts with string keys, lists and tuples, str, int, float, bool, None) as compact JSON;
-    a float that is not finite is written as null."""
-    if value is None or value is True or value is False:
-        return "null" if value is None else ("true" if value else "false")
-    if isinstance(value, str):
-        return _json_string(value)
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else "null"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{_json_string(str(key))}:{to_json(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(to_json(item) for item in value) + "]"
-    raise TypeError(f"not JSON: {type(value).__name__}")
+def notice_text(notice: Notice) -> str:
+    """The message of a policy's notice: a condition triggered or cleared, an allocation failure
+    (reported in the kernel's log, or counted in /proc/vmstat); the thrash guard's and a warning's
+    come with their reasons."""
+    source, value = notice.source, notice.value
+    if notice.kind == "backed_off" and source is not None and value is not None and notice.before is not None:
+        fields = dict(notice.fields)
+        cooldown, before = float(fields["COOLDOWN_S"]), float(fields["COOLDOWN_BEFORE_S"])
+        longest = " (the longest, guards.cooldown_max)" if cooldown == before else ""
+        return (
+            f"{source.name}: {source.where()}: the last actions bought nothing: {source.text(notice.before)} before,"
+            f" {source.text(value)} at the next poll ({float(fields['PROGRESS']) * 100:.0f}% of the way to the clear"
+            f" level); next action after {cooldown:.0f} s{longest}"
+        )
+    if source is not None and value is not None:
+        return f"{source.name} {notice.kind}: {source.where()} at {source.text(value)}"
+    if notice.kind == "allocation_failed":
+        fields = dict(notice.fields)
+        if fields["SOURCE"] == "vmstat":
+            return f"allocation failures counted by the kernel: {fields['COUNTER']} +{fields['COUNT']}"
+        return (
+            f"allocation failure reported by the kernel: order {fields['ORDER']} in zone {fields['ZONE']} "
+            f"for {fields['PROCESS'] or 'the kernel'} (mode {fields['MODE'] or 'unknown'})"
+        )
+    return notice.message
 
 
 def _kind(kind: str, dry_run: bool) -> str:

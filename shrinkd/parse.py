@@ -79,6 +79,26 @@ class Pressure(Record):
         self.full = full
 
 
+class Snapshot(Record):
+    """One reading of the kernel's memory state. Optional parts are None when absent or not read."""
+
+    __slots__ = ("buddyinfo", "meminfo", "pressure", "vmstat", "zoneinfo")
+
+    def __init__(
+        self,
+        buddyinfo: BuddyInfo,
+        zoneinfo: Optional[Tuple[ZoneInfo, ...]],
+        vmstat: Optional[Dict[str, int]],
+        meminfo: Optional[Dict[str, int]],
+        pressure: Optional[Pressure],
+    ) -> None:
+        self.buddyinfo = buddyinfo
+        self.zoneinfo = zoneinfo
+        self.vmstat = vmstat
+        self.meminfo = meminfo
+        self.pressure = pressure
+
+
 def zone_header(line: str) -> Optional[Tuple[int, str, str]]:
     """Split `Node N, zone NAME rest...` into (N, NAME, rest); None for any other line."""
     head, comma, rest = line.partition(",")

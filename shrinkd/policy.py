@@ -5,15 +5,18 @@ so tests step through sustain counts, cooldowns, hourly caps and the thrash
 guard without sleeping. What is watched are Conditions (shrinkd.conditions):
 the policy keeps their state and only calls their interface.
 
-The daemon drives it like this each poll:
+Each poll, the daemon and `shrinkd replay` alike:
 
     plan = policy.evaluate(observation, now)      # notices, decisions, next interval
-    for decision in plan.decisions:
-        done = []
-        while (step := policy.next_step(decision, fresh_observation, done, available, now)):
-            run the step (compact, reclaim or log a skip), done.append(step)
-        policy.acted(decision, now, judge=a step ran)  # starts the cooldown
-    policy.rebase(observation_after_actions, now)  # rates exclude shrinkd's own work
+    policy.carry_out(plan.decisions, executor)    # each decision's ladder, then the rebase
+
+carry_out is the one driver of the ladder: for each decision it measures
+afresh, asks next_step for the next rung, has the executor run it (compact,
+reclaim, or tell a skip), measures again, and when the decision is done starts
+its cooldown (acted); after the poll's actions it restarts the rates from the
+last measurement (rebase: rates exclude shrinkd's own work). The Executor is
+what differs: the daemon's reads /proc and writes the kernel's files, replay's
+hands back the trace's next poll.
 
 A condition starts after `sustain` polls at or over its trigger level and
 ends at its clear level. While it holds and its target (zone, or the global
@@ -58,27 +61,80 @@ BASE_COUNTERS = ("allocstall", "compact_stall", "compact_fail", "workingset_refa
 
 
 # ---------------------------------------------------------------------------
+# What the ladder runs against.
+
+
+class Executor:
+    """What Policy.carry_out runs a decision's ladder against: the daemon's (shrinkd.daemon) reads
+    /proc and writes the kernel's files; replay's (shrinkd.replay) hands back a trace's polls."""
+
+    watch_reclaim = True  # whether the thrash guard watches after a reclaim (not in a dry run or a replay)
+    judge_ladders = True  # whether the next poll judges what a ladder bought (the back-off; not in a dry run)
+
+    def now(self) -> float:
+        raise NotImplementedError
+
+    def stopping(self) -> bool:
+        """True when the ladder must stop after the step it is in (SIGTERM)."""
+        raise NotImplementedError
+
+    def kinds(self) -> FrozenSet[str]:
+        """The kinds of step a backend is there for now (COMPACT, RECLAIM)."""
+        raise NotImplementedError
+
+    def measure(self, after: Optional[Step]) -> Optional[Observation]:
+        """A fresh observation, before acting (`after` None) or after a step; None when it could
+        not be had (the executor told why)."""
+        raise NotImplementedError
+
+    def run(self, decision: Decision, step: Step) -> bool:
+        """Run a compact or reclaim step (or not, in a dry run); False when it failed (and was told)."""
+        raise NotImplementedError
+
+    def taken(self) -> int:
+        """Bytes the last reclaim step took, as its backend counted them (0 when not counted or not run)."""
+        return 0
+
+    def acted(self, decision: Decision, step: Step, before: Observation, after: Observation) -> None:
+        """Tell what a step did."""
+        raise NotImplementedError
+
+    def skipped(self, decision: Decision, reason: str) -> None:
+        raise NotImplementedError
+
+    def abandoned(self, decision: Decision) -> None:
+        """The ladder stopped for SIGTERM after a step."""
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------
 # What the policy says.
 
 
 class Notice(Record):
-    """Something to log: a condition started ("triggered") or ended ("cleared"), the thrash guard ("thrash"), a "warning"."""
+    """Something to tell: a condition started ("triggered") or ended ("cleared") (its source and value),
+    a zone's ladders bought nothing ("backed_off": the value `before` them, now, and the cooldown in its
+    fields), an allocation failure ("allocation_failed", its fields), the thrash guard ("thrash"), a
+    "warning". The events' text is composed by shrinkd.events from these; `message` is only a warning's
+    line and the thrash guard's reasons."""
 
-    __slots__ = ("fields", "kind", "message", "source", "value")
+    __slots__ = ("before", "fields", "kind", "message", "source", "value")
 
     def __init__(
         self,
         kind: str,
-        message: str,
+        message: str = "",
         source: Optional[Condition] = None,
         value: Optional[float] = None,
         fields: Tuple[Tuple[str, str], ...] = (),
+        before: Optional[float] = None,
     ) -> None:
         self.kind = kind
         self.message = message
         self.source = source
         self.value = value
         self.fields = fields
+        self.before = before
 
 
 class Decision(Record):
@@ -304,8 +360,6 @@ class Policy:
             notices.append(
                 Notice(
                     "allocation_failed",
-                    f"allocation failure reported by the kernel: order {report.order} in zone {zone} "
-                    f"for {report.process or 'the kernel'} (mode {report.mode or 'unknown'})",
                     fields=(
                         ("SOURCE", "kernel_log"),
                         ("ORDER", str(report.order)),
@@ -329,7 +383,6 @@ class Policy:
                 notices.append(
                     Notice(
                         "allocation_failed",
-                        f"allocation failures counted by the kernel: {name} +{value - before}",
                         fields=(("SOURCE", "vmstat"), ("COUNTER", name), ("COUNT", str(value - before))),
                     )
                 )
@@ -354,17 +407,11 @@ class Policy:
             sustain = 1 if self.once else source.sustain
             if not state.active and state.count >= sustain:
                 state.active = True
-                notices.append(
-                    Notice(
-                        "triggered", f"{source.name} triggered: {source.where()} at {source.text(value)}", source, value
-                    )
-                )
+                notices.append(Notice("triggered", source=source, value=value))
             elif state.active and source.clear(value, obs):
                 state.active = False
                 state.count = 0
-                notices.append(
-                    Notice("cleared", f"{source.name} cleared: {source.where()} at {source.text(value)}", source, value)
-                )
+                notices.append(Notice("cleared", source=source, value=value))
             busy = busy or state.active or state.count > 0
             near = source.closeness(value, obs)
             nearest = max(nearest, near)
@@ -490,15 +537,12 @@ class Policy:
             new = min(old * 2, self.config.cooldown_max)
             self.cooldowns[target] = new
             self.cooldown_until[target] = at + new
-            longest = " (the longest, guards.cooldown_max)" if new == old else ""
             notices.append(
                 Notice(
                     "backed_off",
-                    f"{source.name}: {source.where()}: the last actions bought nothing: {source.text(before)} before,"
-                    f" {source.text(after)} at the next poll ({share * 100:.0f}% of the way to the clear level);"
-                    f" next action after {new:.0f} s{longest}",
-                    source,
-                    after,
+                    source=source,
+                    value=after,
+                    before=before,
                     fields=(
                         ("BEFORE", source.field(before)),
                         ("PROGRESS", f"{share:.3f}"),
@@ -520,6 +564,53 @@ class Policy:
         self.thrash.watch_until = now + self.config.thrash.watch
         self.thrash.refault_rate = self.rates.get("workingset_refault", 0.0)
         self.thrash.psi_some = obs_before.psi_some or 0.0
+
+    def carry_out(self, decisions: Sequence[Decision], executor: Executor) -> Optional[Observation]:
+        """Run each decision's ladder against `executor`, then rebase the rates on the last measurement.
+        The last observation when a step ran (or would, in a dry run), else None."""
+        latest: Optional[Observation] = None
+        for decision in decisions:
+            if executor.stopping():
+                break
+            latest = self.run_ladder(decision, executor) or latest
+        if latest is not None:
+            # Rates start again after shrinkd's own actions (reclaim counts as allocstall).
+            self.rebase(latest, executor.now())
+        return latest
+
+    def run_ladder(self, decision: Decision, executor: Executor) -> Optional[Observation]:
+        """One decision's ladder: measure, step, measure again, until next_step says it is done.
+        The last observation when a step ran, else None."""
+        current = executor.measure(None)  # measure again right before acting
+        if current is None:
+            return None
+        done: List[Step] = []
+        ran = False
+        while not executor.stopping():
+            step = self.next_step(decision, current, done, executor.kinds(), executor.now())
+            if step is None:
+                break
+            done.append(step)
+            if step.action == SKIP:
+                executor.skipped(decision, step.reason)
+                break
+            if not executor.run(decision, step):
+                break
+            after = executor.measure(step)
+            if after is None:
+                break
+            if step.action == RECLAIM:
+                # A dry run counts toward the hourly cap (to show what would happen) but cannot cause thrashing.
+                # What was taken counts when it is more than was asked (a backend's overshoot: actions/stepped.py).
+                self.reclaimed(max(step.size, executor.taken()), current, executor.now(), watch=executor.watch_reclaim)
+            executor.acted(decision, step, current, after)
+            current, ran = after, True
+        if ran and executor.stopping():
+            executor.abandoned(decision)
+        if done:
+            # Whether the steps bought anything is judged at the next poll: not after a skip, nor a dry run.
+            self.acted(decision, executor.now(), judge=ran and executor.judge_ladders)
+        return current if ran else None
 
     def reclaimed_last_hour(self, now: float) -> int:
         self.reclaims = [(t, size) for t, size in self.reclaims if t > now - HOUR]

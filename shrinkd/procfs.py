@@ -14,7 +14,7 @@ import os
 
 from . import metrics, parse
 from .errors import ActionError, MissingInputError, ShrinkdError
-from .record import Record
+from .parse import Snapshot
 
 # The daemon keeps this module loaded: paths are plain strings (pathlib pulls in
 # re, fnmatch and urllib), and typing is for the type checker only.
@@ -84,26 +84,6 @@ class OpenFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class Snapshot(Record):
-    """One reading of the kernel's memory state. Optional parts are None when absent or not read."""
-
-    __slots__ = ("buddyinfo", "meminfo", "pressure", "vmstat", "zoneinfo")
-
-    def __init__(
-        self,
-        buddyinfo: parse.BuddyInfo,
-        zoneinfo: Optional[Tuple[parse.ZoneInfo, ...]],
-        vmstat: Optional[Dict[str, int]],
-        meminfo: Optional[Dict[str, int]],
-        pressure: Optional[parse.Pressure],
-    ) -> None:
-        self.buddyinfo = buddyinfo
-        self.zoneinfo = zoneinfo
-        self.vmstat = vmstat
-        self.meminfo = meminfo
-        self.pressure = pressure
 
 
 class ProcFS:

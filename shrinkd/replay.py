@@ -2,8 +2,8 @@
 
 Each recorded poll is handed to shrinkd.policy.Policy with the clock reading
 the daemon had (so sustain counts, cooldowns, hourly caps and rates run on
-the recorded time), and its decisions go down the same ladder the daemon
-runs (Policy.next_step), told by the daemon's own event messages
+the recorded time), and its decisions go down the ladder through the driver
+the daemon uses (Policy.carry_out, with an executor that reads the trace), told by the daemon's own event messages
 (shrinkd.events), as a dry run tells them. Nothing is read from the running
 system: page size, named orders and backends come from the trace.
 
@@ -11,7 +11,8 @@ What a replay cannot know is what an action would have changed. It assumes:
 - before acting, the zone is as the poll found it;
 - after each step (compaction, reclaim), the zone is as the next recorded poll
   found it (what followed in the recording: after the recording daemon's own
-  action if it acted, unchanged if it did not);
+  action if it acted, unchanged if it did not), and so for the poll's later
+  decisions and the rates' restart after the poll's actions (Policy.rebase);
 - the backends are those the recording daemon had (`--backends` says others),
   less those the candidate configuration disables;
 - a reclaim counts against the hourly cap as asked for; the thrash guard does
@@ -23,17 +24,18 @@ from __future__ import annotations
 
 import io
 
-from .config import RECLAIM_BACKENDS, Current
+from .actions import registry
+from .config import Current
 from .events import PLANNED, Events
 from .journal import INFO, Journal
-from .policy import RECLAIM, SKIP, Policy
+from .policy import Executor, Policy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Mapping, Optional, Sequence
+    from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence
 
     from .config import Config
-    from .policy import Step
+    from .policy import Decision, Step
     from .trace import Trace
     from .view import Observation
 
@@ -72,6 +74,49 @@ class _Events(Events):
 
     def log(self, message: str, priority: int = INFO) -> None:
         self.warnings.append(message)
+
+
+class _Replayed(Executor):
+    """The executor of the ladder in a replay: nothing runs; a measurement before any step is the
+    poll's observation, after a step the next poll's, as a dry run tells it."""
+
+    watch_reclaim = False
+
+    def __init__(self, tell: Events, kinds: FrozenSet[str]) -> None:
+        self.tell = tell
+        self.available = kinds
+        self.t = 0.0
+        self.current: Optional[Observation] = None
+        self.following: Optional[Observation] = None
+
+    def at(self, t: float, obs: Observation, following: Observation) -> None:
+        self.t, self.current, self.following = t, obs, following
+
+    def now(self) -> float:
+        return self.t
+
+    def stopping(self) -> bool:
+        return False
+
+    def kinds(self) -> FrozenSet[str]:
+        return self.available
+
+    def measure(self, after: Optional[Step]) -> Optional[Observation]:
+        if after is not None:
+            self.current = self.following
+        return self.current
+
+    def run(self, decision: Decision, step: Step) -> bool:
+        return True
+
+    def acted(self, decision: Decision, step: Step, before: Observation, after: Observation) -> None:
+        self.tell.acted(decision, step, before, after, None, 0.0, dry_run=True)
+
+    def skipped(self, decision: Decision, reason: str) -> None:
+        self.tell.skipped(decision, reason)
+
+    def abandoned(self, decision: Decision) -> None:
+        self.tell.abandoned(decision)
 
 
 class Outcome:
@@ -127,39 +172,22 @@ def replay(trace: Trace, config: Config, backends: Optional[Sequence[str]] = Non
     """Run the policy over every poll of `trace` with `config`."""
     names = list(backends) if backends is not None else recorded_backends(trace)
     usable = [name for name in names if config.backend_enabled(name)]
-    kinds = frozenset(
-        (["compact"] if "compact" in usable else []) + (["reclaim"] if any(n in RECLAIM_BACKENDS for n in usable) else [])
-    )
+    kinds = registry.kinds(usable)
     page_size = trace.page_size
     policy = Policy(Current(config), page_size, orders=trace.orders)
     tell = _Events(page_size)
     collector = _Collector()
     tell.observer = collector
     polls = trace.polls
+    hands = _Replayed(tell, kinds)
     for index, poll in enumerate(polls):
-        now = poll.t
-        collector.now = now
+        collector.now = poll.t
         following = polls[index + 1].obs if index + 1 < len(polls) else poll.obs
-        plan = policy.evaluate(poll.obs, now)
+        hands.at(poll.t, poll.obs, following)
+        plan = policy.evaluate(poll.obs, poll.t)
         for notice in plan.notices:
             tell.notice(notice)
-        for decision in plan.decisions:
-            current: Observation = poll.obs
-            done: List[Step] = []
-            while True:
-                step = policy.next_step(decision, current, done, kinds, now)
-                if step is None:
-                    break
-                done.append(step)
-                if step.action == SKIP:
-                    tell.skipped(decision, step.reason)
-                    break
-                if step.action == RECLAIM:
-                    policy.reclaimed(step.size, current, now, watch=False)
-                tell.acted(decision, step, current, following, None, 0.0, dry_run=True)
-                current = following
-            if done:
-                policy.acted(decision, now, judge=any(step.action != SKIP for step in done))
+        policy.carry_out(plan.decisions, hands)
     return Outcome(trace, collector.told, tell.warnings, usable)
 
 

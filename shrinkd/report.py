@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional
 
 from . import metrics
-from .procfs import Snapshot
+from .parse import Snapshot
 from .view import observe
 
 

@@ -1,4 +1,5 @@
-"""Files shrinkd writes besides kernel control files (the trace, the metrics textfile): one safe way.
+"""Files shrinkd writes besides kernel control files (the trace, the metrics textfile, the state
+file, the saved vm.vfs_cache_pressure): one safe way.
 
 shrinkd runs as root, so a file it writes must never be a way for someone
 else to make root write elsewhere. Every such file goes through SafeDir:
@@ -12,7 +13,8 @@ else to make root write elsewhere. Every such file goes through SafeDir:
 - a file is replaced whole: a temporary in the same directory, created with
   O_CREAT|O_EXCL|O_NOFOLLOW, written, fsync'd, renamed over the old name
   (rename replaces a symlink, it never follows one); readers see the old
-  file or the new one, never a mix;
+  file or the new one, never a mix (the state file, in /run and rewritten
+  every poll, skips the fsyncs: it does not outlive the boot);
 - an existing file is read only when it is a regular file (O_NOFOLLOW).
 
 Every failure is an OutputError naming the path and what is wrong, in one line.
@@ -118,9 +120,10 @@ class SafeDir:
 
     # -- writing ----------------------------------------------------------------
 
-    def replace(self, name: str, data: bytes, keep: bool = False, mode: int = 0o644) -> None:
+    def replace(self, name: str, data: bytes, keep: bool = False, mode: int = 0o644, sync: bool = True) -> None:
         """Replace `name` with `data` (with `keep`: its current contents followed by `data`),
-        through a temporary in the same directory, fsync'd before the rename."""
+        through a temporary in the same directory, fsync'd before the rename (without `sync`, for
+        a file that does not outlive the boot, in /run: not fsync'd, still replaced whole)."""
         if "/" in name or name in ("", ".", ".."):
             raise OutputError(f"{self.where(name)}: not a file name")
         temporary = f".{name}.{os.getpid()}.tmp"
@@ -141,7 +144,8 @@ class SafeDir:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         except OSError as error:
             os.close(fd)
             self.remove(temporary)
@@ -153,7 +157,8 @@ class SafeDir:
         os.close(fd)
         try:
             os.rename(temporary, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-            os.fsync(self.fd)  # the rename itself
+            if sync:
+                os.fsync(self.fd)  # the rename itself
         except OSError as error:
             self.remove(temporary)
             raise OutputError(f"{self.where(name)}: cannot replace: {_why(error)}") from None
@@ -192,6 +197,43 @@ class SafeDir:
             pass
         except OSError as error:
             raise OutputError(f"{self.where(name)}: cannot remove: {_why(error)}") from None
+
+
+def make_dir(path: str, mode: int = 0o755) -> None:
+    """Make the directory `path` when it is missing (its parent must exist); nothing when it is there
+    or cannot be made here: writing in it later checks it as SafeDir does."""
+    try:  # noqa: SIM105 (contextlib is not among the daemon's imports)
+        os.mkdir(path, mode)
+    except OSError:
+        pass
+
+
+def write_file(path: str, data: bytes, mode: int = 0o644, sync: bool = True) -> None:
+    """Replace the file at `path` with `data` (SafeDir.replace in its directory); OutputError when it cannot."""
+    directory, name = os.path.split(path)
+    with SafeDir(directory or ".") as folder:
+        folder.replace(name, data, mode=mode, sync=sync)
+
+
+def read_file(path: str, limit: int) -> Optional[bytes]:
+    """The first `limit` bytes of the regular file at `path` in a safe directory, or None when there
+    is none; OutputError when the directory or the file is not safe to trust."""
+    directory, name = os.path.split(path)
+    with SafeDir(directory or ".") as folder:
+        fd = folder.open_existing(name)
+        if fd is None:
+            return None
+        try:
+            return os.read(fd, limit)
+        finally:
+            os.close(fd)
+
+
+def remove_file(path: str) -> None:
+    """Remove the file at `path` (nothing when there is none); OutputError when it cannot."""
+    directory, name = os.path.split(path)
+    with SafeDir(directory or ".") as folder:
+        folder.remove(name)
 
 
 def check_target(path: str) -> None:

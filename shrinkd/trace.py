@@ -31,6 +31,7 @@ import os
 
 from . import __version__
 from .errors import EXIT_USAGE, ShrinkdError
+from .jsontext import to_json
 from .safefile import SafeDir
 
 TYPE_CHECKING = False
@@ -48,32 +49,7 @@ PENDING_MAX = 64 << 10  # lines kept in memory before an early write
 
 
 # ---------------------------------------------------------------------------
-# Writing: JSON composed by hand (strings escaped as JSON wants them).
-
-_ESCAPES = {code: f"\\u{code:04x}" for code in range(32)}
-_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\t"): "\\t"})
-
-
-def encode(value: object) -> str:
-    """A JSON text of None, bool, int, float, str, and lists, tuples and dicts of them."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, float):
-        # repr() reads back as the same float; JSON has no NaN or infinity.
-        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else "null"
-    if isinstance(value, str):
-        return '"' + value.translate(_ESCAPES) + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(encode(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(encode(str(key)) + ":" + encode(item) for key, item in value.items()) + "}"
-    return encode(str(value))
+# Writing: JSON composed by hand (shrinkd.jsontext).
 
 
 def layout_of(obs: Observation) -> Layout:
@@ -93,17 +69,17 @@ def layout_of(obs: Observation) -> Layout:
 def poll_line(now: float, obs: Observation) -> str:
     zones = obs.zones.values()
     parts = [
-        '{"t":' + encode(float(now)),
-        '"free":' + encode([zone.free for zone in zones]),
-        '"pages":' + encode([zone.free_pages for zone in zones]),
+        '{"t":' + to_json(float(now)),
+        '"free":' + to_json([zone.free for zone in zones]),
+        '"pages":' + to_json([zone.free_pages for zone in zones]),
     ]
     if obs.vmstat:
-        parts.append('"vmstat":' + encode(obs.vmstat))
+        parts.append('"vmstat":' + to_json(obs.vmstat))
     if obs.psi_some is not None or obs.psi_full is not None:
-        parts.append('"psi":' + encode([obs.psi_some, obs.psi_full]))
+        parts.append('"psi":' + to_json([obs.psi_some, obs.psi_full]))
     if obs.failures:
         parts.append(
-            '"failures":' + encode([[f.order, f.mode, f.zone, f.process, f.ts_usec] for f in obs.failures])
+            '"failures":' + to_json([[f.order, f.mode, f.zone, f.process, f.ts_usec] for f in obs.failures])
         )
     return ",".join(parts) + "}\n"
 
@@ -149,7 +125,7 @@ class TraceWriter:
         layout = layout_of(obs)
         if layout != self.layout:
             self.layout = layout
-            self._add('{"zones":' + encode(layout) + "}\n")
+            self._add('{"zones":' + to_json(layout) + "}\n")
         self._add(poll_line(now, obs))
 
     def event(self, now: float, kind: str, message: str, fields: Mapping[str, object]) -> None:
@@ -157,8 +133,8 @@ class TraceWriter:
             names = fields.get("backends")
             self.backends = [name for name in str(names or "").split(",") if name]
         self._add(
-            '{"t":' + encode(float(now)) + ',"event":' + encode(kind) + ',"message":' + encode(message)
-            + ',"fields":' + encode({key: value for key, value in fields.items() if value is not None}) + "}\n"
+            '{"t":' + to_json(float(now)) + ',"event":' + to_json(kind) + ',"message":' + to_json(message)
+            + ',"fields":' + to_json({key: value for key, value in fields.items() if value is not None}) + "}\n"
         )
 
     def _add(self, line: str) -> None:
@@ -175,7 +151,7 @@ class TraceWriter:
     # -- writing ----------------------------------------------------------------------
 
     def header(self) -> str:
-        return encode(
+        return to_json(
             {
                 "format": FORMAT,
                 "version": VERSION,
@@ -210,7 +186,7 @@ class TraceWriter:
                 self.started = True
                 start = self.header()
                 if self.layout_written is not None:
-                    start += '{"zones":' + encode(self.layout_written) + "}\n"
+                    start += '{"zones":' + to_json(self.layout_written) + "}\n"
                 data = (start + body).encode("utf-8", "replace")
                 folder.replace(self.name, data)
                 self.written = len(data)

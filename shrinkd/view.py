@@ -22,8 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Iterable, List, Optional, Tuple
 
-    from .parse import AllocationFailure
-    from .procfs import Snapshot
+    from .parse import AllocationFailure, Snapshot
 
 
 class ZoneView(Record):

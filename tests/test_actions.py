@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
@@ -361,3 +362,71 @@ def test_drop_caches_cannot_be_sized_and_runs_once(tmp_path: Path) -> None:
     text = "backends:\n  drop_caches: {enabled: true}\nreclaim:\n  prefer: [drop_caches]\n"
     result = Backends(procfs, current(text)).reclaim(64 * MIB, None)
     assert (result.backend, result.requests) == ("drop_caches", 1)
+
+
+def test_the_kept_value_goes_through_safefile(tmp_path: Path) -> None:
+    procfs, pressure = pressure_tree(tmp_path, "10000\n")
+    keep = tmp_path / "run"
+    keep.mkdir(mode=0o755)
+    backends = Backends(procfs, current(), keep_dir=str(keep))
+    # A link planted where the value is kept: never followed (the kernel's value stays as it is).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("100\n")
+    (keep / "vfs_cache_pressure.saved").symlink_to(elsewhere)
+    with pytest.raises(ActionError, match="is a symbolic link: refusing to follow it"):
+        backends.cache_pressure.restore_left()
+    assert pressure.read_text() == "10000\n"
+    os.unlink(keep / "vfs_cache_pressure.saved")
+    # A directory others may write to: the value is not kept there, and the reclaim says so.
+    os.chmod(keep, 0o777)
+    pressure.write_text("100\n")
+    result = backends.reclaim(8 << 20, 0, cache_pressure=10000)
+    assert result.cache_pressure == 10000 and pressure.read_text() == "100\n"
+    assert result.failures == (f"{keep}: writable by group or others (mode 0777): refusing to write there (not kept for a restart)",)
+    assert list(keep.iterdir()) == []
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+
+def test_the_schema_the_choices_and_the_kinds_come_from_the_registry() -> None:
+    from shrinkd import configfile
+    from shrinkd.actions import registry
+
+    defaults = configfile.DEFAULTS
+    assert list(defaults["backends"]) == list(registry.NAMES)
+    for spec in registry.SPECS:
+        assert defaults["backends"][spec.name] == {"enabled": spec.enabled, **{k: d for k, (d, _) in spec.options.items()}}
+    assert defaults["reclaim"]["prefer"] == list(registry.RECLAIM_NAMES)
+    assert registry.kinds(["compact"]) == {"compact"} and registry.kinds(["drop_caches"]) == {"reclaim"}
+    with pytest.raises(KeyError, match="no backend 'bogus'"):
+        registry.kinds(["bogus"])
+
+
+def test_an_unknown_backend_name_is_an_error_never_a_fallback(tmp_path: Path) -> None:
+    procfs = fake_tree(tmp_path)
+    held = current()
+    config = held.config
+    held.config = config.replace(enabled=(*config.enabled, "bogus"), reclaim=config.reclaim.replace(prefer=("bogus",)))
+    with pytest.raises(KeyError, match="no backend 'bogus'"):
+        Backends(procfs, held)
+
+
+def test_the_probe_finds_what_the_backends_would_use_and_says_why_not(tmp_path: Path) -> None:
+    from shrinkd.actions import registry
+
+    # memory.reclaim only where the hybrid layout mounts cgroup v2; no node reclaim files.
+    procfs = fake_tree(tmp_path, cgroup="fs/cgroup/unified")
+    probes = {probe.name: probe for probe in registry.probe(procfs, current().config)}
+    assert list(probes) == list(registry.NAMES)
+    reclaim = probes["memory_reclaim"]
+    assert reclaim.usable and reclaim.paths == (str(tmp_path / "sys/fs/cgroup/unified/memory.reclaim"),)
+    assert reclaim.kind == "reclaim" and reclaim.why == ""
+    assert probes["compact"].usable and probes["compact"].paths[-1] == str(tmp_path / "proc/sys/vm/compact_memory")
+    assert not probes["node_reclaim"].usable and probes["node_reclaim"].why.startswith("no nodeN/reclaim files")
+    assert not probes["shrinkmem"].usable and probes["shrinkmem"].why.startswith("no shrinkmem device")
+    # Present and writable, but off in the configuration (drop_caches is off by default).
+    assert not probes["drop_caches"].usable and probes["drop_caches"].why == "disabled in the configuration"
+    # The daemon's detection agrees with the probe.
+    usable = [name for name, probe in probes.items() if probe.usable]
+    assert Backends(procfs, current()).names() == usable == ["compact", "memory_reclaim"]

@@ -24,14 +24,23 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports(path: Path) -> Set[str]:
-    """Every shrinkd module `path` imports, anywhere in it (functions and TYPE_CHECKING blocks included)."""
+def imports(path: Path, runtime: bool = False) -> Set[str]:
+    """Every shrinkd module `path` imports, anywhere in it (functions and TYPE_CHECKING blocks included);
+    with `runtime`, every module at all (the standard library's too) outside `if TYPE_CHECKING:` blocks."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text())
+    skipped: Set[int] = set()
+    if runtime:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                skipped.update(id(child) for inner in node.body for child in ast.walk(inner))
     found: Set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "shrinkd")
+            found.update(alias.name for alias in node.names if runtime or alias.name.split(".")[0] == "shrinkd")
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -39,7 +48,7 @@ def imports(path: Path) -> Set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            if target.split(".")[0] != "shrinkd":
+            if target == "__future__" or (not runtime and target.split(".")[0] != "shrinkd"):
                 continue
             # `from . import metrics` imports the module shrinkd.metrics; `from .x import y` imports shrinkd.x.
             for alias in node.names:
@@ -103,3 +112,84 @@ def test_readme_exit_codes_are_the_code_s() -> None:
     section = text[text.index("## Exit codes") :]
     rows = re.findall(r"^\| (\d) \| (.+?) \|$", section, re.MULTILINE)
     assert [(int(code), meaning.replace("`", "")) for code, meaning in rows] == list(errors.EXIT_CODES)
+
+
+# -- the layers: what docs/architecture.md's table says, held ---------------------------------
+
+# Modules the standard library gives for talking to the system: none of them in a module whose I/O is "no".
+SYSTEM_MODULES = {"os", "io", "subprocess", "socket", "_socket", "select", "shutil", "pathlib", "fcntl", "signal", "tempfile", "mmap"}
+
+
+def table() -> Dict[str, str]:
+    """docs/architecture.md's module table: each module named in a row's first cell -> the row's I/O cell."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    rows: Dict[str, str] = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not line.startswith("| `"):
+            continue
+        for name in re.findall(r"`([\w/]+\.py)`", cells[0]):
+            rows[name] = cells[2]
+    return rows
+
+
+def runtime_imports(path: Path) -> Set[str]:
+    """Every module `path` imports outside `if TYPE_CHECKING:` blocks (standard library included)."""
+    return imports(path, runtime=True)
+
+
+PURE = sorted(name for name, io in table().items() if io == "no")
+
+
+def test_the_table_names_pure_modules() -> None:
+    # The core the map calls pure; a module leaving it must leave the table's "no" too.
+    assert {"parse.py", "metrics.py", "view.py", "conditions.py", "policy.py", "config.py", "report.py"} <= set(PURE)
+
+
+@pytest.mark.parametrize("name", PURE)
+def test_a_pure_module_does_no_io_and_imports_only_pure_modules(name: str) -> None:
+    path = PACKAGE / name
+    pure = {module_name(PACKAGE / other) for other in PURE}
+    imported = runtime_imports(path)
+    assert sorted(m for m in imported if m.split(".")[0] == "shrinkd" and m not in pure) == []
+    assert sorted(m for m in imported if m.split(".")[0] in SYSTEM_MODULES) == []
+    calls = [
+        node.func.id
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("open", "print", "input")
+    ]
+    assert calls == []
+
+
+WRITES = ("os.open", "os.write", "os.replace", "os.rename", "os.unlink", "os.remove", "os.mkdir", "os.fsync", "os.fchmod")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(REPO)))
+def test_shrinkd_s_own_files_are_written_only_through_safefile(path: Path) -> None:
+    """Kernel control files are written by procfs.Tunables; every other file shrinkd writes goes
+    through safefile (the trace, the textfile, the state file, the kept vfs_cache_pressure). The
+    modules allowed os.open and the like use it for what is not shrinkd's own file."""
+    allowed = {
+        "safefile.py": "the one way",
+        "procfs.py": "kernel control files (Tunables) and reading /proc, /sys",
+        "shrinkmem.py": "the device's ioctls",
+        "kmsg.py": "reads /dev/kmsg",
+        "configload.py": "reads the configuration; the child's pipe",
+    }
+    relative = str(path.relative_to(PACKAGE))
+    if relative in allowed:
+        return
+    text = path.read_text()
+    tree = ast.parse(text)
+    used = {
+        ast.unparse(node.func)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name))
+    }
+    assert sorted(used & set(WRITES)) == [], f"{relative} writes files itself"
+    opened = [
+        node for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open"
+        and any(isinstance(arg, ast.Constant) and isinstance(arg.value, str) and set(arg.value) & set("wax+") for arg in node.args[1:2])
+    ]
+    assert opened == [], f"{relative} opens a file for writing itself"

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from shrinkd import config, configfile, configload
+from shrinkd.actions.registry import RECLAIM_NAMES
 from shrinkd.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,7 +102,7 @@ def test_no_files_means_builtin_defaults(tmp_path: Path) -> None:
     loaded = configload.load([])
     assert loaded.sources == (config.BUILTIN,)
     assert [rule.name for rule in loaded.rules] == ["costly-order", "huge-page"]
-    assert loaded.enabled == ("compact", "shrinkmem", "memory_reclaim", "node_reclaim")
+    assert loaded.enabled == ("compact", "shrinkmem", "node_reclaim", "memory_reclaim")  # the registry's order
 
 
 # -- sources and drop-ins -----------------------------------------------------------
@@ -249,7 +250,7 @@ INVALID: List[Tuple[str, str]] = [
     ("reclaim:\n  min: 128M\n", "FILE:2: reclaim.min: must not be above max_per_event"),
     (
         "reclaim:\n  prefer: [shrinkmem, swap]\n",
-        "FILE:2: reclaim.prefer[1]: must be one of shrinkmem, node_reclaim, memory_reclaim, drop_caches, got a string ('swap')",
+        f"FILE:2: reclaim.prefer[1]: must be one of {', '.join(RECLAIM_NAMES)}, got a string ('swap')",
     ),
     (
         "backends:\n  drop_caches: {enabled: yes please}\n",

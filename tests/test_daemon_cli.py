@@ -15,6 +15,7 @@ from typing import List
 import pytest
 
 from shrinkd import cli
+from shrinkd.actions.registry import RECLAIM_NAMES
 
 from .fakekernel import STATES, Tree
 from .test_journal import told
@@ -143,6 +144,8 @@ def test_run_carries_no_parser_it_does_not_need(tree: Tree, tmp_path: Path) -> N
     unwanted = {"argparse", "yaml", "shrinkd.configfile", "shrinkd.report", "psutil", "pyudev", "systemd", "ctypes"}
     # json and re: the state file is written without them (about 1.3 MB of resident memory).
     unwanted |= {"json", "re"}
+    # contextlib (with collections and functools, about 660 kB) and math: not needed either.
+    unwanted |= {"contextlib", "collections", "functools", "math", "typing", "enum"}
     assert "shrinkd.events" in loaded and loaded & unwanted == set()
 
 
@@ -242,7 +245,7 @@ def test_reclaim_on_a_node_the_machine_lacks_is_a_usage_error(tree: Tree) -> Non
         (["reclaim", "8X"], "shrinkd: SIZE: expected bytes or a number with K, M or G (e.g. 64M), got '8X'\n"),
         (
             ["reclaim", "8M", "--backend", "swap"],
-            "shrinkd: --backend: expected one of shrinkmem, node_reclaim, memory_reclaim, drop_caches, got 'swap'\n",
+            f"shrinkd: --backend: expected one of {', '.join(RECLAIM_NAMES)}, got 'swap'\n",
         ),
         (
             ["reclaim", "8M", "--backend", "node_reclaim"],
@@ -269,3 +272,27 @@ def test_run_once_on_a_malformed_file_exits_3(tree: Tree) -> None:
     result = shrinkd("run", "--once", *roots(tree))
     assert result.returncode == 3
     assert f"shrinkd: {tree.proc / 'buddyinfo'}:1: zone DMA32: expected an integer, got 'x'" in result.stderr
+
+
+def test_record_stops_after_its_polls_and_leaves_a_trace(tree: Tree, tmp_path: Path) -> None:
+    from shrinkd.trace import read_trace
+
+    config = tmp_path / "record.yaml"
+    config.write_text(ONCE.replace("sustain: 3", "sustain: 2") + "psi: {wakeup: false}\npoll: {min_interval: 0.1, max_interval: 0.2}\n")
+    folder = tmp_path / "trace"
+    folder.mkdir(mode=0o755)
+    result = shrinkd("record", str(folder / "t.jsonl"), "--polls", "3", "--config", str(config), *roots(tree))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == f"recorded 3 polls to {folder / 't.jsonl'}"
+    recorded = read_trace([str(folder / "t.jsonl")])
+    assert len(recorded.polls) == 3
+    # A dry run: the condition held from the second poll, its ladder told (compact, reclaim, compact again), nothing written.
+    assert [e.kind for e in recorded.events] == [
+        "started",
+        "triggered",
+        "would_compact",
+        "would_reclaim",
+        "would_compact",
+        "stopped",
+    ]
+    assert (tree.sys / "devices/system/node/node0/compact").read_text() == ""

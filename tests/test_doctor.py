@@ -214,3 +214,13 @@ def test_doctor_command_exit_code_and_json(board: Board) -> None:
     )
     assert re.search(r"^FAIL  config +no rule in this configuration can act on this system \(shrinkd run refuses", text.stdout, re.M)
     assert text.stdout.rstrip().endswith("problem(s): the configuration asks for what this system lacks; " + text.stdout.rstrip().split("; ")[-1])
+
+
+def test_doctor_finds_memory_reclaim_where_the_backend_does(board: Board) -> None:
+    # The hybrid layout: cgroup v2 at /sys/fs/cgroup/unified; the backend uses it, so doctor must too.
+    os.unlink(board.sys / "fs" / "cgroup" / "memory.reclaim")
+    (board.sys / "fs" / "cgroup" / "unified").mkdir()
+    (board.sys / "fs" / "cgroup" / "unified" / "memory.reclaim").write_text("")
+    report = board.examine()
+    assert ("ok", "backend", f"memory_reclaim: {board.sys}/fs/cgroup/unified/memory.reclaim") in found(report)
+    assert ("ok", "rules", "rule huge-page: acts by compact, then memory_reclaim") in found(report)

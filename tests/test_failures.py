@@ -20,6 +20,7 @@ import pytest
 from shrinkd import parse
 from shrinkd.conditions import AllocationFailures, Exhaustion
 from shrinkd.errors import InputError
+from shrinkd.events import notice_text
 from shrinkd.kmsg import KernelLog
 from shrinkd.policy import COMPACT, Policy, Step
 from shrinkd.view import highest_zone
@@ -140,7 +141,7 @@ def test_each_reported_failure_is_told_and_the_trigger_compacts_every_node() -> 
     plan = p.evaluate(normal(HEALTHY).replace(failures=(failure(),)), 0.0)
     assert kinds(plan) == ["allocation_failed", "triggered"]
     told = plan.notices[0]
-    assert told.message == (
+    assert notice_text(told) == (
         "allocation failure reported by the kernel: order 9 in zone Normal for bash (mode 0x800(GFP_NOWAIT))"
     )
     assert dict(told.fields)["ORDER"] == "9" and dict(told.fields)["SOURCE"] == "kernel_log"
@@ -171,7 +172,7 @@ def test_counter_growth_is_told_per_counter_and_counts_toward_the_trigger() -> N
     p = Policy(current(text), 4096)
     assert kinds(p.evaluate(normal(HEALTHY, vmstat={"compact_fail": 10, "compact_stall": 50}), 0.0)) == []  # baseline
     plan = p.evaluate(normal(HEALTHY, vmstat={"compact_fail": 12, "compact_stall": 58}), 5.0)
-    assert [n.message for n in plan.notices] == [
+    assert [notice_text(n) for n in plan.notices] == [
         "allocation failures counted by the kernel: compact_fail +2",
         "allocation failures counted by the kernel: compact_stall +8",
     ]

@@ -12,8 +12,9 @@ import pytest
 
 from shrinkd import parse
 from shrinkd.conditions import ExtfragIndex, GlobalCondition, UnusableIndex, Watermark, ZoneCondition, counter
+from shrinkd.events import notice_text
+from shrinkd.parse import Snapshot
 from shrinkd.policy import COMPACT, RECLAIM, SKIP, Decision, Plan, Policy, Step
-from shrinkd.procfs import Snapshot
 from shrinkd.view import Observation, observe
 
 from .configs import current
@@ -679,11 +680,11 @@ def test_the_backed_off_notice_says_what_the_ladder_bought_and_how_long_the_zone
     decision = first_decision(p, normal(FRAGMENTED))
     p.acted(decision, 0.0)
     (notice,) = [n for n in p.evaluate(normal(NINE_SIXTY_ONE), 1.0).notices if n.kind == "backed_off"]
-    assert notice.message == (
+    assert notice_text(notice) == (
         "huge:unusable_index: node 0 zone Normal order 9: the last actions bought nothing: 1.000 before, 0.961 at"
         " the next poll (10% of the way to the clear level); next action after 120 s"
     )
-    assert (notice.source, notice.value) == (decision.source, 961)
+    assert (notice.source, notice.before, notice.value) == (decision.source, 1000, 961)
     assert notice.fields == (("BEFORE", "1.000"), ("PROGRESS", "0.098"), ("COOLDOWN_S", "120"), ("COOLDOWN_BEFORE_S", "60"))
 
 

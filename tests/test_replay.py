@@ -17,10 +17,12 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from shrinkd import metrics, replay
+from shrinkd.events import PLANNED
 from shrinkd.trace import Poll, Trace, read_trace
 
 from .configs import config_from
 from .fakekernel import REPO
+from .test_daemon import RULES as DAEMON_RULES
 from .test_policy import FRAGMENTED, RULE, normal
 
 TRACES = REPO / "tests" / "fixtures" / "traces"
@@ -177,3 +179,69 @@ def test_replay_backs_off_as_the_daemon_does_after_steps_not_after_skips() -> No
     # With no backend the ladder is one skip: nothing ran, nothing to judge.
     skipped = replay.replay(trace, config_from(text), [])
     assert [item.kind for item in skipped.told] == ["triggered", "skipped"]
+
+
+# -- the daemon's own ladder, recorded live and replayed ------------------------------------
+
+# The daemon tests' rule on DMA32 at order 9 (sustain 2), with a short cooldown, recorded.
+LIVE_CONFIG = DAEMON_RULES.replace("cooldown: 60", "cooldown: 5") + "record: {path: __PATH__, interval: 1}\n"
+
+
+def test_a_trace_the_daemon_recorded_replays_to_the_actions_it_took(tmp_path: Path) -> None:
+    """The daemon runs on a fake tree whose free lists change as it acts: each compaction brings the
+    zone below its clear level and, as the kernel counts compaction, raises compact_fail (a counter
+    the default allocation_failures trigger watches). Twice the zone fragments again between polls.
+    Replaying the trace it recorded, with the same configuration, must take the same actions at the
+    same polls: among other things the daemon restarts its counters after its own actions (rebase),
+    so its own compactions do not count as allocation failures, and the replay must not count them."""
+    import io
+
+    from shrinkd.daemon import Daemon
+    from shrinkd.journal import Journal
+
+    from .fakekernel import Clock, ScriptedKernel, Tree, install
+
+    tree = Tree(tmp_path / "kernel")
+    folder = tmp_path / "trace"
+    folder.mkdir(mode=0o755)
+    path = folder / "live.jsonl"
+    text = LIVE_CONFIG.replace("__PATH__", str(path))
+    kernel = ScriptedKernel(tree.proc, {"compact": ["6.1-frag1", "6.1-frag1", "6.1-frag1"]})
+
+    def compaction_counted(name: str) -> None:
+        if name == "compact":
+            vmstat = tree.proc / "vmstat"
+            lines = [
+                f"compact_fail {int(line.split()[1]) + 7}" if line.startswith("compact_fail ") else line
+                for line in vmstat.read_text().splitlines()
+            ]
+            vmstat.write_text("\n".join(lines) + "\n")
+
+    kernel.hook = compaction_counted
+    clock = Clock()
+    d = Daemon(
+        tree.procfs, config_from(text), Journal("stderr", stream=io.StringIO()),
+        tunables=kernel, clock=clock, page_size=4096, uevents=False, kernel_log=None,
+    )
+    live: List[Tuple[float, str]] = []
+    d.start()
+    try:
+        for n in range(40):
+            if n in (12, 25):
+                install(tree.proc, "6.1-hog")  # fragmented again
+            seen = len(d.events)
+            d.tick()
+            live += [(clock.now, kind) for kind in d.events[seen:] if kind in replay.ACTIONS]
+            clock.now += 1
+    finally:
+        d.close()
+    assert [kind for _, kind in live] == ["compacted"] * 3, "the daemon did not act as the scenario means"
+
+    outcome = replay.replay(read_trace([str(path)]), config_from(text))
+    # A replay writes nothing: its steps are a dry run's events (would_compact for compacted, ...).
+    told_back = [(item.t, PLANNED.get(item.kind, item.kind)) for item in outcome.told]
+    assert [(t, kind) for t, kind in told_back if kind in replay.ACTIONS] == live
+    # And what it told on the way, event for event: conditions, actions, no allocation failure.
+    told = ("triggered", "cleared", "compacted", "reclaimed", "skipped", "allocation_failed")
+    recorded = [(event.t, event.kind) for event in read_trace([str(path)]).events if event.kind in told]
+    assert told_back == recorded

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from shrinkd import trace
 from shrinkd.parse import AllocationFailure
 from shrinkd.procfs import ProcFS, Reader
-from shrinkd.trace import TraceError, TraceWriter, encode, read_trace
+from shrinkd.trace import TraceError, TraceWriter, read_trace
 from shrinkd.view import Observation, observe
 
 from .fakekernel import STATES, Clock
@@ -39,15 +37,6 @@ def folder(tmp_path: Path) -> Path:
 
 def writer(folder: Path, clock: Clock, max_size: int = 16 << 20) -> TraceWriter:
     return TraceWriter(str(folder / "t.jsonl"), max_size, 60.0, 4096, {"huge": 9, "pageblock": 9, "costly": 3}, clock, lambda: 1.7e9 + clock.now)
-
-
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=20,
-))
-def test_encode_is_json(value: object) -> None:
-    assert json.loads(encode(value)) == value
 
 
 def test_polls_and_events_read_back_as_the_policy_saw_them(folder: Path) -> None:

@@ -363,10 +363,16 @@ def test_the_status_file_never_follows_a_planted_link(tmp_path: Path) -> None:
     told.write_state(str(path), {"pid": 1})
     assert victim.read_text() == "precious"
     assert not path.is_symlink() and json.loads(path.read_text()) == {"pid": 1}
-    # A link at the temporary name: O_NOFOLLOW refuses it; the write fails, is said once, and stops.
-    (run / f"status.json.{os.getpid()}.tmp").symlink_to(victim)
+    # A link at the temporary name (shrinkd.safefile's): removed, never followed; the write goes on.
+    (run / f".status.json.{os.getpid()}.tmp").symlink_to(victim)
     told.write_state(str(path), {"pid": 2})
-    told.write_state(str(path), {"pid": 3})
     assert victim.read_text() == "precious"
-    assert json.loads(path.read_text()) == {"pid": 1}
+    assert json.loads(path.read_text()) == {"pid": 2}
+    # A directory others may write to: refused; the failure is said once, and writing stops.
+    os.chmod(run, 0o777)
+    told.write_state(str(path), {"pid": 3})
+    os.chmod(run, 0o755)
+    told.write_state(str(path), {"pid": 4})
+    assert json.loads(path.read_text()) == {"pid": 2}
     assert stream.getvalue().count("state file") == 1
+    assert f"state file {run}: writable by group or others (mode 0777)" in stream.getvalue()

@@ -1,4 +1,5 @@
-"""Backends: the ways shrinkd acts on the kernel, one module each.
+"""Backends: the ways shrinkd acts on the kernel, one module each, each declaring itself (its
+SPEC: name, kind, options, what it needs) to the registry (registry.py), the one list of them:
 
 - compact: per-node compaction (nodeN/compact) or /proc/sys/vm/compact_memory
 - shrinkmem: the shrinkmem module's ioctl (shrink_all_memory())
@@ -22,33 +23,36 @@ import os
 from ..errors import ActionError, MissingInputError, ShrinkdError
 from ..parse import parse_vmstat
 from ..procfs import ProcFS, Tunables
+from . import registry
 from .cache_pressure import CachePressure
-from .compact import Compact
-from .drop_caches import DropCaches
-from .memory_reclaim import MemoryReclaim
-from .node_reclaim import NodeReclaim
 from .result import PGSTEAL, Result, pages_reclaimed
-from .shrinkmem import ShrinkMemBackend
+from .spec import COMPACT, RECLAIM
 from .stepped import reclaim_in_steps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import FrozenSet, List, Optional, Protocol
+    from typing import Any, FrozenSet, List, Optional, Protocol
 
     from ..config import Config, Current
 
-    class ReclaimBackend(Protocol):
+    class Backend(Protocol):
         name: str
         sized: bool
+
+        def files(self) -> List[str]: ...
 
         def available(self, node: Optional[int] = None) -> bool: ...
 
         def describe(self) -> str: ...
 
+    class ReclaimBackend(Backend, Protocol):
         def run(self, size: int, node: Optional[int]) -> Result: ...
 
+    class CompactBackend(Backend, Protocol):
+        def run(self, node: Optional[int]) -> Result: ...
 
-__all__ = ["Backends", "Result", "Tunables", "pages_reclaimed"]
+
+__all__ = ["Backends", "Result", "Tunables", "pages_reclaimed", "registry"]
 
 
 class Backends:
@@ -66,7 +70,7 @@ class Backends:
         self.page_size = page_size
         # vm.vfs_cache_pressure raised for a reclaim; its value before is kept in `keep_dir` meanwhile
         self.cache_pressure = CachePressure(procfs, self.tunables, keep_dir)
-        self.compactor: Optional[Compact] = None
+        self.compactor: Optional[CompactBackend] = None
         self.reclaimers: List[ReclaimBackend] = []
         self.detect()
 
@@ -75,26 +79,22 @@ class Backends:
         return self.current.config
 
     def detect(self) -> None:
-        """Find what works on this kernel now, honouring the configuration's enabled list and preference."""
+        """Find what works on this kernel now, honouring the configuration's enabled list and preference
+        (the backends are the registry's: a name that is no backend's is an error)."""
         config = self.config
-        compactor = Compact(self.procfs, self.tunables) if config.backend_enabled("compact") else None
-        self.compactor = compactor if compactor is not None and compactor.available() else None
+        compactors = [spec for spec in registry.SPECS if spec.kind == COMPACT and config.backend_enabled(spec.name)]
+        self.compactor = next((b for b in map(self._make, compactors) if b.available()), None)
         candidates: List[ReclaimBackend] = []
         for name in config.reclaim.prefer:
             if not config.backend_enabled(name):
                 continue
-            backend: ReclaimBackend
-            if name == "shrinkmem":
-                backend = ShrinkMemBackend(config.shrinkmem_device, self.page_size)
-            elif name == "node_reclaim":
-                backend = NodeReclaim(self.procfs, self.tunables)
-            elif name == "memory_reclaim":
-                backend = MemoryReclaim(self.procfs, self.tunables)
-            else:
-                backend = DropCaches(self.procfs, self.tunables, config.drop_caches_what)
+            backend = self._make(registry.get(name))
             if backend.available():
                 candidates.append(backend)
         self.reclaimers = candidates
+
+    def _make(self, spec: registry.Spec) -> Any:
+        return spec.make(self.procfs, self.tunables, self.config.backend_options(spec.name), self.page_size)
 
     def names(self) -> List[str]:
         return (["compact"] if self.compactor else []) + [backend.name for backend in self.reclaimers]
@@ -107,9 +107,9 @@ class Backends:
         """The kinds of action possible now: "compact" and/or "reclaim"."""
         kinds = set()
         if self.compactor is not None:
-            kinds.add("compact")
+            kinds.add(COMPACT)
         if self.reclaimers:
-            kinds.add("reclaim")
+            kinds.add(RECLAIM)
         return frozenset(kinds)
 
     def compact(self, node: Optional[int]) -> Result:

@@ -14,15 +14,15 @@ daemon killed in between (SIGKILL, a watchdog abort) puts it back when it starts
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from ..errors import ActionError, MissingInputError
 from ..procfs import ProcFS, Tunables
+from ..safefile import OutputError, read_file, remove_file, write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator, List, Optional
+    from typing import List, Optional
 
 SAVED = "vfs_cache_pressure.saved"
 
@@ -39,31 +39,35 @@ class CachePressure:
             raise MissingInputError(self.path, f"not a number: {text[:20]!r}")
         return int(text)
 
-    @contextlib.contextmanager
-    def raised(self, value: int, notes: List[str]) -> Iterator[bool]:
-        """vfs_cache_pressure at least `value` inside the block, as it was after it; yields whether
-        shrinkd raised it. What could not be done is appended to `notes` (the reclaim runs all the same)."""
+    def raised(self, value: int, notes: List[str]) -> Raised:
+        """vfs_cache_pressure at least `value` inside a `with` block, as it was after it; the block
+        gets whether shrinkd raised it. What could not be done is appended to `notes` (the reclaim
+        runs all the same). (A class, not contextlib: the daemon does not import contextlib, which
+        brings collections and functools, about 660 kB of resident memory.)"""
+        return Raised(self, value, notes)
+
+    def _raise(self, value: int, notes: List[str]) -> Optional[int]:
+        """Raise it to `value`; the value before when shrinkd raised it, else None."""
         try:
             before = self.read()
         except MissingInputError as error:
             notes.append(f"vfs_cache_pressure not raised: {error}")
-            yield False
-            return
+            return None
         if before >= value:
-            yield False
-            return
+            return None
         self._save(before, notes)
         try:
             self.tunables.write(self.path, f"{value}\n")
         except (ActionError, MissingInputError) as error:
             notes.append(f"vfs_cache_pressure not raised: {error}")
             self._forget()
-            yield False
-            return
+            return None
+        return before
+
+    def _put_back(self, before: int) -> None:
         try:
-            yield True
-        finally:
             self.tunables.write(self.path, f"{before}\n")
+        finally:
             self._forget()
 
     def restore_left(self) -> Optional[int]:
@@ -72,12 +76,12 @@ class CachePressure:
         if self.saved is None:
             return None
         try:
-            with open(self.saved, "rb") as handle:
-                text = handle.read(64).decode("ascii", "replace").strip()
-        except FileNotFoundError:
+            data = read_file(self.saved, 64)
+        except OutputError as error:
+            raise ActionError(str(error)) from None
+        if data is None:
             return None
-        except OSError as error:
-            raise ActionError(f"{self.saved}: {os.strerror(error.errno or 0)}") from None
+        text = data.decode("ascii", "replace").strip()
         if not text.isdigit():
             self._forget()
             raise ActionError(f"{self.saved}: not a number: {text[:20]!r}; removed")
@@ -88,19 +92,35 @@ class CachePressure:
     def _save(self, before: int, notes: List[str]) -> None:
         if self.saved is None:
             return
-        temporary = f"{self.saved}.{os.getpid()}.tmp"
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, f"{before}\n".encode())
-            finally:
-                os.close(fd)
-            os.replace(temporary, self.saved)
-        except OSError as error:
-            notes.append(f"{self.saved}: {os.strerror(error.errno or 0)} (not kept for a restart)")
+            write_file(self.saved, f"{before}\n".encode())
+        except OutputError as error:
+            notes.append(f"{error} (not kept for a restart)")
 
     def _forget(self) -> None:
         if self.saved is None:
             return
-        with contextlib.suppress(OSError):
-            os.unlink(self.saved)
+        try:  # noqa: SIM105 (contextlib.suppress: the daemon does not import contextlib)
+            remove_file(self.saved)
+        except OutputError:
+            pass
+
+
+class Raised:
+    """The `with` block of CachePressure.raised."""
+
+    __slots__ = ("before", "notes", "owner", "value")
+
+    def __init__(self, owner: CachePressure, value: int, notes: List[str]) -> None:
+        self.owner = owner
+        self.value = value
+        self.notes = notes
+        self.before: Optional[int] = None
+
+    def __enter__(self) -> bool:
+        self.before = self.owner._raise(self.value, self.notes)
+        return self.before is not None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.before is not None:
+            self.owner._put_back(self.before)

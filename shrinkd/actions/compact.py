@@ -9,10 +9,11 @@ import time
 from ..errors import ActionError
 from ..procfs import ProcFS, Tunables
 from .result import Result
+from .spec import COMPACT, Spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, Optional
+    from typing import Any, Dict, List, Mapping, Optional
 
 
 def node_files(procfs: ProcFS, name: str) -> Dict[int, str]:
@@ -43,7 +44,10 @@ class Compact:
         all_nodes = procfs.proc("sys/vm/compact_memory")
         self.all_nodes: Optional[str] = all_nodes if os.path.exists(all_nodes) else None
 
-    def available(self) -> bool:
+    def files(self) -> List[str]:
+        return [path for _, path in sorted(self.nodes.items())] + ([self.all_nodes] if self.all_nodes else [])
+
+    def available(self, node: Optional[int] = None) -> bool:
         return bool(self.nodes) or self.all_nodes is not None
 
     def describe(self) -> str:
@@ -67,3 +71,10 @@ class Compact:
         else:
             raise ActionError("no compaction control file (neither node*/compact nor /proc/sys/vm/compact_memory)")
         return Result(backend=backend, duration_ns=time.monotonic_ns() - started)
+
+
+def _make(procfs: ProcFS, tunables: Tunables, options: Mapping[str, Any], page_size: int) -> Compact:
+    return Compact(procfs, tunables)
+
+
+SPEC = Spec("compact", COMPACT, "compaction", "no compaction files (CONFIG_COMPACTION)", _make)

@@ -7,10 +7,11 @@ import time
 
 from ..procfs import ProcFS, Tunables
 from .result import Result
+from .spec import RECLAIM, Spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Any, List, Mapping, Optional
 
 MODES = {"pagecache": "1", "slab": "2", "both": "3"}
 
@@ -24,6 +25,9 @@ class DropCaches:
         self.path = procfs.proc("sys/vm/drop_caches")
         self.mode = MODES[what]
 
+    def files(self) -> List[str]:
+        return [self.path] if os.path.exists(self.path) else []
+
     def available(self, node: Optional[int] = None) -> bool:
         return os.path.exists(self.path)
 
@@ -36,3 +40,18 @@ class DropCaches:
         os.sync()  # only clean pages are dropped
         self.tunables.write(self.path, self.mode)
         return Result(backend=self.name, duration_ns=time.monotonic_ns() - started, requested=size)
+
+
+def _make(procfs: ProcFS, tunables: Tunables, options: Mapping[str, Any], page_size: int) -> DropCaches:
+    return DropCaches(procfs, tunables, options["what"])
+
+
+SPEC = Spec(
+    "drop_caches",
+    RECLAIM,
+    "dropping caches",
+    "no /proc/sys/vm/drop_caches",
+    _make,
+    options={"what": ("pagecache", tuple(MODES))},
+    enabled=False,
+)

@@ -7,10 +7,11 @@ import time
 
 from ..procfs import Partial, ProcFS, Tunables
 from .result import Result
+from .spec import RECLAIM, Spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Any, List, Mapping, Optional
 
 # Where the cgroup v2 root is mounted: alone (the unified layout) or beside
 # v1 hierarchies (the hybrid layout).
@@ -35,6 +36,9 @@ class MemoryReclaim:
         self.tunables = tunables
         self.path = find(procfs)
 
+    def files(self) -> List[str]:
+        return [self.path] if self.path is not None else []
+
     def available(self, node: Optional[int] = None) -> bool:
         return self.path is not None
 
@@ -51,3 +55,16 @@ class MemoryReclaim:
         except Partial:
             partial = True
         return Result(backend=self.name, duration_ns=time.monotonic_ns() - started, requested=size, partial=partial)
+
+
+def _make(procfs: ProcFS, tunables: Tunables, options: Mapping[str, Any], page_size: int) -> MemoryReclaim:
+    return MemoryReclaim(procfs, tunables)
+
+
+SPEC = Spec(
+    "memory_reclaim",
+    RECLAIM,
+    "cgroup v2 reclaim",
+    "no memory.reclaim (cgroup v2 not mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified, or a kernel before 5.19)",
+    _make,
+)

@@ -7,10 +7,11 @@ import time
 from ..procfs import Partial, ProcFS, Tunables
 from .compact import node_files
 from .result import Result
+from .spec import RECLAIM, Spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Any, List, Mapping, Optional
 
 
 class NodeReclaim:
@@ -20,6 +21,9 @@ class NodeReclaim:
     def __init__(self, procfs: ProcFS, tunables: Tunables) -> None:
         self.tunables = tunables
         self.nodes = node_files(procfs, "reclaim")
+
+    def files(self) -> List[str]:
+        return [path for _, path in sorted(self.nodes.items())]
 
     def available(self, node: Optional[int] = None) -> bool:
         return node in self.nodes if node is not None else bool(self.nodes)
@@ -44,3 +48,10 @@ class NodeReclaim:
             requested=size,
             partial=partial,
         )
+
+
+def _make(procfs: ProcFS, tunables: Tunables, options: Mapping[str, Any], page_size: int) -> NodeReclaim:
+    return NodeReclaim(procfs, tunables)
+
+
+SPEC = Spec("node_reclaim", RECLAIM, "per-node reclaim", "no nodeN/reclaim files (not in this kernel)", _make)

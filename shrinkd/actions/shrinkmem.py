@@ -6,10 +6,13 @@ import os
 import time
 
 from .result import Result
+from .spec import RECLAIM, Spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Any, List, Mapping, Optional
+
+    from ..procfs import ProcFS, Tunables
 
 
 class ShrinkMemBackend:
@@ -19,6 +22,9 @@ class ShrinkMemBackend:
     def __init__(self, device: str, page_size: int) -> None:
         self.device = device
         self.page_size = page_size
+
+    def files(self) -> List[str]:
+        return [self.device] if os.path.exists(self.device) else []
 
     def available(self, node: Optional[int] = None) -> bool:
         if not os.path.exists(self.device):
@@ -44,3 +50,17 @@ class ShrinkMemBackend:
             requested=size,
             pages_reclaimed=result.pages_reclaimed,
         )
+
+
+def _make(procfs: ProcFS, tunables: Tunables, options: Mapping[str, Any], page_size: int) -> ShrinkMemBackend:
+    return ShrinkMemBackend(options["device"], page_size)
+
+
+SPEC = Spec(
+    "shrinkmem",
+    RECLAIM,
+    "the shrinkmem module",
+    "no shrinkmem device (the module is not loaded)",
+    _make,
+    options={"device": ("/dev/shrinkmem", None)},
+)
