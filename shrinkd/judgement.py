@@ -202,37 +202,21 @@ def judged_lines(verdict: Verdict) -> List[str]:
 
 def probe_backends(procfs: ProcFS, config: Config) -> Dict[str, Optional[str]]:
     """Each backend the configuration enables: None when it is present and permitted here, else why not.
-    The judgement's one question about backends (today through actions.Backends and each backend's
-    available(); the control files must be writable by this process)."""
-    from .actions import Backends
-    from .config import Current
+    The judgement's one question about backends, answered by the backend registry's probe (the files
+    each backend would write, found as it finds them to act, and whether this process may write them)."""
+    from .actions import registry
 
-    backends = Backends(procfs, Current(config), page_size=procfs.page_size())
-    found: Dict[str, object] = {backend.name: backend for backend in backends.reclaimers}
-    if backends.compactor is not None:
-        found["compact"] = backends.compactor
     answers: Dict[str, Optional[str]] = {}
-    for name in config.enabled:
-        backend = found.get(name)
-        if backend is None:
-            answers[name] = MISSING
+    for found in registry.probe(procfs, config, page_size=procfs.page_size()):
+        if not found.enabled:
             continue
-        paths = _control_files(backend)
-        refused = [path for path in paths if not os.access(path, os.W_OK)]
-        answers[name] = f"not permitted: {', '.join(refused)} not writable by uid {os.geteuid()}" if refused else None
+        if found.usable:
+            answers[found.name] = None
+        elif found.paths and not found.writable:
+            answers[found.name] = f"not permitted: {', '.join(found.paths)} not writable by uid {os.geteuid()}"
+        else:
+            answers[found.name] = MISSING
     return answers
-
-
-def _control_files(backend: object) -> List[str]:
-    paths: List[str] = []
-    for attribute in ("path", "all_nodes", "device"):
-        value = getattr(backend, attribute, None)
-        if isinstance(value, str):
-            paths.append(value)
-    nodes = getattr(backend, "nodes", None)
-    if isinstance(nodes, dict):
-        paths += [str(path) for path in nodes.values()]
-    return paths
 
 
 def read_system(procfs: ProcFS, config: Config) -> Tuple[Optional[System], str]:
