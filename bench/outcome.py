@@ -138,14 +138,21 @@ def summarize(run: Path) -> Dict[str, Any]:
     log = run / "shrinkd.txt"
     if log.exists():
         lines = log.read_text().splitlines()
-        row["actions"] = [line.split(":", 1)[1].split()[0] for line in lines if _is_action(line)]
+        row["actions"] = [_message(line).split()[0] for line in lines if _is_action(line)]
     else:
         row["actions"] = None
     return row
 
 
+def _message(line: str) -> str:
+    """The message of one of the daemon's stderr lines ("TIME PRIORITY shrinkd: MESSAGE"; before the
+    time and priority were added, "shrinkd: MESSAGE"), or "" for any other line."""
+    _, found, message = line.partition("shrinkd: ")
+    return message if found else ""
+
+
 def _is_action(line: str) -> bool:
-    words = line.split(":", 1)[1].split() if ":" in line else []
+    words = _message(line).split()
     return bool(words) and words[0] in ("compacted", "reclaimed", "skipped")
 
 
