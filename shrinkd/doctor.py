@@ -125,10 +125,6 @@ def _exists(path: str) -> bool:
     return os.path.exists(path)
 
 
-def _writable(path: str) -> bool:
-    return os.access(path, os.W_OK)
-
-
 def kernel(report: Report, system: System) -> int:
     """Release, page size, orders; returns the number of orders (0 without buddyinfo)."""
     from . import parse
