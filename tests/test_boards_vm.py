@@ -216,8 +216,16 @@ def events(board: boards.Session) -> List[Dict[str, Any]]:
     return [e for e in board.journal("journal-event.json") if "SHRINKD_EVENT" in e]
 
 
+def told(board: boards.Session) -> str:
+    """Every shrinkd event of the boot, a line each with its time and kind, and the workload's
+    index samples at the end: what a failed wait needs to be read (a list's repr is cut short)."""
+    lines = [f"{int(e['__MONOTONIC_TIMESTAMP']) / 1e6:9.2f} {e['SHRINKD_EVENT']}: {e.get('MESSAGE')}" for e in events(board)]
+    tail = board.text("event-samples.txt").splitlines()[-6:] if (board.out / "event-samples.txt").exists() else []
+    return "\n".join(["shrinkd's events:", *lines, "the last index samples:", *tail])
+
+
 def test_the_workload_raises_an_event_with_its_fields(board: boards.Session) -> None:
-    assert board.text("event-wait.rc").strip() == "0", [e.get("MESSAGE") for e in events(board)]
+    assert board.text("event-wait.rc").strip() == "0", told(board)
     order = board.text("huge-order.txt").strip()
     kinds = [e["SHRINKD_EVENT"] for e in events(board) if e.get("SHRINKD_RULE") == "board-huge"]
     assert "triggered" in kinds and "compacted" in kinds and "cleared" in kinds, kinds
@@ -238,6 +246,7 @@ def samples(board: boards.Session) -> List[Dict[tuple[int, str], List[float]]]:
 
 def test_the_kernels_own_index_rose_over_the_trigger_then_fell_below_clear(board: boards.Session) -> None:
     order = int(board.text("huge-order.txt"))
+    assert board.text("event-wait.rc").strip() == "0", told(board)
     cleared = board.json("event-cleared.json")
     key = (int(cleared["SHRINKD_NODE"]), cleared["SHRINKD_ZONE"])
     seen = [s[key][order] for s in samples(board) if key in s]
