@@ -8,9 +8,11 @@ What runs everywhere (CI included): Buildroot is on neither PyPI nor Debian, so
 - GNU make reads external.mk and both package makefiles, with the package
   infrastructures (python-package, kernel-module, generic-package) as empty macros: the
   variables the infrastructures would take (site, versions, setup type, licence files,
-  install commands) are checked against this tree.
+  install commands) are checked against this tree, and shrinkd's post-install hooks are run
+  into an empty target (bash completion only with BR2_PACKAGE_BASH_COMPLETION).
 With SHRINKD_BUILDROOT (a Buildroot checkout), Buildroot's own utils/check-package on
-every file of the tree, and `make printvars` / `show-info` of a qemu_x86_64 defconfig with
+every file of the tree (its Python needs python-magic and flake8), target-finalize's removals
+the packages rely on, and `make printvars` / `show-info` of a qemu_x86_64 defconfig with
 the fragment merged.
 """
 

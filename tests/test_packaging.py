@@ -261,6 +261,22 @@ def test_packages_install_the_manual_pages_completion_and_pictures(debs: Dict[st
     assert {"config.md", "outcome.md"} <= {name.replace(".gz", "") for name in installed}
 
 
+def test_readme_says_where_the_debian_packages_put_them() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Manual pages and shell completion") :]
+    section = section[: section.index("\n## ", 1)]
+    rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| Debian ")}
+    for package, path, _, _ in DOCUMENTATION:
+        row = rows[f"Debian `{package}`"]
+        if path.startswith("/usr/share/man/"):
+            page, section = re.fullmatch(r"(.+)\.(\d)\.gz", Path(path).name).groups()  # type: ignore[union-attr]
+            assert f"{page}({section})" in row, path
+        elif "completion" in path:
+            assert path in row, path
+        else:
+            assert "docs/*.png in /usr/share/doc/shrinkd" in row, path
+
+
 @pytest.mark.parametrize("package, path", [(package, path) for package, path, _, compressed in DOCUMENTATION if compressed])
 def test_installed_manual_page_renders_without_a_warning(debs: Dict[str, Path], tmp_path: Path, package: str,
                                                          path: str) -> None:
