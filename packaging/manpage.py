@@ -1,12 +1,10 @@
-"""Write shrinkd(8), the manual page, from the command line's own argparse parser.
+"""shrinkd(8), the manual page, from the command line's own argparse parser.
 
-    python3 packaging/manpage.py > shrinkd.8
-
-Everything on the page but FILES and SEE ALSO comes from shrinkd.cli.build_parser():
+page() is the page scripts/manpages.py writes to man/shrinkd.8, the one copy the packages
+install. Everything on it but FILES and SEE ALSO comes from shrinkd.cli.build_parser():
 the description, every subcommand with its options, the common options and the exit
 codes of the epilog, so the page cannot drift from `shrinkd --help`. The date is
-SOURCE_DATE_EPOCH's (set by dpkg-buildpackage from debian/changelog) when given, so
-the page is reproducible.
+SOURCE_DATE_EPOCH's (scripts/manpages.py sets a fixed one), so the page is reproducible.
 """
 
 from __future__ import annotations
@@ -113,12 +111,3 @@ def page() -> str:
         lines += [".TP", f"\\fI{roff(path)}\\fR", roff(text)]
     lines += [".SH SEE ALSO", roff(SEE_ALSO)]
     return "\n".join(lines) + "\n"
-
-
-def main() -> int:
-    sys.stdout.write(page())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -34,7 +34,8 @@ from tests.vm import REPO
 PACKAGES = ("shrinkd", "shrinkmem-dkms")
 # What debian/rules reads: the binary packages are built from these alone, so a change
 # elsewhere (tests, bench) leaves the cached packages valid.
-BUILD_INPUTS = ("debian", "shrinkd", "config", "packaging", "kmod", "docs", "README.md", "pyproject.toml", "setup.cfg")
+BUILD_INPUTS = ("debian", "shrinkd", "config", "packaging", "kmod", "docs", "man", "contrib/completion", "README.md",
+                "pyproject.toml", "setup.cfg")
 # The Debian tools whose versions decide what a build produces (part of the cache key).
 BUILD_TOOLS = ("dpkg-dev", "debhelper", "dh-python", "pybuild-plugin-pyproject", "dh-dkms", "python3-setuptools",
                "python3-minimal")

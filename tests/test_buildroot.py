@@ -8,9 +8,11 @@ What runs everywhere (CI included): Buildroot is on neither PyPI nor Debian, so
 - GNU make reads external.mk and both package makefiles, with the package
   infrastructures (python-package, kernel-module, generic-package) as empty macros: the
   variables the infrastructures would take (site, versions, setup type, licence files,
-  install commands) are checked against this tree.
+  install commands) are checked against this tree, and shrinkd's post-install hooks are run
+  into an empty target (bash completion only with BR2_PACKAGE_BASH_COMPLETION).
 With SHRINKD_BUILDROOT (a Buildroot checkout), Buildroot's own utils/check-package on
-every file of the tree, and `make printvars` / `show-info` of a qemu_x86_64 defconfig with
+every file of the tree (its Python needs python-magic and flake8), target-finalize's removals
+the packages rely on, and `make printvars` / `show-info` of a qemu_x86_64 defconfig with
 the fragment merged.
 """
 
@@ -92,6 +94,13 @@ kernel-module =
 generic-package =
 print-%:
 \t$(info $($*))@:
+# Buildroot's package/pkg-utils.mk: hooks run one after another, a newline apart.
+define sep
+
+
+endef
+run-hooks:
+\t$(foreach hook,$(SHRINKD_POST_INSTALL_TARGET_HOOKS),$($(hook))$(sep))
 """
 
 
@@ -139,6 +148,35 @@ def test_install_commands_use_this_trees_files(tmp_path: Path) -> None:
     assert "echo shrinkmem >" in autoload and "/target/usr/lib/modules-load.d/shrinkmem.conf" in autoload
 
 
+def install_target(tmp: Path, *settings: str) -> Dict[str, bytes]:
+    """shrinkd's post-install hooks run by make (from this tree, $(@D) being ".") into an empty
+    target folder, with the given Buildroot settings; what they install, by path."""
+    tmp.mkdir()
+    stub = tmp / "stub.mk"
+    stub.write_text(STUB_INFRASTRUCTURE)
+    target = tmp / "target"
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-f", str(stub), "-f", str(TREE / "external.mk"), "run-hooks",
+         f"BR2_EXTERNAL_SHRINKD_PATH={TREE}", "INSTALL=install", f"TARGET_DIR={target}", *settings],
+        capture_output=True, text=True, check=False, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    return {str(path.relative_to(target)): path.read_bytes() for path in target.rglob("*") if path.is_file()}
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is needed")
+def test_bash_completion_only_with_bash_completion(tmp_path: Path) -> None:
+    """Buildroot's practice (bubblewrap, casync, tio): completion only when BR2_PACKAGE_BASH_COMPLETION,
+    since target-finalize removes /usr/share/bash-completion without bash; no manual pages or docs,
+    since it removes /usr/share/man and /usr/share/doc from every target."""
+    base = {"usr/bin/shrinkd", "etc/shrinkd/shrinkd.yaml", "usr/lib/udev/rules.d/60-shrinkd.rules"}
+    assert set(install_target(tmp_path / "without")) == base
+    installed = install_target(tmp_path / "with", "BR2_PACKAGE_BASH_COMPLETION=y")
+    assert set(installed) == base | {"usr/share/bash-completion/completions/shrinkd"}
+    assert installed["usr/share/bash-completion/completions/shrinkd"] == (
+        REPO / "contrib" / "completion" / "shrinkd.bash").read_bytes()
+
+
 def buildroot() -> Optional[Path]:
     found = os.environ.get("SHRINKD_BUILDROOT")
     return Path(found).resolve() if found else None
@@ -164,6 +202,12 @@ def test_buildroot_check_package_and_show_info() -> None:
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         return result.stdout
 
+    # the symbol shrinkd.mk's completion depends on is Buildroot's, and target-finalize keeps
+    # bash-completion's folder only with bash and drops the manual pages always (as the .mk says)
+    assert "config BR2_PACKAGE_BASH_COMPLETION\n" in (top / "package" / "bash-completion" / "Config.in").read_text()
+    finalize = (top / "Makefile").read_text()
+    assert "rm -rf $(TARGET_DIR)/usr/man $(TARGET_DIR)/usr/share/man\n" in finalize
+    assert "ifneq ($(BR2_PACKAGE_BASH),y)\n\trm -rf $(TARGET_DIR)/usr/share/bash-completion\n" in finalize
     make("qemu_x86_64_defconfig")
     with (out / ".config").open("a") as config:
         config.write(FRAGMENT.read_text())

@@ -1,9 +1,10 @@
-"""The manual pages kept in man/ (scripts/manpages.py): current with their sources, complete, and
-clean to man's own checks."""
+"""The manual pages kept in man/ (scripts/manpages.py): shrinkd(8), shrinkd.yaml(5) and
+shrinkmem(4), current with their sources, complete, and clean to man's own checks."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,30 @@ def test_shrinkd_8_has_every_subcommand_and_option() -> None:
         assert all(option in page for option in options), name
 
 
-@pytest.mark.parametrize("page", ["shrinkd.8", "shrinkd.yaml.5"])
+def test_shrinkmem_4_has_every_ioctl_parameter_and_error_of_the_module() -> None:
+    """Each ioctl of the uapi header, each module parameter and each error code the module returns
+    (ERESTARTSYS reaches callers as EINTR) is a tagged entry of shrinkmem(4), under its section."""
+    source = (REPO / "kmod" / "shrinkmem.c").read_text()
+    ioctls = re.findall(r"^#define (SHRINKMEM_IOC_\w+)\s+_IO", (REPO / "kmod" / "uapi" / "shrinkmem.h").read_text(), re.M)
+    parameters = re.findall(r"^module_param(?:_cb)?\((\w+),", source, re.M)
+    errors = set(re.findall(r"return -(E[A-Z]+);", source)) - {"ERESTARTSYS"}
+    assert ioctls == ["SHRINKMEM_IOC_RECLAIM", "SHRINKMEM_IOC_INFO"] and parameters == ["max_mb", "chunk_mb"]
+    assert len(errors) >= 6
+    page = (MAN / "shrinkmem.4").read_text()
+    sections = dict(re.findall(r"^\.SH (.+)\n((?:(?!\.SH ).*\n)*)", page, re.M))
+    assert list(sections) == ["NAME", "SYNOPSIS", "DESCRIPTION", "IOCTLS", "MODULE PARAMETERS", "ERRORS", "NOTES",
+                              "FILES", "SEE ALSO"]
+    assert [name for name in ioctls if f".TP\n\\fB{name}\\fR\n" not in sections["IOCTLS"]] == []
+    tags = re.findall(r"^\.TP\n\\fB([^\\]+)\\fR", sections["MODULE PARAMETERS"], re.M)
+    assert tags == parameters
+    tagged = re.findall(r"^\.TP\n\\fB(.+?)\\fR", sections["ERRORS"] + sections["NOTES"], re.M)
+    assert [code for code in sorted(errors) if not any(code in tag for tag in tagged)
+            and f"({code})" not in sections["NOTES"]] == []
+    for member in ("pages_requested", "pages_reclaimed", "duration_ns", "abi_version", "max_pages", "page_size"):
+        assert re.search(rf"^\\fB__u(32|64) {member};\\fR$", sections["IOCTLS"], re.M), member
+
+
+@pytest.mark.parametrize("page", ["shrinkd.8", "shrinkd.yaml.5", "shrinkmem.4"])
 def test_man_formats_the_page_without_a_warning(page: str) -> None:
     result = subprocess.run(
         ["man", "--warnings", "-l", str(MAN / page)], capture_output=True, text=True, check=False,

@@ -234,6 +234,61 @@ def test_manual_page_lists_every_subcommand(debs: Dict[str, Path], tmp_path: Pat
         assert "check-config" in rendered.stdout
 
 
+# What the packages install of the tree's manual pages, completion and pictures: (package, path in
+# the package, the kept file in the tree, gzip-compressed in the package).
+DOCUMENTATION = [
+    ("shrinkd", "/usr/share/man/man8/shrinkd.8.gz", "man/shrinkd.8", True),
+    ("shrinkd", "/usr/share/man/man5/shrinkd.yaml.5.gz", "man/shrinkd.yaml.5", True),
+    ("shrinkmem-dkms", "/usr/share/man/man4/shrinkmem.4.gz", "man/shrinkmem.4", True),
+    ("shrinkd", "/usr/share/bash-completion/completions/shrinkd", "contrib/completion/shrinkd.bash", False),
+    ("shrinkd", "/usr/share/zsh/vendor-completions/_shrinkd", "contrib/completion/_shrinkd", False),
+] + [("shrinkd", f"/usr/share/doc/shrinkd/{picture.name}", f"docs/{picture.name}", False)
+     for picture in sorted((REPO / "docs").glob("*.png"))]
+
+
+def test_packages_install_the_manual_pages_completion_and_pictures(debs: Dict[str, Path]) -> None:
+    """Each kept page, completion script and docs/*.png is in its package (dpkg-deb -c), as it is in the tree."""
+    assert [entry for entry in DOCUMENTATION if entry[2].endswith(".png")], "docs/*.png: no picture"
+    listings = {package: listing(deb) for package, deb in debs.items()}
+    assert [path for package, path, _, _ in DOCUMENTATION if listings[package].get(path) != "-rw-r--r--"] == []
+    for package, path, source, compressed in DOCUMENTATION:
+        data = member(debs[package], path)
+        assert (gzip.decompress(data) if compressed else data) == (REPO / source).read_bytes(), path
+    # docs/*.md's pictures are named relative to the page: they sit beside the installed pages.
+    installed = {Path(path).name for path in listings["shrinkd"] if path.startswith("/usr/share/doc/shrinkd/")}
+    linked = {link for page in (REPO / "docs").glob("*.md") for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text())}
+    assert linked and [link for link in linked if link not in installed] == []
+    assert {"config.md", "outcome.md"} <= {name.replace(".gz", "") for name in installed}
+
+
+def test_readme_says_where_the_debian_packages_put_them() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Manual pages and shell completion") :]
+    section = section[: section.index("\n## ", 1)]
+    rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| Debian ")}
+    for package, path, _, _ in DOCUMENTATION:
+        row = rows[f"Debian `{package}`"]
+        if path.startswith("/usr/share/man/"):
+            page, section = re.fullmatch(r"(.+)\.(\d)\.gz", Path(path).name).groups()  # type: ignore[union-attr]
+            assert f"{page}({section})" in row, path
+        elif "completion" in path:
+            assert path in row, path
+        else:
+            assert "docs/*.png in /usr/share/doc/shrinkd" in row, path
+
+
+@pytest.mark.parametrize("package, path", [(package, path) for package, path, _, compressed in DOCUMENTATION if compressed])
+def test_installed_manual_page_renders_without_a_warning(debs: Dict[str, Path], tmp_path: Path, package: str,
+                                                         path: str) -> None:
+    page = tmp_path / Path(path).name
+    page.write_bytes(member(debs[package], path))
+    rendered = run(["man", "--warnings", "-l", str(page)],
+                   env=dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8", MAN_KEEP_FORMATTING="0"))
+    assert rendered.returncode == 0 and rendered.stderr == "", rendered.stderr
+    name = Path(path).name.split(".")[0].upper()
+    assert rendered.stdout.startswith(name) and len(rendered.stdout.splitlines()) > 100
+
+
 def test_packaged_command_runs_with_debian_python(installed_root: Path) -> None:
     """The packaged launcher and modules run with Debian's python3 and its python3-* packages."""
     env = dict(os.environ, PYTHONPATH=str(installed_root / "usr" / "lib" / "python3" / "dist-packages"))

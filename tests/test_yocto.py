@@ -11,7 +11,8 @@ What runs everywhere (CI included), with what PyPI gives:
   the recipes use (PN, PV, THISDIR, FILESPATH) are set by the script. Checked on the
   parsed values: every file:// of SRC_URI exists in this tree, the licence checksums
   match, RDEPENDS covers every module shrinkd imports, the versions match the project's,
-  the kernel patch applies only when a machine opts in.
+  the kernel patch applies only when a machine opts in; each recipe's do_install, run by sh
+  over this tree, installs the manual pages, bash completion and the docs' pictures.
 What needs openembedded-core: with SHRINKD_OECORE (an openembedded-core checkout of the
 layer's series) and SHRINKD_BITBAKE (BitBake of the same series), a real `bitbake -p` of
 openembedded-core with the layer, and the recipes' values from tinfoil.
@@ -38,7 +39,7 @@ LAYER = REPO / "packaging" / "yocto" / "meta-shrinkd"
 # The Yocto Project's current release series (6.0, April 2026), the layer's
 # LAYERSERIES_COMPAT and the release oelint-adv checks against.
 SERIES = "wrynose"
-STAND_IN_CLASSES = ("module", "python_setuptools_build_meta", "systemd")
+STAND_IN_CLASSES = ("module", "python_setuptools_build_meta", "systemd", "bash-completion")
 SHRINKD = "recipes-support/shrinkd/shrinkd_0.1.0.bb"
 SHRINKMEM = "recipes-kernel/shrinkmem/shrinkmem_1.1.1.bb"
 KERNEL_APPEND = "recipes-kernel/linux/linux-yocto_%.bbappend"
@@ -211,7 +212,8 @@ def test_rdepends_cover_every_import(parsed: Dict[str, Any]) -> None:
 
 def test_daemon_recipe_installs_the_service(parsed: Dict[str, Any]) -> None:
     recipe = parsed["recipes"][SHRINKD]
-    assert [Path(cls).stem for cls in recipe["__inherit_cache"]] == ["python_setuptools_build_meta", "systemd"]
+    assert [Path(cls).stem for cls in recipe["__inherit_cache"]] == ["python_setuptools_build_meta", "systemd",
+                                                                     "bash-completion"]
     assert recipe["SYSTEMD_SERVICE:${PN}"].split() == ["shrinkd.service"]
     assert recipe["CONFFILES:${PN}"].split() == ["${sysconfdir}/shrinkd/shrinkd.yaml"]
     install = recipe["do_install"]
@@ -223,6 +225,53 @@ def test_daemon_recipe_installs_the_service(parsed: Dict[str, Any]) -> None:
     ):
         assert f"/work/sources/{source} ${{D}}{target}" in install, source
         assert source in recipe["files"], source
+
+
+# openembedded-core's bitbake.conf paths, for running the recipes' do_install on this tree.
+OE_PATHS = {"bindir": "/usr/bin", "sysconfdir": "/etc", "datadir": "/usr/share", "mandir": "/usr/share/man",
+            "docdir": "/usr/share/doc", "systemd_system_unitdir": "/usr/lib/systemd/system",
+            "nonarch_base_libdir": "/usr/lib"}
+
+
+def run_install(recipe: Dict[str, Any], bpn: str, tmp: Path) -> Path:
+    """The recipe's do_install as parsed (the inherited classes' parts are stand-ins: only the
+    recipe's own lines), run by sh with this tree as the unpacked sources; the image it makes."""
+    image = tmp / "image"
+    (image / "usr" / "bin").mkdir(parents=True)  # python_setuptools_build_meta's install of the wheel makes it
+    script = recipe["do_install"].replace("/work/sources", str(REPO))
+    env = dict(os.environ, D=str(image), BPN=bpn, **OE_PATHS)
+    result = subprocess.run(["sh", "-e", "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return image
+
+
+def test_daemon_recipe_installs_pages_completion_and_docs(parsed: Dict[str, Any], tmp_path: Path) -> None:
+    """Manual pages in ${mandir} (${PN}-doc), bash completion where bash-completion.bbclass packages it,
+    the docs with every docs/*.png beside them in ${docdir}/${BPN}, each the tree's file."""
+    recipe = parsed["recipes"][SHRINKD]
+    image = run_install(recipe, "shrinkd", tmp_path)
+    pictures = sorted((REPO / "docs").glob("*.png"))
+    assert pictures
+    for target, source in [
+        ("usr/share/man/man8/shrinkd.8", "man/shrinkd.8"),
+        ("usr/share/man/man5/shrinkd.yaml.5", "man/shrinkd.yaml.5"),
+        ("usr/share/bash-completion/completions/shrinkd", "contrib/completion/shrinkd.bash"),
+        ("usr/share/doc/shrinkd/README.md", "README.md"),
+        ("usr/share/doc/shrinkd/outcome.md", "docs/outcome.md"),
+    ] + [(f"usr/share/doc/shrinkd/{picture.name}", f"docs/{picture.name}") for picture in pictures]:
+        assert (image / target).read_bytes() == (REPO / source).read_bytes(), target
+        assert any(source == path or source.startswith(path) for path in recipe["files"]), f"{source}: not in SRC_URI"
+    # nothing moves the pages out of ${PN}-doc or the completion out of ${PN}-bash-completion
+    assert not re.search(r"mandir|bash-completion", recipe["FILES:${PN}"])
+
+
+def test_module_recipe_installs_its_manual_page(parsed: Dict[str, Any], tmp_path: Path) -> None:
+    recipe = parsed["recipes"][SHRINKMEM]
+    image = run_install(recipe, "shrinkmem", tmp_path)
+    installed = sorted(str(path.relative_to(image)) for path in image.rglob("*") if path.is_file())
+    assert installed == ["usr/share/man/man4/shrinkmem.4"]
+    assert (image / installed[0]).read_bytes() == (REPO / "man" / "shrinkmem.4").read_bytes()
+    assert "man/shrinkmem.4" in recipe["files"]
 
 
 def test_module_recipe_autoloads(parsed: Dict[str, Any]) -> None:

@@ -26,6 +26,18 @@ define SHRINKD_INSTALL_CONFIG_AND_LAUNCHER
 endef
 SHRINKD_POST_INSTALL_TARGET_HOOKS += SHRINKD_INSTALL_CONFIG_AND_LAUNCHER
 
+# Bash completion, as Buildroot's packages install it: only with bash-completion,
+# which loads completions/<command> on demand (target-finalize removes
+# /usr/share/bash-completion without bash). No manual pages: target-finalize
+# removes /usr/share/man and /usr/share/doc in every build.
+ifeq ($(BR2_PACKAGE_BASH_COMPLETION),y)
+define SHRINKD_INSTALL_BASH_COMPLETION
+	$(INSTALL) -D -m 0644 $(@D)/contrib/completion/shrinkd.bash \
+		$(TARGET_DIR)/usr/share/bash-completion/completions/shrinkd
+endef
+SHRINKD_POST_INSTALL_TARGET_HOOKS += SHRINKD_INSTALL_BASH_COMPLETION
+endif
+
 define SHRINKD_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 $(@D)/packaging/systemd/shrinkd.service \
 		$(TARGET_DIR)/usr/lib/systemd/system/shrinkd.service

@@ -17,8 +17,16 @@ inherit module
 # STAGING_KERNEL_DIR) and installs with modules_install.
 # nooelint: oelint.vars.fileextrapaths,oelint.vars.outofcontext
 FILESEXTRAPATHS:prepend := "${THISDIR}/../../../../..:"
-SRC_URI = "file://kmod/"
+SRC_URI = "file://kmod/ \
+           file://man/shrinkmem.4 \
+           "
 S = "${UNPACKDIR}/kmod"
+
+# shrinkmem(4), the device's manual page kept in the tree (in ${PN}-doc).
+do_install:append() {
+    install -d ${D}${mandir}/man4
+    install -m 0644 ${UNPACKDIR}/man/shrinkmem.4 ${D}${mandir}/man4/shrinkmem.4
+}
 
 RRECOMMENDS:${PN} += "shrinkd"
 

@@ -12,12 +12,12 @@ LICENSE = "GPL-2.0-only"
 LIC_FILES_CHKSUM = "file://COPYING;md5=b234ee4d69f5fce4486a80fdaf4a4263"
 CVE_PRODUCT = "shrinkd"
 
-inherit python_setuptools_build_meta systemd
+inherit python_setuptools_build_meta systemd bash-completion
 
 # The sources from the shrinkd source tree this layer is part of (five levels up:
 # packaging/yocto/meta-shrinkd/recipes-support/shrinkd), not a download:
-# the Python package and what its build reads, the launcher, the unit, the udev rule
-# and the configuration.
+# the Python package and what its build reads, the launcher, the unit, the udev rule,
+# the configuration, the manual pages and bash completion kept in the tree, and the docs.
 # nooelint: oelint.vars.fileextrapaths,oelint.vars.outofcontext
 FILESEXTRAPATHS:prepend := "${THISDIR}/../../../../..:"
 SRC_URI = "file://shrinkd/ \
@@ -29,6 +29,10 @@ SRC_URI = "file://shrinkd/ \
            file://packaging/bin/shrinkd \
            file://packaging/systemd/shrinkd.service \
            file://packaging/udev/60-shrinkd.rules \
+           file://man/shrinkd.8 \
+           file://man/shrinkd.yaml.5 \
+           file://contrib/completion/shrinkd.bash \
+           file://docs/ \
            "
 S = "${UNPACKDIR}"
 
@@ -42,6 +46,16 @@ do_install:append() {
     install -m 0644 ${S}/packaging/systemd/shrinkd.service ${D}${systemd_system_unitdir}/shrinkd.service
     install -d ${D}${nonarch_base_libdir}/udev/rules.d
     install -m 0644 ${S}/packaging/udev/60-shrinkd.rules ${D}${nonarch_base_libdir}/udev/rules.d/60-shrinkd.rules
+    # The manual pages (in ${PN}-doc) and the docs with their pictures beside them, so that
+    # the pages' relative image links hold (docs/*.png: every picture there is).
+    install -d ${D}${mandir}/man8 ${D}${mandir}/man5 ${D}${docdir}/${BPN}
+    install -m 0644 ${S}/man/shrinkd.8 ${D}${mandir}/man8/shrinkd.8
+    install -m 0644 ${S}/man/shrinkd.yaml.5 ${D}${mandir}/man5/shrinkd.yaml.5
+    install -m 0644 ${S}/README.md ${S}/docs/*.md ${S}/docs/*.png ${D}${docdir}/${BPN}/
+    # bash-completion loads completions/<command> on demand; bash-completion.bbclass puts
+    # it in ${PN}-bash-completion, which depends on bash-completion.
+    install -d ${D}${datadir}/bash-completion/completions
+    install -m 0644 ${S}/contrib/completion/shrinkd.bash ${D}${datadir}/bash-completion/completions/shrinkd
 }
 
 SYSTEMD_SERVICE:${PN} = "shrinkd.service"
