@@ -16,7 +16,9 @@
  * CPU, kCFI): the module refuses to load there, with one message saying why.
  *
  * shrink_all_memory() checks no signals, so large requests are split into
- * chunks; any pending signal, or the freezer, stops a request between them.
+ * chunks; a fatal signal, or the freezer, stops a request between them. Other
+ * signals are delivered when it ends: a handled SIGCHLD, a ptrace attach or a
+ * cgroup freeze must not cut a request short.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -68,7 +70,7 @@
  * swap, dirty file pages) are freed by a later pass, so the next chunk takes
  * them. Every chunk but the last reclaims at least that share of its ask, so
  * the pages a request's chunks ask for add up to at most SHORT_DIVISOR times
- * what it reclaims.
+ * what it reclaims, plus the last chunk's ask.
  */
 #define SHORT_DIVISOR 8
 
@@ -94,7 +96,7 @@ static int shrinkmem_set_max_mb(const char *val, const struct kernel_param *kp)
 		       mb, shrinkmem_total_mb());
 		return -EINVAL;
 	}
-	WRITE_ONCE(max_mb, mb);
+	WRITE_ONCE(*(unsigned long *)kp->arg, mb);
 	return 0;
 }
 
@@ -116,7 +118,7 @@ static int shrinkmem_set_chunk_mb(const char *val, const struct kernel_param *kp
 		       (int)strcspn(val, "\n"), val, CHUNK_MB_MAX);
 		return -EINVAL;
 	}
-	WRITE_ONCE(chunk_mb, mb);
+	WRITE_ONCE(*(unsigned int *)kp->arg, mb);
 	return 0;
 }
 
@@ -247,11 +249,11 @@ static unsigned long shrinkmem_max_pages(void)
 	return READ_ONCE(max_mb) << MB_SHIFT;
 }
 
-static const char *shrinkmem_end_text(int ret, u32 flags)
+static const char *shrinkmem_end_text(u32 flags)
 {
 	if (flags & SHRINKMEM_RESULT_FROZEN)
 		return " (stopped: the system is freezing)";
-	if (ret || (flags & SHRINKMEM_RESULT_INTERRUPTED))
+	if (flags & SHRINKMEM_RESULT_INTERRUPTED)
 		return " (interrupted)";
 	return "";
 }
@@ -259,12 +261,14 @@ static const char *shrinkmem_end_text(int ret, u32 flags)
 /*
  * Reclaim up to @pages pages, chunk by chunk. Stops when done, when a chunk
  * reclaims less than an eighth of what it asked for (next to nothing more to
- * take now, see SHORT_DIVISOR), when a signal is pending, or when the system
- * is freezing for suspend; @out says which.
+ * take now, see SHORT_DIVISOR), when a fatal signal is pending, or when the
+ * system is freezing for suspend; @out says which. @stopped is what the caller
+ * returns when a fatal signal stopped the request, kept as last_result.
  * Returns -ERESTARTSYS when a signal came while waiting for another request
- * (nothing done), else 0.
+ * (nothing done, nothing counted), else 0.
  */
-static int shrinkmem_reclaim(unsigned long pages, struct shrinkmem_outcome *out)
+static int shrinkmem_reclaim(unsigned long pages, int stopped,
+			     struct shrinkmem_outcome *out)
 {
 	unsigned long chunk_pages, chunk, got, done = 0;
 	u64 start, chunk_start, chunk_ns, longest = 0;
@@ -284,7 +288,7 @@ static int shrinkmem_reclaim(unsigned long pages, struct shrinkmem_outcome *out)
 			flags = SHRINKMEM_RESULT_FROZEN;
 			break;
 		}
-		if (signal_pending(current)) {
+		if (fatal_signal_pending(current)) {
 			flags = SHRINKMEM_RESULT_INTERRUPTED;
 			break;
 		}
@@ -312,7 +316,7 @@ static int shrinkmem_reclaim(unsigned long pages, struct shrinkmem_outcome *out)
 	stats.last_reclaimed = done;
 	stats.last_duration_ns = out->duration_ns;
 	stats.longest_chunk_ns = max(stats.longest_chunk_ns, longest);
-	stats.last_result = (flags & SHRINKMEM_RESULT_INTERRUPTED) ? -EINTR : 0;
+	stats.last_result = (flags & SHRINKMEM_RESULT_INTERRUPTED) ? stopped : 0;
 	stats.last_flags = flags;
 	spin_unlock(&stats_lock);
 
@@ -395,16 +399,22 @@ static ssize_t shrinkmem_write(struct file *file, const char __user *buf,
 	if (mb > READ_ONCE(max_mb))
 		return -ERANGE;
 
-	ret = shrinkmem_reclaim(mb << MB_SHIFT, &out);
-	pr_info("requested %lu MB, reclaimed %lu pages in %llu us%s\n", mb,
-		out.reclaimed, div_u64(out.duration_ns, NSEC_PER_USEC),
-		shrinkmem_end_text(ret, out.flags));
 	/*
-	 * A signal ends the write with EINTR, whatever was reclaimed before it
-	 * (the log line and read() tell how much); it is never restarted, which
-	 * would repeat the whole request. The freezer ends it as done.
+	 * A signal while waiting for another request: nothing was done, so the
+	 * write restarts transparently under SA_RESTART (EINTR otherwise).
 	 */
-	if (ret == -ERESTARTSYS || (out.flags & SHRINKMEM_RESULT_INTERRUPTED))
+	ret = shrinkmem_reclaim(mb << MB_SHIFT, -EINTR, &out);
+	if (ret)
+		return ret;
+	pr_debug("requested %lu MB, reclaimed %lu pages in %llu us%s\n", mb,
+		 out.reclaimed, div_u64(out.duration_ns, NSEC_PER_USEC),
+		 shrinkmem_end_text(out.flags));
+	/*
+	 * A fatal signal ends the write with EINTR, whatever was reclaimed before
+	 * it (read() tells how much); the task is dying, nothing sees a restart.
+	 * The freezer ends it as done.
+	 */
+	if (out.flags & SHRINKMEM_RESULT_INTERRUPTED)
 		return -EINTR;
 	return count;
 }
@@ -416,6 +426,9 @@ static long shrinkmem_ioctl_reclaim(struct file *file,
 	struct shrinkmem_outcome out;
 	int ret;
 
+	/* Like write(): a descriptor opened read-only, for statistics, cannot reclaim. */
+	if (!(file->f_mode & FMODE_WRITE))
+		return -EBADF;
 	if (!shrinkmem_may_reclaim(file))
 		return -EPERM;
 	if (copy_from_user(&req, argp, sizeof(req)))
@@ -428,13 +441,14 @@ static long shrinkmem_ioctl_reclaim(struct file *file,
 	if (copy_to_user(argp, &req, sizeof(req)))
 		return -EFAULT;
 
-	ret = shrinkmem_reclaim(req.pages_requested, &out);
+	/* A fatal signal ends the ioctl as done, with @result saying so. */
+	ret = shrinkmem_reclaim(req.pages_requested, 0, &out);
+	if (ret)
+		return ret;
 	pr_debug("ioctl requested %llu pages, reclaimed %lu pages in %llu us%s\n",
 		 req.pages_requested, out.reclaimed,
 		 div_u64(out.duration_ns, NSEC_PER_USEC),
-		 shrinkmem_end_text(ret, out.flags));
-	if (ret)
-		return ret;
+		 shrinkmem_end_text(out.flags));
 	req.pages_reclaimed = out.reclaimed;
 	req.duration_ns = out.duration_ns;
 	req.result = out.flags;
@@ -499,8 +513,8 @@ static int __init shrinkmem_init(void)
 	ret = shrinkmem_resolve();
 	if (ret)
 		return ret;
-	if (!max_mb)
-		max_mb = max(shrinkmem_total_mb() / 4, 1UL);
+	/* Unless given at load: the sysfs file exists already, so only if still unset. */
+	cmpxchg(&max_mb, 0UL, max(shrinkmem_total_mb() / 4, 1UL));
 
 	ret = misc_register(&shrinkmem_misc);
 	if (ret) {
@@ -508,7 +522,7 @@ static int __init shrinkmem_init(void)
 		return ret;
 	}
 	pr_info("ready: shrink_all_memory() via %s, max_mb=%lu\n",
-		shrinkmem_method_name(), max_mb);
+		shrinkmem_method_name(), READ_ONCE(max_mb));
 	return 0;
 }
 

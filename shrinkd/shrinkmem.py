@@ -102,7 +102,7 @@ class ReclaimResult:
 
     @property
     def interrupted(self) -> bool:
-        """A signal stopped the request part-way; pages_reclaimed is what it did until then."""
+        """A fatal signal stopped the request part-way; pages_reclaimed is what it did until then."""
         return bool(self.result & RESULT_INTERRUPTED)
 
     @property
@@ -176,8 +176,9 @@ class ShrinkMem:
     def reclaim(self, pages: int) -> ReclaimResult:
         """Reclaim up to `pages` pages (SHRINKMEM_IOC_RECLAIM); blocks until the kernel is done.
 
-        A signal (a handled SIGTERM, say) stops the request between chunks: the
-        result then has `interrupted` set and counts what was reclaimed until then.
+        A fatal signal stops the request between chunks: the result then has
+        `interrupted` set and counts what was reclaimed until then. A handled signal
+        (the daemon's SIGTERM) does not: its handler runs when the request ends.
         """
         if isinstance(pages, bool) or not isinstance(pages, int) or not 0 <= pages <= _U64_MAX:
             raise ValueError(f"pages must be an integer from 0 to 2**64-1, got {pages!r}")

@@ -119,6 +119,9 @@ def test_unprivileged_callers_are_refused(board: boards.Session) -> None:
     assert unpriv["root_without_cap_sys_admin"] == {"uid": 0, "euid": 0, **refused}
     assert unpriv["nobody_device_0666"] == {"uid": 65534, "euid": 65534, **refused}
     assert unpriv["calls_before"] == unpriv["calls_mid"] == unpriv["calls_after_refusals"]
+    # Root's own descriptor opened read-only reads; it cannot reclaim.
+    read_only = {"write": "EBADF", "reclaim": "EBADF", "info": "ok", "read": "ok"}
+    assert unpriv["root_read_only"] == {"uid": 0, "euid": 0, **read_only}
 
 
 def test_concurrent_writers_all_complete_and_add_up(board: boards.Session) -> None:
@@ -149,6 +152,22 @@ def test_a_request_killed_midway_returns_promptly(board: boards.Session) -> None
     waiter = kill["waiter"]
     assert waiter["first_still_running"] and waiter["returncode"] == -9
     assert waiter["exit_after_kill_s"] < 10.0, waiter
+    assert not any("requested 1 MB" in line for line in killed["log"]), killed["log"]
+
+
+def test_handled_signals_leave_a_request_running_and_waits_restart(board: boards.Session) -> None:
+    """As on x86 (tests/test_kmod_vm.py): a handled SIGTERM and SIGCHLD do not end a request, SIGKILL does
+    (last_result 0 for the ioctl); a wait for the mutex restarts under SA_RESTART and is EINTR without it."""
+    kill = kmod(board, "kill")
+    term = kill["sigterm"]
+    assert term["running_after_term"] and term["returncode"] == -9, term
+    assert term["summary"]["last_result"] == "0" and int(term["summary"]["last_flags"]) == 1, term["summary"]
+    chld = kill["sigchld"]
+    assert chld["ret"] == chld["length"] and len(chld["signals_at"]) == 1, chld
+    restart = kill["restart"]
+    assert restart["restarter_waiting"]["in_write"] and restart["eintr_waiting"]["in_write"], restart
+    assert restart["eintr"]["errno"] == "EINTR" and restart["restarter"]["ret"] == 2, restart
+    assert restart["calls"] == 2, restart
 
 
 def test_rmmod_and_reload_with_max_mb(board: boards.Session) -> None:

@@ -73,7 +73,8 @@ def cache_root() -> Path:
 
 # What every test kernel has on top of virtme-ng's options: what the module and its
 # tests use (modules, kprobes and kprobe events, swap on zram, ext4 on virtio-blk, debugfs,
-# the freezer's pm_test), ACPI so that the guest can power off, no debug info.
+# the freezer's pm_test, dynamic debug for the module's per-request log line), ACPI so that
+# the guest can power off, no debug info.
 BASE_FRAGMENT = """
 CONFIG_64BIT=y
 CONFIG_SMP=y
@@ -94,6 +95,7 @@ CONFIG_SYSFS=y
 CONFIG_TMPFS=y
 CONFIG_DEVTMPFS=y
 CONFIG_DEBUG_FS=y
+CONFIG_DYNAMIC_DEBUG=y
 CONFIG_ACPI=y
 CONFIG_BLK_DEV=y
 CONFIG_VIRTIO_BLK=y

@@ -37,7 +37,10 @@
  * Values of &struct shrinkmem_reclaim.result: why a request ended before
  * reclaiming all it asked for (0: it did).
  */
-/* A signal was pending (any signal, not only a fatal one): stopped between chunks. */
+/*
+ * A fatal signal was pending: stopped between chunks. Other signals (a
+ * handled SIGTERM or SIGCHLD) are delivered when the request ends.
+ */
 #define SHRINKMEM_RESULT_INTERRUPTED 0x1
 /* The system is freezing tasks for suspend or hibernation: stopped between chunks. */
 #define SHRINKMEM_RESULT_FROZEN 0x2
@@ -89,12 +92,13 @@ struct shrinkmem_info {
 /*
  * SHRINKMEM_IOC_RECLAIM - reclaim up to pages_requested pages.
  * Blocks until done, one request at a time. Once a request runs, it returns 0
- * with what it reclaimed: a pending signal or the freezer stops it between
+ * with what it reclaimed: a fatal signal or the freezer stops it between
  * chunks and sets @result. The reply is written back to the caller's buffer
  * before reclaiming, so a buffer that cannot be written fails with EFAULT and
  * nothing reclaimed (if it stops being writable during the reclaim, EFAULT
  * comes after it, and the reclaim shows in read()'s counters).
- * Errors: EPERM when the opener lacks CAP_SYS_ADMIN, EINVAL for 0 pages or
+ * Errors: EBADF on a descriptor not opened for writing, EPERM when the opener
+ * lacks CAP_SYS_ADMIN, EINVAL for 0 pages or
  * non-zero flags/result, ERANGE above the max_mb limit, EFAULT for a bad
  * pointer, EINTR when a signal arrives while waiting for another request
  * (nothing reclaimed; restarted instead for SA_RESTART handlers).

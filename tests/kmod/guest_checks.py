@@ -142,9 +142,15 @@ def ioctl_raw(cmd: int, buffer: Any) -> Json:
 # ---------------------------------------------------------------- sections
 
 
+# The module logs each text request only with dynamic debug (pr_debug): the checks turn it on
+# for the module at every load, to read the line a request leaves and to see that one that never
+# ran leaves none.
+DYNDBG = "dyndbg=+p"
+
+
 def section_load(args: argparse.Namespace) -> Json:
     before = dmesg().count("\n")
-    result = run("insmod", args.ko)
+    result = run("insmod", args.ko, DYNDBG)
     if result.returncode != 0:
         return {
             "insmod_rc": result.returncode,
@@ -449,6 +455,12 @@ def section_unprivileged(args: argparse.Namespace) -> Json:
     out["calls_after_refusals"] = summary()["calls"]
     out["calls_mid"] = calls_mid
     out["opened_by_root_used_by_nobody"] = opened_by_root_used_by_nobody()
+    # Root's own descriptor opened read-only, as for statistics: it reads, it cannot reclaim.
+    fd = os.open(DEVICE, os.O_RDONLY)
+    try:
+        out["root_read_only"] = try_fd(fd)
+    finally:
+        os.close(fd)
     out["calls_after"] = summary()["calls"]
     return out
 
@@ -767,21 +779,29 @@ print(json.dumps({"returned_at": returned, "signals_at": signals, "pages_request
                   "result": result.result}), flush=True)
 """
 
-# A text write under Python's own SIGINT handler (KeyboardInterrupt).
-SIGINT_WRITER = r"""
-import errno, json, os, signal, sys, time
-signal.signal(signal.SIGINT, signal.default_int_handler)
+# A text write through libc's write(2), which Python does not retry on EINTR (os.write would,
+# and so hide what the kernel returned), with a handler for the signal named in argv[2]:
+# SA_RESTART unless argv[3] is "interrupt" (signal.siginterrupt). Prints what write(2) returned.
+HANDLED_WRITER = r"""
+import ctypes, errno, json, os, signal, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.write.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+libc.write.restype = ctypes.c_ssize_t
+number = getattr(signal, sys.argv[2])
+signals = []
+signal.signal(number, lambda n, frame: signals.append(time.monotonic()))
+signal.siginterrupt(number, len(sys.argv) > 3 and sys.argv[3] == "interrupt")
 fd = os.open("/dev/shrinkmem", os.O_WRONLY)
+text = sys.argv[1].encode()
 print("ready", flush=True)
 sys.stdin.readline()
 print("writing", flush=True)
-try:
-    out = {"returned": os.write(fd, sys.argv[1].encode())}
-except KeyboardInterrupt:
-    out = {"keyboard_interrupt": True}
-except OSError as e:
-    out = {"errno": errno.errorcode[e.errno]}
-out["returned_at"] = time.monotonic()
+ret = libc.write(fd, text, len(text))
+out = {"returned_at": time.monotonic(), "ret": ret, "length": len(text)}
+if ret < 0:
+    out["errno"] = errno.errorcode[ctypes.get_errno()]
+time.sleep(0.1)  # the handler runs at Python's next check
+out["signals_at"] = signals
 print(json.dumps(out), flush=True)
 """
 
@@ -848,6 +868,26 @@ def interrupt_part_way(proc: subprocess.Popen[str], number: int, pages: int) -> 
     return out
 
 
+def term_then_kill(proc: subprocess.Popen[str], pages: int) -> Json:
+    """A handled SIGTERM once proc's request swapped `pages`: the request must go on (it swaps
+    `pages` more after the signal); then SIGKILL, which ends it between chunks. What read() says."""
+    lines_before = dmesg().count("\n")
+    swapped_before = swapped_out()
+    go(proc)
+    out: Json = {"part_way": wait_part_way(swapped_before, pages)}
+    proc.send_signal(signal.SIGTERM)
+    after_term = swapped_out()
+    out["after_term"] = wait_part_way(after_term, pages)
+    out["running_after_term"] = proc.poll() is None
+    killed_at = time.monotonic()
+    proc.send_signal(signal.SIGKILL)
+    out.update(finish(proc))
+    out["exit_after_kill_s"] = round(time.monotonic() - killed_at, 3)
+    out["summary"] = summary()
+    out["log"] = dmesg().splitlines()[lines_before:]
+    return out
+
+
 def freeze_part_way(proc: subprocess.Popen[str], pages: int) -> Json:
     """Freeze user space for suspend (pm_test "freezer": freeze, wait 5 s, thaw) once proc's request swapped `pages`."""
     lines_before = dmesg().count("\n")
@@ -871,6 +911,54 @@ def freeze_part_way(proc: subprocess.Popen[str], pages: int) -> Json:
     return out
 
 
+# write(2)'s number, for /proc/PID/syscall: a writer is known to block in it, not about to enter it.
+WRITE_SYSCALL = {"x86_64": 1, "aarch64": 64, "armv7l": 4, "armv8l": 4}
+
+
+def wait_in_write(proc: subprocess.Popen[str], limit_s: float = 30.0) -> Json:
+    """Wait until proc sleeps inside write(2) (/proc/PID/syscall), or limit_s."""
+    number = str(WRITE_SYSCALL[os.uname().machine])
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        try:
+            fields = Path(f"/proc/{proc.pid}/syscall").read_text().split()
+        except OSError:
+            fields = []
+        if fields[:1] == [number]:
+            return {"in_write": True, "waited_s": round(time.monotonic() - started, 3)}
+        time.sleep(0.02)
+    return {"in_write": False, "waited_s": round(time.monotonic() - started, 3)}
+
+
+def restart_behind(holder: subprocess.Popen[str]) -> Json:
+    """Two 1 MB text writers queue behind `holder`'s large request and get a handled SIGUSR1 while
+    they wait: the one whose handler has SA_RESTART must go on waiting and then run its request
+    once; the other gets EINTR at once. Neither interrupted wait is counted or logged."""
+    restarter = start_script(HANDLED_WRITER, "1\n", "SIGUSR1")
+    eintr = start_script(HANDLED_WRITER, "1\n", "SIGUSR1", "interrupt")
+    calls_before = int(summary()["calls"])
+    lines_before = dmesg().count("\n")
+    swapped_before = swapped_out()
+    go(holder)
+    out: Json = {"holder_in_reclaim": wait_part_way(swapped_before, 1)}
+    go(restarter)
+    go(eintr)
+    out["restarter_waiting"] = wait_in_write(restarter)
+    out["eintr_waiting"] = wait_in_write(eintr)
+    restarter.send_signal(signal.SIGUSR1)
+    eintr.send_signal(signal.SIGUSR1)
+    out["eintr"] = finish(eintr)
+    out["holder_running_after_eintr"] = holder.poll() is None
+    out["restarter_running_after_signal"] = restarter.poll() is None
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    out["restarter"] = finish(restarter)
+    out["summary"] = summary()
+    out["calls"] = int(out["summary"]["calls"]) - calls_before
+    out["log"] = dmesg().splitlines()[lines_before:]
+    return out
+
+
 def zram_swap(size_mb: int) -> str:
     """A zram device of size_mb as swap, as many embedded boards have. Its writes are synchronous:
     reclaim frees a page in the pass that swapped it out. With a disk, the pages a chunk sends
@@ -886,8 +974,9 @@ def zram_swap(size_mb: int) -> str:
 
 
 def section_kill(args: argparse.Namespace) -> Json:
-    """Large requests that have to swap out anonymous memory, stopped part-way (SIGKILL, a handled SIGTERM,
-    SIGINT, the freezer), then the same uninterrupted. Each request finds a hog of its own, just
+    """Large requests that have to swap out anonymous memory: stopped part-way by SIGKILL and by the freezer,
+    not stopped by a handled SIGTERM (ioctl) or SIGCHLD (text), then the same uninterrupted; and writers
+    waiting for the mutex behind one, killed or given a handled signal with and without SA_RESTART. Each request finds a hog of its own, just
     written: one that earlier requests had already swapped out would leave it nothing to do but
     the working sets of every other process."""
     out: Json = {"request_mb": args.kill_mb, "hog_mb": args.hog_mb, "interrupt_share": INTERRUPT_SHARE}
@@ -905,8 +994,9 @@ def section_kill(args: argparse.Namespace) -> Json:
         # the one-at-a-time mutex behind it: killing the waiter must not wait for the first.
         writer = start_writer(f"{args.kill_mb}\n")
         waiter = start_writer("1\n")
+        holder = start_writer(f"{args.kill_mb}\n")
         sigterm = start_script(IOCTL_WRITER, str(REPO), str(pages))
-        sigint = start_script(SIGINT_WRITER, f"{args.kill_mb}\n")
+        sigchld = start_script(HANDLED_WRITER, f"{args.kill_mb}\n", "SIGCHLD")
         frozen = start_script(IOCTL_WRITER, str(REPO), str(pages))
         hog = start_hog(args.hog_mb)
         log(f"hog of {args.hog_mb} MB ready; requests of {args.kill_mb} MB stopped at 1/{INTERRUPT_SHARE} of it")
@@ -944,13 +1034,16 @@ def section_kill(args: argparse.Namespace) -> Json:
             "summary": summary(),
             "log": dmesg().splitlines()[lines_before:],
         }
-        log(f"killed request exited {out['killed']['exit_after_kill_s']} s after SIGKILL; now SIGTERM")
+        log(f"killed request exited {out['killed']['exit_after_kill_s']} s after SIGKILL; now waiters with SIGUSR1")
         hog = restart_hog(hog, args.hog_mb)
-        out["sigterm"] = interrupt_part_way(sigterm, signal.SIGTERM, part_way)
-        log(f"SIGTERM: returned {out['sigterm'].get('return_after_signal_s')} s after the signal; now SIGINT")
+        out["restart"] = restart_behind(holder)
+        log(f"SA_RESTART waiter: {out['restart']['restarter'].get('ret')}, the other {out['restart']['eintr'].get('errno')}; now SIGTERM")
         hog = restart_hog(hog, args.hog_mb)
-        out["sigint"] = interrupt_part_way(sigint, signal.SIGINT, part_way)
-        log(f"SIGINT: returned {out['sigint'].get('return_after_signal_s')} s after the signal; now the freezer")
+        out["sigterm"] = term_then_kill(sigterm, part_way)
+        log(f"SIGTERM: running after it: {out['sigterm']['running_after_term']}; now SIGCHLD")
+        hog = restart_hog(hog, args.hog_mb)
+        out["sigchld"] = interrupt_part_way(sigchld, signal.SIGCHLD, part_way)
+        log(f"SIGCHLD: returned {out['sigchld'].get('return_after_signal_s')} s after the signal; now the freezer")
         hog = restart_hog(hog, args.hog_mb)
         out["freezer"] = freeze_part_way(frozen, part_way)
         log(f"freezer: {out['freezer']['state_write']} in {out['freezer']['freeze_seconds']} s; now uninterrupted")
@@ -1060,7 +1153,7 @@ def section_reload(args: argparse.Namespace) -> Json:
         "max_mb=abc": insmod_refused(args.ko, "max_mb=abc"),
         "chunk_mb=65": insmod_refused(args.ko, "chunk_mb=65"),
     }
-    load = run("insmod", args.ko, "max_mb=64")
+    load = run("insmod", args.ko, "max_mb=64", DYNDBG)
     out["insmod_rc"] = load.returncode
     out["insmod_stderr"] = load.stderr
     out["device_after_insmod"] = os.path.exists(DEVICE)
