@@ -46,7 +46,7 @@
 
 #include "uapi/shrinkmem.h"
 
-#define SHRINKMEM_VERSION "1.1.1"
+#define SHRINKMEM_VERSION "1.2.0"
 
 /* Pages per megabyte. */
 #define MB_SHIFT (20 - PAGE_SHIFT)

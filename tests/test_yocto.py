@@ -41,7 +41,7 @@ LAYER = REPO / "packaging" / "yocto" / "meta-shrinkd"
 SERIES = "wrynose"
 STAND_IN_CLASSES = ("module", "python_setuptools_build_meta", "systemd", "bash-completion")
 SHRINKD = "recipes-support/shrinkd/shrinkd_0.1.0.bb"
-SHRINKMEM = "recipes-kernel/shrinkmem/shrinkmem_1.1.1.bb"
+SHRINKMEM = "recipes-kernel/shrinkmem/shrinkmem_1.2.0.bb"
 KERNEL_APPEND = "recipes-kernel/linux/linux-yocto_%.bbappend"
 
 # Every module shrinkd imports, by the openembedded-core package that ships it

@@ -37,10 +37,7 @@
  * Values of &struct shrinkmem_reclaim.result: why a request ended before
  * reclaiming all it asked for (0: it did).
  */
-/*
- * A fatal signal was pending: stopped between chunks. Other signals (a
- * handled SIGTERM or SIGCHLD) are delivered when the request ends.
- */
+/* A fatal signal was pending: stopped between chunks (handled signals wait for the end). */
 #define SHRINKMEM_RESULT_INTERRUPTED 0x1
 /* The system is freezing tasks for suspend or hibernation: stopped between chunks. */
 #define SHRINKMEM_RESULT_FROZEN 0x2
