@@ -1219,7 +1219,7 @@ def test_a_handled_sigterm_does_not_end_an_ioctl_and_sigkill_does(guest_full: Gu
     kill = guest_full.section("kill")
     term = kill["sigterm"]
     assert term["running_after_term"], term
-    assert term["after_term"]["swapped_pages"] >= term["part_way"]["swapped_pages"] > 0, term
+    assert term["after_term"]["swapped_pages"] >= term["target_pages"] > 0, term
     assert term["returncode"] == -9, term
     summary = term["summary"]
     assert summary_int(summary, "last_pages_requested") == kill["request_mb"] * MB_PAGES
@@ -1236,7 +1236,9 @@ def test_a_handled_sigchld_does_not_end_a_text_write(guest_full: GuestRun) -> No
     chld = kill["sigchld"]
     assert chld["returncode"] == 0, chld
     assert chld["ret"] == chld["length"] and "errno" not in chld, chld
-    assert len(chld["signals_at"]) == 1 and chld["signals_at"][0] >= chld["returned_at"], chld
+    # The handler ran as the write ended (Python runs it once the call is back), not when the signal came.
+    assert len(chld["signals_at"]) == 1 and abs(chld["returned_at"] - chld["signals_at"][0]) < 1.0, chld
+    assert chld["return_after_signal_s"] > 1.0, chld
     summary = chld["summary"]
     assert summary_int(summary, "last_pages_requested") == kill["request_mb"] * MB_PAGES
     assert summary["last_result"] == "0" and summary_int(summary, "last_flags") & shrinkmem.RESULT_INTERRUPTED == 0

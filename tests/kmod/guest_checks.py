@@ -874,7 +874,7 @@ def term_then_kill(proc: subprocess.Popen[str], pages: int) -> Json:
     lines_before = dmesg().count("\n")
     swapped_before = swapped_out()
     go(proc)
-    out: Json = {"part_way": wait_part_way(swapped_before, pages)}
+    out: Json = {"target_pages": pages, "part_way": wait_part_way(swapped_before, pages)}
     proc.send_signal(signal.SIGTERM)
     after_term = swapped_out()
     out["after_term"] = wait_part_way(after_term, pages)
