@@ -139,7 +139,8 @@ def from_trace(
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
     axes[0].legend(
-        list(legend.values()), list(legend), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, labelspacing=0.25
+        list(legend.values()), list(legend), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, labelspacing=0.25,
+        ncol=2, columnspacing=0.8, handlelength=1.5,  # in two columns, as high as a panel of a tall figure
     )
     for ax, entry in zip(axes[len(keys) :], indexes):
         _index_panel(ax, trace, entry)
@@ -156,11 +157,12 @@ def _index_panel(ax: Any, trace: Trace, entry: Watched) -> None:
     """One rule's index: a line per zone and order, the trigger and clear levels, its own actions marked."""
     for where, points in entry.series.items():
         ax.plot(_dates([trace.wall(t) for t, _ in points]), [value for _, value in points], linewidth=1.4, label=where)
-    for label, level, color in (("trigger", entry.trigger, "tab:red"), ("clear", entry.clear, "tab:green")):
+    # The trigger's label above its line, the clear level's below its own: they never overlap.
+    for label, level, color, side in (("trigger", entry.trigger, "tab:red", 1), ("clear", entry.clear, "tab:green", -1)):
         text = f"{label} {level:g}"
         ax.axhline(level, color=color, linestyle="--", linewidth=1.0, label=text)
-        ax.annotate(text, (1.0, level), xycoords=("axes fraction", "data"), xytext=(-4, 2), textcoords="offset points",
-                    ha="right", va="bottom", fontsize=8, color=color)
+        ax.annotate(text, (1.0, level), xycoords=("axes fraction", "data"), xytext=(-4, 2 * side),
+                    textcoords="offset points", ha="right", va="bottom" if side > 0 else "top", fontsize=8, color=color)
     _mark(ax, trace, lambda fields, kind: fields.get("trigger") == entry.name)
     lowest = min(value for points in entry.series.values() for _, value in points)
     ax.set_ylim(-1.05 if lowest < 0 else -0.05, 1.05)  # a fragmentation index is -1 while allocations succeed

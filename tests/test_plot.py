@@ -4,6 +4,7 @@ indexes and levels from its configuration) and from journal events; the picture 
 from __future__ import annotations
 
 import datetime
+import shlex
 import struct
 import subprocess
 import sys
@@ -273,3 +274,33 @@ def test_a_bad_configuration_is_one_line_with_its_file_and_line(tmp_path: Path) 
     assert result.returncode == 2
     assert result.stderr.startswith(f"shrinkd: {bad}:3: ") and result.stderr.count("\n") == 1
 
+
+
+# ---------------------------------------------------------------------------
+# The picture in the docs: a real event, made by the command the docs give.
+
+DOC = REPO / "docs" / "tools.md"
+PICTURE = REPO / "docs" / "event.png"
+
+
+def documented_command() -> List[str]:
+    """The `shrinkd plot ... -o docs/event.png` line docs/tools.md gives to draw docs/event.png again."""
+    [line] = [line for line in DOC.read_text().splitlines() if line.startswith("shrinkd plot ") and "docs/event.png" in line]
+    return shlex.split(line)
+
+
+def test_the_docs_picture_is_what_the_documented_command_draws_from_a_recorded_trace(tmp_path: Path) -> None:
+    words = documented_command()
+    assert words[:2] == ["shrinkd", "plot"]
+    args = words[2:]
+    at = args.index("-o")
+    assert args[at + 1] == "docs/event.png"
+    traces = [arg for arg in args if arg.endswith(".jsonl")]
+    assert traces and all(Path(REPO, arg).parent == TRACES for arg in traces)  # a trace recorded in a guest kernel
+    assert "--config" in args
+    out = tmp_path / "event.png"
+    args[at + 1] = str(out)
+    result = shrinkd("plot", *args)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert png_size(out) == png_size(PICTURE)
+    assert PICTURE.stat().st_size < 100_000
