@@ -91,15 +91,14 @@ def watched(trace: Trace, config: Config, source: str) -> Tuple[List[Watched], L
     if not found:
         notes.append(f"{source}: no rule watches an unusable or fragmentation index in the trace's zones: no levels drawn")
     for event in trace.events:
-        recorded = found.get(str(event.fields.get("trigger")))
-        if recorded is None or "threshold" not in event.fields:
+        drawn = found.get(str(event.fields.get("trigger")))
+        if drawn is None or "threshold" not in event.fields:
             continue
-        entry = recorded
-        ours = (format_index(round(entry.trigger * 1000)), format_index(round(entry.clear * 1000)))
+        ours = (format_index(round(drawn.trigger * 1000)), format_index(round(drawn.clear * 1000)))
         theirs = (str(event.fields["threshold"]), str(event.fields.get("clear")))
         if ours != theirs:
             notes.append(
-                f"{source}: {entry.name}: the trace's events have trigger {theirs[0]}, clear {theirs[1]}; "
+                f"{source}: {drawn.name}: the trace's events have trigger {theirs[0]}, clear {theirs[1]}; "
                 f"the levels drawn are this configuration's ({ours[0]}, {ours[1]})"
             )
     return list(found.values()), list(dict.fromkeys(notes))

@@ -174,6 +174,18 @@ def test_the_levels_are_the_given_configuration_s_and_a_difference_from_the_reco
     ]
 
 
+def test_the_daemon_s_warnings_about_a_rule_are_notes(tmp_path: Path) -> None:
+    beyond = tmp_path / "beyond.yaml"
+    beyond.write_text(
+        "rules:\n"
+        "  - {name: too-large, zones: [DMA32], orders: [12], unusable_index: {trigger: 0.9, clear: 0.5}}\n"
+        "  - {name: huge-page, zones: [DMA32], orders: [huge], unusable_index: {trigger: 0.8, clear: 0.5}}\n"
+    )
+    found, notes = plot.watched(read_trace([str(RECORDED)]), configload.load([beyond]), str(beyond))
+    assert [entry.name for entry in found] == ["huge-page:unusable_index"]
+    assert notes == [f"{beyond}: rule too-large: order 12 is beyond this kernel's 11 orders; skipped"]
+
+
 def daemon_values(trace: Trace, config_path: Path) -> Dict[Tuple[str, str], List[float]]:
     """Each index condition's value at each poll, from the daemon's own policy and the kernel-exact metrics."""
     policy = Policy(Current(configload.load([config_path])), trace.page_size, orders=trace.orders)
