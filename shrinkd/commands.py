@@ -257,11 +257,16 @@ def _tool_commands(subcommand: Callable[..., argparse.ArgumentParser]) -> None:
         help="draw free blocks per order over time, with the actions marked, to a PNG",
         description=(
             "From trace files: one panel per zone, free blocks of each order over time, compactions, reclaims and "
-            "triggers marked. With --journal: the watched value before and after each action from the journal. "
+            "triggers marked; with --config, one panel per rule and index it watches, the index over time with the "
+            "rule's trigger and clear levels (a trace holds no configuration). With --journal: the watched value "
+            "before and after each action from the journal. "
             "Needs matplotlib (pip install 'shrinkd[plot]' or apt install python3-matplotlib)."
         ),
     )
     plot.add_argument("trace", metavar="TRACE", nargs="*", help="trace file(s) written by record")
+    plot.add_argument(
+        "--config", metavar="FILE", help="the configuration the trace ran with: draw its rules' indexes and levels"
+    )
     plot.add_argument("--journal", action="store_true", help="plot from the journal instead of a trace")
     plot.add_argument("--since", metavar="WHEN", help="with --journal: from then on (as for history)")
     plot.add_argument("--directory", "-D", metavar="DIR", help="with --journal: the journal files in DIR")
@@ -574,13 +579,25 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise UsageError("--width, --height and --dpi must be above 0")
     if args.journal == bool(args.trace):
         raise UsageError("give trace files or --journal (one of the two)")
+    if args.journal and args.config:
+        raise UsageError("--config goes with trace files, not --journal")
+    notes: List[str] = []
     if args.journal:
         figure = plot.from_journal(_journal_events(args), args.width, args.height or 5.0)
     else:
+        from . import configload
         from .trace import read_trace
 
-        figure = plot.from_trace(read_trace(args.trace), args.width, args.height)
+        trace = read_trace(args.trace)
+        indexes: List[plot.Watched] = []
+        if args.config is None:
+            notes = [f"{', '.join(trace.sources)}: a trace holds no configuration: no trigger or clear levels drawn (give --config FILE)"]
+        else:
+            indexes, notes = plot.watched(trace, configload.load([args.config]), args.config)
+        figure = plot.from_trace(trace, args.width, args.height, indexes=indexes)
     plot.save(figure, args.output, args.dpi)
+    for note in notes:  # after the picture is written: an error stays one line
+        print(f"shrinkd: note: {note}", file=sys.stderr)
     width, height = figure.get_size_inches() * args.dpi
     print(f"wrote {args.output} ({round(width)}x{round(height)} pixels)")
     return EXIT_OK

@@ -1,7 +1,10 @@
-"""shrinkd plot: the PNG's size and what its axes hold, from a trace recorded in a guest and from journal events."""
+"""shrinkd plot: the PNG's size and what its axes hold, from a trace recorded in a guest (with the rules'
+indexes and levels from its configuration) and from journal events; the picture docs/tools.md shows."""
 
 from __future__ import annotations
 
+import datetime
+import shlex
 import struct
 import subprocess
 import sys
@@ -10,8 +13,11 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from shrinkd import plot
-from shrinkd.trace import read_trace
+from shrinkd import configload, metrics, plot
+from shrinkd.conditions import IndexCondition
+from shrinkd.config import Current
+from shrinkd.policy import Policy
+from shrinkd.trace import Trace, read_trace
 
 from .fakekernel import REPO
 
@@ -106,3 +112,207 @@ def test_without_matplotlib_the_error_names_the_package(tmp_path: Path) -> None:
         "(apt install python3-matplotlib) or matplotlib from PyPI (pip install matplotlib)\n"
     )
     assert not (tmp_path / "x.png").exists()
+
+
+# ---------------------------------------------------------------------------
+# The rules' indexes and levels, from the configuration the trace ran with.
+
+RECORDED = TRACES / "compactable.jsonl"  # tests/fixtures/traces/README.md: recorded in a Debian 6.1 guest
+RECORDED_CONFIG = TRACES / "compactable.yaml"  # the configuration that daemon ran with
+
+
+def index_axes(figure: Any) -> Dict[str, Any]:
+    """The index panels by title (a condition's name: rule:metric)."""
+    return {ax.get_title(loc="left"): ax for ax in figure.get_axes() if ":" in ax.get_title(loc="left")}
+
+
+def levels_of(ax: Any) -> Dict[str, List[float]]:
+    """The horizontal lines of a panel by label: their y values."""
+    return {
+        str(line.get_label()): list(line.get_ydata())
+        for line in ax.get_lines()
+        if str(line.get_label()).startswith(("trigger ", "clear "))
+    }
+
+
+def test_each_rule_s_index_is_drawn_with_the_configuration_s_levels() -> None:
+    trace = read_trace([str(RECORDED)])
+    config = configload.load([RECORDED_CONFIG])
+    found, notes = plot.watched(trace, config, str(RECORDED_CONFIG))
+    assert notes == []
+    figure = plot.from_trace(trace, width=10, height=12, indexes=found)
+    panels = index_axes(figure)
+    expected = {}
+    for rule in config.rules:
+        for kind, level in (("unusable_index", rule.unusable_index), ("extfrag_index", rule.extfrag_index)):
+            if level is not None:
+                expected[f"{rule.name}:{kind}"] = (level.trigger / 1000, level.clear / 1000)
+    assert list(panels) == list(expected)  # the fixture's two rules: costly-order, huge-page
+    for name, (trigger, clear) in expected.items():
+        assert levels_of(panels[name]) == {f"trigger {trigger:g}": [trigger] * 2, f"clear {clear:g}": [clear] * 2}
+        texts = [text.get_text() for text in panels[name].texts]
+        assert texts == [f"trigger {trigger:g}", f"clear {clear:g}"]  # labelled on the panel, not only in the legend
+    # The zone panels come first, as without a configuration.
+    titles = [ax.get_title(loc="left") for ax in figure.get_axes()]
+    assert titles[: -len(panels)] == ["node 0, zone DMA", "node 0, zone DMA32"]
+
+
+def test_the_levels_are_the_given_configuration_s_and_a_difference_from_the_recording_is_said(tmp_path: Path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text(RECORDED_CONFIG.read_text().replace("{trigger: 0.8, clear: 0.5}", "{trigger: 0.7, clear: 0.45}"))
+    trace = read_trace([str(RECORDED)])
+    found, notes = plot.watched(trace, configload.load([other]), str(other))
+    [huge] = [entry for entry in found if entry.name == "huge-page:unusable_index"]
+    assert (huge.trigger, huge.clear) == (0.7, 0.45)
+    assert levels_of(index_axes(plot.from_trace(trace, indexes=found))["huge-page:unusable_index"]) == {
+        "trigger 0.7": [0.7, 0.7],
+        "clear 0.45": [0.45, 0.45],
+    }
+    assert notes == [
+        f"{other}: huge-page:unusable_index: the trace's events have trigger 0.800, clear 0.500; "
+        "the levels drawn are this configuration's (0.700, 0.450)"
+    ]
+
+
+def test_the_daemon_s_warnings_about_a_rule_are_notes(tmp_path: Path) -> None:
+    beyond = tmp_path / "beyond.yaml"
+    beyond.write_text(
+        "rules:\n"
+        "  - {name: too-large, zones: [DMA32], orders: [12], unusable_index: {trigger: 0.9, clear: 0.5}}\n"
+        "  - {name: huge-page, zones: [DMA32], orders: [huge], unusable_index: {trigger: 0.8, clear: 0.5}}\n"
+    )
+    found, notes = plot.watched(read_trace([str(RECORDED)]), configload.load([beyond]), str(beyond))
+    assert [entry.name for entry in found] == ["huge-page:unusable_index"]
+    assert notes == [f"{beyond}: rule too-large: order 12 is beyond this kernel's 11 orders; skipped"]
+
+
+def daemon_values(trace: Trace, config_path: Path) -> Dict[Tuple[str, str], List[float]]:
+    """Each index condition's value at each poll, from the daemon's own policy and the kernel-exact metrics."""
+    policy = Policy(Current(configload.load([config_path])), trace.page_size, orders=trace.orders)
+    values: Dict[Tuple[str, str], List[float]] = {}
+    for poll in trace.polls:
+        sources, _ = policy.sources(poll.obs)
+        for condition, value in sources:
+            if isinstance(condition, IndexCondition):
+                zone = poll.obs.zones[(condition.zone_node, condition.zone)]
+                formula = metrics.unusable_index if condition.kind == "unusable_index" else metrics.extfrag_index
+                assert value == formula(zone.free, condition.order)
+                values.setdefault((condition.name, condition.where()), []).append(value / 1000)
+    return values
+
+
+@pytest.mark.parametrize("name", ["compactable", "unfixable"])
+def test_the_index_line_is_what_the_daemon_computes_from_the_trace_s_polls(name: str) -> None:
+    trace = read_trace([str(TRACES / f"{name}.jsonl")])
+    config = TRACES / f"{name}.yaml"
+    found, _ = plot.watched(trace, configload.load([config]), str(config))
+    figure = plot.from_trace(trace, indexes=found)
+    drawn = {
+        (title, str(line.get_label())): line
+        for title, ax in index_axes(figure).items()
+        for line in ax.get_lines()
+        if str(line.get_label()).startswith("node ")
+    }
+    expected = daemon_values(trace, config)
+    assert sorted(drawn) == sorted(expected)
+    when = [datetime.datetime.fromtimestamp(trace.wall(poll.t)) for poll in trace.polls]
+    for key, line in drawn.items():
+        assert list(line.get_ydata()) == expected[key]
+        assert list(line.get_xdata()) == when
+    # What the daemon logged in the guest when its conditions triggered and cleared is the line's value at that poll.
+    checked = 0
+    for event in trace.events:
+        if event.kind in ("triggered", "cleared") and "rule" in event.fields:
+            fields = event.fields
+            line = drawn[(fields["trigger"], f"node {fields['node']} zone {fields['zone']} order {fields['order']}")]
+            at = max(i for i, poll in enumerate(trace.polls) if poll.t <= event.t)
+            assert line.get_ydata()[at] == float(fields["value"])
+            checked += 1
+    assert checked >= 2
+
+
+def test_the_command_draws_the_levels_with_config_and_says_in_one_line_when_it_cannot(tmp_path: Path) -> None:
+    out = tmp_path / "levels.png"
+    result = shrinkd("plot", str(RECORDED), "--config", str(RECORDED_CONFIG), "-o", str(out), "--dpi", "20")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"wrote {out} (240x272 pixels)\n"  # 12 x (3.2 x 4 panels + 0.8) inches
+    result = shrinkd("plot", str(RECORDED), "-o", str(out), "--dpi", "20")
+    assert result.returncode == 0
+    assert result.stderr == (
+        f"shrinkd: note: {RECORDED}: a trace holds no configuration: no trigger or clear levels drawn (give --config FILE)\n"
+    )
+    assert png_size(out) == (240, 144)  # the two zone panels only
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text("rules:\n  - {name: normal-only, zones: [Normal], orders: [9], unusable_index: {trigger: 0.9, clear: 0.5}}\n")
+    result = shrinkd("plot", str(RECORDED), "--config", str(elsewhere), "-o", str(out), "--dpi", "20")
+    assert result.returncode == 0
+    assert result.stderr == (
+        f"shrinkd: note: {elsewhere}: no rule watches an unusable or fragmentation index in the trace's zones: "
+        "no levels drawn\n"
+    )
+    result = shrinkd("plot", "--journal", "--config", str(RECORDED_CONFIG), "-o", str(out))
+    assert (result.returncode, result.stderr) == (2, "shrinkd: --config goes with trace files, not --journal\n")
+
+
+def damaged(tmp_path: Path, name: str, how: str) -> Tuple[Path, int]:
+    """A copy of the recorded trace with its last line cut short, or a garbage line in the middle."""
+    lines = RECORDED.read_text().splitlines(keepends=True)
+    if how == "truncated":
+        number = len(lines)
+        lines[-1] = lines[-1][: len(lines[-1]) // 2]
+    else:
+        number = len(lines) // 2
+        lines[number - 1] = '{"t": 1.0, "free": [[1, 2\n'
+    path = tmp_path / name
+    path.write_text("".join(lines))
+    return path, number
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_a_damaged_trace_is_one_line_with_its_file_and_line(tmp_path: Path, how: str) -> None:
+    path, number = damaged(tmp_path, f"{how}.jsonl", how)
+    out = tmp_path / "x.png"
+    result = shrinkd("plot", str(path), "--config", str(RECORDED_CONFIG), "-o", str(out))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"shrinkd: {path}:{number}: ") and result.stderr.count("\n") == 1
+    assert ("truncated" if how == "truncated" else "not JSON") in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_a_bad_configuration_is_one_line_with_its_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - name: x\n    orders: [22]\n    unusable_index: {trigger: 0.8, clear: 0.5}\n")
+    result = shrinkd("plot", str(RECORDED), "--config", str(bad), "-o", str(tmp_path / "x.png"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"shrinkd: {bad}:3: ") and result.stderr.count("\n") == 1
+
+
+
+# ---------------------------------------------------------------------------
+# The picture in the docs: a real event, made by the command the docs give.
+
+DOC = REPO / "docs" / "tools.md"
+PICTURE = REPO / "docs" / "event.png"
+
+
+def documented_command() -> List[str]:
+    """The `shrinkd plot ... -o docs/event.png` line docs/tools.md gives to draw docs/event.png again."""
+    [line] = [line for line in DOC.read_text().splitlines() if line.startswith("shrinkd plot ") and "docs/event.png" in line]
+    return shlex.split(line)
+
+
+def test_the_docs_picture_is_what_the_documented_command_draws_from_a_recorded_trace(tmp_path: Path) -> None:
+    words = documented_command()
+    assert words[:2] == ["shrinkd", "plot"]
+    args = words[2:]
+    at = args.index("-o")
+    assert args[at + 1] == "docs/event.png"
+    traces = [arg for arg in args if arg.endswith(".jsonl")]
+    assert traces and all(Path(REPO, arg).parent == TRACES for arg in traces)  # a trace recorded in a guest kernel
+    assert "--config" in args
+    out = tmp_path / "event.png"
+    args[at + 1] = str(out)
+    result = shrinkd("plot", *args)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert png_size(out) == png_size(PICTURE)
+    assert PICTURE.stat().st_size < 100_000

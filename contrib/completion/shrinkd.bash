@@ -15,7 +15,7 @@ _shtab_shrinkd_check_config_option_strings=(-h --help --proc-root --sys-root --d
 _shtab_shrinkd_record_option_strings=(-h --help --proc-root --sys-root --debug --config --act --polls --duration --max-size --interval)
 _shtab_shrinkd_replay_option_strings=(-h --help --proc-root --sys-root --debug --config --backends --json --quiet)
 _shtab_shrinkd_history_option_strings=(-h --help --proc-root --sys-root --debug --since --directory -D --file --json)
-_shtab_shrinkd_plot_option_strings=(-h --help --proc-root --sys-root --debug --journal --since --directory -D --output -o --width --height --dpi)
+_shtab_shrinkd_plot_option_strings=(-h --help --proc-root --sys-root --debug --config --journal --since --directory -D --output -o --width --height --dpi)
 _shtab_shrinkd_doctor_option_strings=(-h --help --proc-root --sys-root --debug --config --unit --json)
 _shtab_shrinkd_option_strings=(-h --help --proc-root --sys-root --debug --version)
 
@@ -48,6 +48,7 @@ _shtab_shrinkd_history___file_COMPGEN=_shtab_compgen_files
 _shtab_shrinkd_plot_pos_0_COMPGEN=_shtab_compgen_files
 _shtab_shrinkd_plot___proc_root_COMPGEN=_shtab_compgen_dirs
 _shtab_shrinkd_plot___sys_root_COMPGEN=_shtab_compgen_dirs
+_shtab_shrinkd_plot___config_COMPGEN=_shtab_compgen_files
 _shtab_shrinkd_plot___directory_COMPGEN=_shtab_compgen_dirs
 _shtab_shrinkd_plot__D_COMPGEN=_shtab_compgen_dirs
 _shtab_shrinkd_plot___output_COMPGEN=_shtab_compgen_files
