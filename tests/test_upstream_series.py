@@ -383,7 +383,9 @@ def test_cover_letter_quotes_the_reclaim_safety_conclusions() -> None:
 @pytest.mark.parametrize("name", [path.name for path in series_files() if not path.name.startswith("0000")])
 def test_checkpatch_strict_is_clean(name: str) -> None:
     source = kmod_vm.linux_source()
-    # checkpatch reads the tree's typo list from beside itself (scripts/spelling.txt).
+    # checkpatch reads the tree's typo list from beside itself (scripts/spelling.txt). The patch
+    # goes by its absolute path: given a path that `git ls-files` prints back, as a file of this
+    # repository named relative to its top, checkpatch would check it as a source file, not a patch.
     assert (source / "scripts" / "spelling.txt").is_file()
     result = subprocess.run(
         [
