@@ -21,7 +21,7 @@ from .config import Current
 from .errors import InputError, MissingInputError, ShrinkdError
 from .events import NOTICE, WARNING, Events
 from .journal import Journal
-from .judgement import reclaim_backends, reclaim_lines
+from .judgement import no_order, reclaim_backends, reclaim_lines
 from .kmsg import KMSG, KernelLog, open_log
 from .notify import Notifier
 from .outputs import Outputs
@@ -93,6 +93,9 @@ class Daemon:
         self.tunables = tunables or Tunables()
         self.tell = Events(journal, notifier, self.page_size)
         self.policy = Policy(self.current, self.page_size, once=once, orders=procfs.named_orders(self.page_size))
+        for rule, given in self.policy.unresolved():  # the judgement's warnings at start say it, with why
+            if any(warning.startswith(f"rule {rule}: {no_order(given)}") for warning in warnings):
+                self.policy.told(rule, given)
         keep_dir = os.path.dirname(state_path) if state_path else None
         self.backends = Backends(procfs, self.current, self.tunables, self.page_size, keep_dir)
         # The trace and the metrics textfile, when configured: fed every poll and event.

@@ -93,7 +93,7 @@ class Verdict(Record):
 class System(Record):
     """What the judgement needs to know of a system, read through procfs (read_system)."""
 
-    __slots__ = ("backends", "euid", "named", "zones")
+    __slots__ = ("backends", "euid", "named", "origins", "zones")
 
     def __init__(
         self,
@@ -101,11 +101,14 @@ class System(Record):
         named: Mapping[str, Optional[int]],
         backends: Mapping[str, Optional[str]],
         euid: int,
+        origins: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.zones = dict(zones)  # (node, zone) -> (orders, managed bytes or None without zoneinfo)
         self.named = dict(named)  # order names -> orders (None: unknown here)
         self.backends = dict(backends)  # each enabled backend -> None when usable, else why not
         self.euid = euid
+        # order names -> where the order came from ("hugetlb 2048 kB"), or why it is unknown
+        self.origins = dict(origins or {})
 
 
 def judge(
@@ -184,12 +187,19 @@ def _watched(rule: Rule, system: System) -> Tuple[int, List[str]]:
     orders = []
     for given, order in rule.resolved_orders(system.named):
         if order is None:
-            missing.append(f"this kernel has no {given} order")
+            why = system.origins.get(str(given))
+            missing.append(no_order(given) + (f": {why}" if why else ""))
         elif count and order >= count:
             missing.append(f"order {order} is beyond this kernel's {count} orders (0-{count - 1})")
         else:
             orders.append(order)
     return len(big_enough) * len(orders), missing
+
+
+def no_order(given: object) -> str:
+    """The start of the warning for an order name this kernel cannot resolve (the daemon, told it at
+    start, does not say it again at its first poll)."""
+    return f"this kernel has no {given} order"
 
 
 def judged_lines(verdict: Verdict) -> List[str]:
@@ -202,12 +212,13 @@ def judged_lines(verdict: Verdict) -> List[str]:
 
 
 def reclaim_backends(
-    probes: Sequence[Probe], prefer: Sequence[str], used: Optional[Sequence[str]] = None
+    probes: Sequence[Probe], prefer: Sequence[str], used: Optional[Sequence[str]] = None, as_root: bool = False
 ) -> List[Tuple[str, Optional[str]]]:
     """Every reclaim backend of the backend registry's probe, in the order reclaim tries them
     (reclaim.prefer, then the others): (name, None) for one shrinkd reclaims with, else (name, why
     not) in a few words. `used` is what the running daemon found (its Backends); without it, the
-    probe's usable backends in reclaim.prefer are the ones it would find."""
+    probe's usable backends in reclaim.prefer are the ones it would find. With `as_root` (a probe by
+    a user for the daemon, which runs as root), files present but not writable by the user count."""
     rank = {name: n for n, name in enumerate(prefer)}
     found: List[Tuple[str, Optional[str]]] = []
     for probe in sorted((p for p in probes if p.kind == "reclaim"), key=lambda p: rank.get(p.name, len(rank))):
@@ -218,7 +229,7 @@ def reclaim_backends(
             why = "disabled in the configuration"
         elif probe.name not in rank:
             why = "not in reclaim.prefer"
-        elif not probe.usable:
+        elif not probe.usable and not (as_root and probe.paths and not probe.writable):
             why = probe.why
         else:
             why = None if used is None else "present, but not there when the daemon last looked for backends"
@@ -284,7 +295,9 @@ def read_system(
     except ShrinkdError:
         pass
     zones = {(z.node, z.zone): (len(z.free), managed.get((z.node, z.zone))) for z in buddy.zones}
-    system = System(zones, procfs.named_orders(page_size), probe_backends(procfs, config, probes), os.geteuid())
+    named = procfs.named_orders(page_size)
+    origins = {"huge": procfs.huge_order(page_size)[1]}
+    system = System(zones, named, probe_backends(procfs, config, probes), os.geteuid(), origins)
     return system, ""
 
 

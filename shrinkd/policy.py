@@ -321,6 +321,19 @@ class Policy:
                 notices += self._warn_once(f"missing:{condition.name}", reason)
         return found, notices
 
+    def unresolved(self) -> List[Tuple[str, str]]:
+        """(rule, order name) for each order name of the configuration this kernel cannot resolve."""
+        return [
+            (rule.name, str(given))
+            for rule in self.config.rules
+            for given, order in rule.resolved_orders(self.orders)
+            if order is None
+        ]
+
+    def told(self, rule: str, given: str) -> None:
+        """That `rule`'s order name `given` is unknown here was said already (at start): not again."""
+        self.warned.add(f"order:{rule}:{given}")
+
     def _warn_once(self, key: str, message: str) -> List[Notice]:
         if key in self.warned:
             return []
