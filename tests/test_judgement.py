@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Tuple
 
 import pytest
 
@@ -209,3 +210,38 @@ def test_with_no_huge_page_size_one_warning_and_the_rule_cannot_act(tree: Tree, 
     path.write_text("rules:\n" + rule("huge", orders="[huge]") + "log: {target: stderr}\n")
     run = shrinkd("run", "--once", "--config", str(path), *roots(tree))
     assert (run.returncode, run.stderr) == (2, f"shrinkd: {path}: no rule in this configuration can act on this system\n")
+
+
+def test_reclaim_backends_say_why_each_is_not_used() -> None:
+    from shrinkd.actions.spec import Probe
+
+    def probe(name: str, usable: bool, why: str = "", enabled: bool = True, paths: Tuple[str, ...] = ("/x",), writable: Tuple[str, ...] = ("/x",)) -> Probe:
+        return Probe(name, "reclaim", name, enabled, paths, writable, usable, why)
+
+    probes = [
+        Probe("compact", "compact", "compaction", True, ("/c",), ("/c",), True, ""),
+        probe("shrinkmem", False, "no shrinkmem device (the module is not loaded)", paths=(), writable=()),
+        probe("node_reclaim", True),
+        probe("memory_reclaim", False, "not writable by this user", writable=()),
+        probe("drop_caches", False, "disabled in the configuration", enabled=False),
+    ]
+    prefer = ["shrinkmem", "memory_reclaim", "drop_caches"]
+    found = judgement.reclaim_backends(probes, prefer)
+    # In reclaim.prefer's order, then the others; compaction is no reclaim backend.
+    assert found == [
+        ("shrinkmem", "no shrinkmem device (the module is not loaded)"),
+        ("memory_reclaim", "not writable by this user"),
+        ("drop_caches", "disabled in the configuration"),
+        ("node_reclaim", "not in reclaim.prefer"),
+    ]
+    assert judgement.reclaim_summary(found) == "none: reclaim is not possible, rules that may reclaim compact only"
+    # Judged as root (status and doctor run by a user), a file present but not writable by the user counts.
+    as_root = judgement.reclaim_backends(probes, prefer, as_root=True)
+    assert judgement.reclaim_summary(as_root) == "memory_reclaim"
+    assert judgement.reclaim_lines(as_root) == [
+        "shrinkmem: no shrinkmem device (the module is not loaded)",
+        "drop_caches: disabled in the configuration",
+        "node_reclaim: not in reclaim.prefer",
+    ]
+    # The running daemon's own list decides what it has.
+    assert dict(judgement.reclaim_backends(probes, prefer, used=["compact", "memory_reclaim"]))["memory_reclaim"] is None
