@@ -411,6 +411,41 @@ def test_without_a_reclaim_backend_ladders_compact_and_say_so_once(tree: Tree, j
     assert again.startswith(f"reclaim not possible: no reclaim backend here ({NO_RECLAIM})")
 
 
+def test_a_reload_that_changes_the_backends_says_again_that_reclaim_is_not_possible(tree: Tree, tmp_path: Path) -> None:
+    (tree.sys / "fs" / "cgroup" / "memory.reclaim").unlink()
+    path = tmp_path / "shrinkd.yaml"
+    text = RULES.replace("cooldown: 60", "cooldown: 60\n  cooldown_max: 60")
+    d, _, clock = daemon(tree, ScriptedKernel(tree.proc, {}), text=text, reload=write_config(path, text))
+    d.start()
+    try:
+        for _ in range(6):
+            d.tick()
+            clock.now += 30
+        path.write_text(text.replace("psi:", "reclaim:\n  prefer: [shrinkmem, memory_reclaim]\npsi:"))
+        d.reload()  # the same backends: nothing to say again
+        for _ in range(6):
+            d.tick()
+            clock.now += 30
+        assert d.events.count("reclaim_unavailable") == 1
+        device = tree.root / "shrinkmem"
+        device.write_text("")  # the module's node, where a reload now says it is: shrinkmem reclaims
+        path.write_text(text + f"backends:\n  shrinkmem: {{device: {device}}}\n")
+        d.reload()
+        assert d.backends.names() == ["compact", "shrinkmem"]
+        path.write_text(text)
+        d.reload()  # back to /dev/shrinkmem, which this tree lacks: no reclaim again, and said again
+        for _ in range(6):
+            d.tick()
+            clock.now += 30
+    finally:
+        d.close()
+    assert d.events.count("backends_changed") == 2
+    assert d.events.count("reclaim_unavailable") == 2
+    last_change = len(d.events) - 1 - d.events[::-1].index("backends_changed")
+    assert "reclaim_unavailable" in d.events[last_change:]
+    assert "skipped" not in d.events
+
+
 def test_kernel_uevents_are_read_for_the_device_and_memory_blocks() -> None:
     add = b"add@/devices/virtual/misc/shrinkmem\0ACTION=add\0DEVPATH=/devices/virtual/misc/shrinkmem\0SUBSYSTEM=misc\0DEVNAME=shrinkmem\0MAJOR=10\0MINOR=122\0SEQNUM=2301\0"
     offline = b"offline@/devices/system/memory/memory32\0ACTION=offline\0DEVPATH=/devices/system/memory/memory32\0SUBSYSTEM=memory\0SEQNUM=2302\0"
