@@ -70,16 +70,45 @@ def cmd_status(args: argparse.Namespace) -> int:
     procfs = _procfs(args)
     page_size = procfs.page_size()
     document = report.build(_snapshot(procfs, meminfo=True), page_size, procfs.named_orders(page_size))
-    if args.proc_root == "/proc":  # the daemon's state describes this machine, not a captured tree
-        state = _daemon_state()
-        if state is not None:
-            document["daemon"] = state
+    document["huge"] = dict(zip(("order", "from"), procfs.huge_order(page_size)))
+    state = _daemon_state() if args.proc_root == "/proc" else None  # a captured tree has no daemon
+    if state is not None:
+        document["daemon"] = state
+    document["reclaim"] = _reclaim_backends(args, procfs, state)
     if args.json:
         json.dump(document, sys.stdout, indent=2 if args.pretty else None)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(report.render(document))
     return EXIT_OK
+
+
+def _reclaim_backends(args: argparse.Namespace, procfs: ProcFS, state: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The reclaim backends shrinkd has here and why not each other one: the running daemon's own (from
+    its state file), else the backend registry's probe with the configuration `run` would read."""
+    from . import configload, judgement
+    from .errors import ShrinkdError
+
+    if state is not None and args.config is None and "reclaim_backends" in state:
+        found = [(entry["name"], entry["why"]) for entry in state["reclaim_backends"]]
+        source = f"the running daemon, pid {state['pid']}"
+    else:
+        from .actions import registry
+
+        try:
+            config = configload.load(configload.resolve(args.config))
+            unread = ""
+        except ShrinkdError as error:
+            config, unread = configload.builtin(), f" ({error})"
+        probes = registry.probe(procfs, config, page_size=procfs.page_size())
+        # Judged as the daemon, which runs as root, finds them (a user cannot write the kernel's files).
+        found = judgement.reclaim_backends(probes, config.reclaim.prefer, as_root=True)
+        source = f"as shrinkd run would find them with {', '.join(config.sources)}{unread}"
+    return {
+        "from": source,
+        "have": judgement.reclaim_summary(found),
+        "backends": [{"name": name, "why": why} for name, why in found],
+    }
 
 
 def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
@@ -116,8 +145,15 @@ def build_parser(run_handler: Handler) -> argparse.ArgumentParser:
         description=(
             "Show, per node and zone, the free blocks per order, the kernel's unusable free index and "
             "fragmentation index per order (the values debugfs extfrag/* prints), free pages against "
-            "the min/low/high watermarks, the compaction score, and PSI memory pressure."
+            "the min/low/high watermarks, the compaction score, PSI memory pressure, what the order name huge "
+            "stands for here and where that came from, and the reclaim backends shrinkd has (the running "
+            "daemon's, else as it would find them) with why each other one is missing or disabled."
         ),
+    )
+    status.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration the reclaim backends are probed with when no daemon runs (default: as for run)",
     )
     status.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     status.add_argument("--pretty", action="store_true", help="indent the JSON (only with --json)")
@@ -449,6 +485,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"backends enabled: {', '.join(config.enabled)})"
     )
     named = procfs.named_orders(procfs.page_size()) if procfs is not None and "orders" not in verdict.unchecked else {}
+    if procfs is not None and named.get("huge") is not None:  # unknown: the warnings below say why
+        from .report import huge_text
+
+        print(f"  {huge_text(*procfs.huge_order(procfs.page_size()))}")
     for rule in config.rules:
         orders = ", ".join(
             str(order) if order == given else f"{given} = {'unknown on this kernel' if order is None else order}"

@@ -21,10 +21,11 @@ from .config import Current
 from .errors import InputError, MissingInputError, ShrinkdError
 from .events import NOTICE, WARNING, Events
 from .journal import Journal
+from .judgement import no_order, reclaim_backends, reclaim_lines
 from .kmsg import KMSG, KernelLog, open_log
 from .notify import Notifier
 from .outputs import Outputs
-from .policy import COMPACT, Decision, Executor, Policy, Step
+from .policy import COMPACT, RECLAIM, Decision, Executor, Policy, Step
 from .process import DROP, STAY, WAKE, Signals, sleep
 from .procfs import Reader
 from .psi import Trigger, open_trigger
@@ -92,6 +93,9 @@ class Daemon:
         self.tunables = tunables or Tunables()
         self.tell = Events(journal, notifier, self.page_size)
         self.policy = Policy(self.current, self.page_size, once=once, orders=procfs.named_orders(self.page_size))
+        for rule, given in self.policy.unresolved():  # the judgement's warnings at start say it, with why
+            if any(warning.startswith(f"rule {rule}: {no_order(given)}") for warning in warnings):
+                self.policy.told(rule, given)
         keep_dir = os.path.dirname(state_path) if state_path else None
         self.backends = Backends(procfs, self.current, self.tunables, self.page_size, keep_dir)
         # The trace and the metrics textfile, when configured: fed every poll and event.
@@ -102,6 +106,10 @@ class Daemon:
         self.reader: Optional[Reader] = None
         self.trigger: Optional[Trigger] = None
         self.uevents: Optional[UeventWatch] = None
+        # Each reclaim backend of the registry and why the daemon does not have it (None: it has it),
+        # from the registry's probe at start and whenever the backends change (judgement.reclaim_backends).
+        self.reclaim: List[Tuple[str, Optional[str]]] = []
+        self.lacking_told = False  # the reclaim_unavailable event, said once until the backends change
         self.polls = 0
         self.started_at = 0.0
         self._zoneinfo_at = float("-inf")
@@ -141,6 +149,7 @@ class Daemon:
         if not self.once:
             self.signals.install()
         how = "one poll" if self.once else f"PSI trigger '{self.trigger.spec}'" if self.trigger else "plain polling"
+        self._probe_reclaim()
         self.tell.started(
             self.backends.describe(),
             self.backends.names(),
@@ -148,6 +157,7 @@ class Daemon:
             how,
             self.config.sources,
             self.dry_run,
+            reclaim_lines(self.reclaim),
         )
         for warning in self.warnings:
             self.tell.config_warning(warning)
@@ -339,6 +349,7 @@ class Daemon:
             "dry_run": self.dry_run,
             "config": list(self.config.sources),
             "backends": self.backends.names(),
+            "reclaim_backends": [{"name": name, "why": why} for name, why in self.reclaim],
             "wakes_per_minute": {why: round(rate, 2) for why, rate in self.wake_rates().items()},
             "worst": self.tell.worst,
             "last_action": self.tell.last_action,
@@ -434,6 +445,25 @@ class Daemon:
         after = self.backends.names()
         if after != before:
             self.tell.backends_changed(reason, before, after, self.backends.describe())
+            self.lacking_told = False  # a reclaim still not possible is said again, with the new reasons
+        if after != before or reason == "reload":
+            self._probe_reclaim()
+
+    def _probe_reclaim(self) -> None:
+        """Why the daemon does not have each reclaim backend it lacks: the registry's probe, read with
+        the backends it found (for the started event, reclaim_unavailable and `shrinkd status`)."""
+        from .actions import registry
+
+        probes = registry.probe(self.procfs, self.config, self.tunables, self.page_size)
+        self.reclaim = reclaim_backends(probes, self.config.reclaim.prefer, self.backends.names())
+
+    def reclaim_unavailable(self, decision: Decision) -> None:
+        """A ladder wanted to reclaim and the daemon has no reclaim backend: said once, with why, until
+        its backends change (a module loaded, a reload that changes them)."""
+        if self.lacking_told:
+            return
+        self.lacking_told = True
+        self.tell.reclaim_unavailable(decision, self.backends.names(), reclaim_lines(self.reclaim))
 
     def reload(self) -> None:
         self.signals.reload_requested = False
@@ -525,6 +555,12 @@ class Hands(Executor):
 
     def skipped(self, decision: Decision, reason: str) -> None:
         self.daemon.tell.skipped(decision, reason)
+
+    def lacking(self, decision: Decision, kind: str, reason: str) -> None:
+        if kind == RECLAIM:
+            self.daemon.reclaim_unavailable(decision)
+        else:
+            self.skipped(decision, reason)
 
     def abandoned(self, decision: Decision) -> None:
         self.daemon.tell.abandoned(decision)

@@ -25,6 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+    from .actions.spec import Probe
     from .config import Config
     from .procfs import ProcFS
 
@@ -37,7 +38,9 @@ OPTIONS = (
     ("CONFIG_PSI_DEFAULT_DISABLED", "PSI off unless psi=1 is on the kernel command line"),
     ("CONFIG_MEMCG", "cgroup v2 memory.reclaim (with 5.19 or later)"),
     ("CONFIG_NUMA", "per-node compaction and reclaim files"),
-    ("CONFIG_TRANSPARENT_HUGEPAGE", "the huge order from hpage_pmd_size"),
+    ("CONFIG_TRANSPARENT_HUGEPAGE", "the huge order from hpage_pmd_size (never on PREEMPT_RT kernels)"),
+    ("CONFIG_HUGETLBFS", "the huge order from hugetlb's Hugepagesize, without transparent huge pages"),
+    ("CONFIG_HIBERNATION", "shrink_all_memory(), which the shrinkmem module calls: without it the module cannot load"),
     ("CONFIG_MODULES", "loading the shrinkmem module"),
     ("CONFIG_KPROBES", "the module's kprobe method (kernels that do not export shrink_all_memory)"),
     ("CONFIG_DEBUG_FS", "debugfs extfrag/ files, the kernel's own indexes to compare with"),
@@ -182,14 +185,12 @@ def psi(report: Report, system: System, config: Config) -> None:
     report.add("psi", OK, f"{path}: trigger '{spec}' armed", "wakes shrinkd on memory pressure")
 
 
-def backends(report: Report, system: System, config: Config) -> Dict[str, List[str]]:
-    """Each backend of the registry, probed as the daemon would find it (actions.registry.probe);
+def backends(report: Report, system: System, config: Config, probes: Sequence[Probe]) -> Dict[str, List[str]]:
+    """Each backend of the registry, as its probe found it (the daemon finds them so: actions.registry.probe);
     returns the writable paths each usable backend uses. The shrinkmem module is examined in
     detail too (module())."""
-    from .actions import registry
-
     found: Dict[str, List[str]] = {}
-    for probe in registry.probe(system.procfs, config):
+    for probe in probes:
         note = "" if probe.enabled else "; disabled in the configuration"
         if probe.name == "shrinkmem" and not module(report, system, config):
             continue  # module() said why
@@ -206,6 +207,25 @@ def backends(report: Report, system: System, config: Config) -> Dict[str, List[s
         else:
             report.add("backend", WARN if probe.enabled else INFO, f"{probe.name}: {shown}: {probe.why}", probe.what + note)
     return found
+
+
+def reclaim(report: Report, config: Config, probes: Sequence[Probe], usable: Dict[str, List[str]]) -> None:
+    """The reclaim backends shrinkd run would have, and why not each other one, one line each: the
+    lines its started event and `shrinkd status` give (judgement.reclaim_backends), judged as root."""
+    from . import judgement
+
+    passed = {probe.name for probe in probes if probe.usable}
+    found = [
+        (name, "present, but it failed the module checks above" if why is None and name in passed and name not in usable else why)
+        for name, why in judgement.reclaim_backends(probes, config.reclaim.prefer, as_root=True)
+    ]
+    summary = judgement.reclaim_summary(found)
+    if any(why is None for _, why in found):
+        report.add("reclaim", OK, f"reclaim backends: {summary}", "in the order reclaim tries them")
+    else:
+        report.add("reclaim", WARN, f"reclaim backends: {summary}")
+    for line in judgement.reclaim_lines(found):
+        report.add("reclaim", INFO, line)
 
 
 def _module_file(system: System) -> Optional[str]:
@@ -300,19 +320,28 @@ def module(report: Report, system: System, config: Config) -> bool:
 def kernel_options(report: Report, system: System) -> None:
     text, source = None, ""
     gz = system.procfs.proc("config.gz")
-    try:
-        import gzip
-
-        with gzip.open(gz, "rt", encoding="utf-8", errors="replace") as handle:
-            text, source = handle.read(), gz
-    except (OSError, ImportError):  # ImportError: a Python without zlib (Buildroot without python3-zlib)
+    unread = f"no {gz}"  # why /proc/config.gz was not read
+    if _exists(gz):
+        try:
+            import gzip
+        except ImportError as error:  # a Python without zlib (Buildroot without BR2_PACKAGE_PYTHON3_ZLIB)
+            unread = f"{gz} cannot be read: this Python has no gzip ({error}; built without zlib?)"
+        else:
+            try:
+                with gzip.open(gz, "rt", encoding="utf-8", errors="replace") as handle:
+                    text, source = handle.read(), gz
+            except OSError as error:
+                unread = f"{gz} cannot be read: {error.strerror or error}"
+    if text is None:
         path = os.path.join(system.boot, f"config-{system.release()}")
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
                 text, source = handle.read(), path
         except OSError:
-            report.add("options", INFO, f"kernel options unknown: no {gz}, no {path}")
+            report.add("options", INFO, f"kernel options unknown: {unread}, no {path}")
             return
+        if unread != f"no {gz}":
+            report.add("options", INFO, f"{unread}; the options below are {path}'s")
     values: Dict[str, str] = {}
     for line in text.splitlines():
         if line.startswith("CONFIG_") and "=" in line:
@@ -328,17 +357,21 @@ def kernel_options(report: Report, system: System) -> None:
         value = values.get(option, "n")
         unwanted = option == "CONFIG_PSI_DEFAULT_DISABLED"
         on = value in ("y", "m")
-        status = INFO if not (on ^ unwanted) and option in ("CONFIG_DEBUG_FS", "CONFIG_MEMORY_HOTPLUG", "CONFIG_KPROBES") else (OK if on ^ unwanted else WARN)
+        status = INFO if not (on ^ unwanted) and option in ("CONFIG_DEBUG_FS", "CONFIG_MEMORY_HOTPLUG", "CONFIG_KPROBES", "CONFIG_HUGETLBFS") else (OK if on ^ unwanted else WARN)
         if unwanted and on and "psi=1" in cmdline:  # the kernel's last psi= wins; psi=1 turns it on
             status, why = OK, why + "; psi=1 is on this kernel's command line"
         report.add("options", status, f"{option}={value}", f"{why}; from {source}")
 
 
 def orders(report: Report, system: System, config: Config, count: int) -> None:
+    from .report import huge_text
+
     procfs = system.procfs
     named = procfs.named_orders(procfs.page_size())
     report.add("orders", OK, ", ".join(f"{name} = {'unknown' if order is None else order}" for name, order in named.items()),
                "what the order names stand for on this kernel")
+    huge, origin = procfs.huge_order(procfs.page_size())
+    report.add("orders", OK if huge is not None else INFO, huge_text(huge, origin))
     for rule in config.rules:
         for given, order in rule.resolved_orders(named):
             if order is not None and not (count and order >= count):  # the others: judge() below
@@ -391,12 +424,12 @@ def outputs(report: Report, config: Config) -> List[str]:
     return paths
 
 
-def judge(report: Report, procfs: ProcFS, config: Config) -> None:
+def judge(report: Report, procfs: ProcFS, config: Config, probes: Sequence[Probe]) -> None:
     """The judgement check-config and run share (shrinkd.judgement): an error is a FAIL, a warning a WARN
-    (its notes, missing backends, are the backend checks' above)."""
+    (its notes, missing backends, are the backend checks' above, whose probe it is handed)."""
     from . import judgement
 
-    verdict, why = judgement.examine(procfs, config, as_root=True)
+    verdict, why = judgement.examine(procfs, config, as_root=True, probes=probes)
     for text in verdict.errors:
         report.add("config", FAIL, text, "shrinkd run refuses this configuration")
     for text in verdict.warnings:
@@ -509,15 +542,19 @@ def examine(
         report.add("config", FAIL, str(error))
         return report
     report.add("config", OK, f"{', '.join(config.sources)}: {len(config.rules)} rules, backends enabled: {', '.join(config.enabled)}")
+    from .actions import registry
+
     count = kernel(report, system)
     psi(report, system, config)
-    usable = backends(report, system, config)
+    probes = registry.probe(system.procfs, config)  # once: the backend checks and the judgement read it
+    usable = backends(report, system, config, probes)
+    reclaim(report, config, probes, usable)
     rules_can_act(report, config, usable)
     orders(report, system, config, count)
     triggers(report, system, config)
     kernel_options(report, system)
     files = outputs(report, config)
-    judge(report, procfs, config)
+    judge(report, procfs, config, probes)
     live = {name: [live_path(procfs, path) for path in paths] for name, paths in usable.items()}
     if config.reclaim.vfs_cache_pressure is not None and set(usable) - {"compact"}:
         # raised for the length of a reclaim that follows a compaction

@@ -114,19 +114,30 @@ class Events:
     # -- the daemon's life ------------------------------------------------------------
 
     def started(
-        self, backends: str, backend_names: Sequence[str], psi: str, how: str, sources: Sequence[str], dry_run: bool
+        self,
+        backends: str,
+        backend_names: Sequence[str],
+        psi: str,
+        how: str,
+        sources: Sequence[str],
+        dry_run: bool,
+        unused: Sequence[str] = (),
     ) -> None:
-        """`psi` is "once", "trigger" or "polling"; `how` says it in words."""
+        """`psi` is "once", "trigger" or "polling"; `how` says it in words; `unused`, one `name: why`
+        for each reclaim backend the daemon does not have (judgement.reclaim_lines)."""
         if self.journal.fallback_reason:
             where = f"syslog ({self.journal.syslog_path}) and stderr" if self.journal.syslog else "stderr"
             self.log(f"events go to {where}: {self.journal.fallback_reason}", INFO)
         self.event(
             "started",
-            f"started: backends {backends}; {how}; config {', '.join(sources)}" + ("; dry run" if dry_run else ""),
+            f"started: backends {backends}; {how}; config {', '.join(sources)}"
+            + (f"; reclaim backends not used: {' | '.join(unused)}" if unused else "")
+            + ("; dry run" if dry_run else ""),
             backends=",".join(backend_names),
             psi=psi,
             config=",".join(sources),
             dry_run=dry_run,
+            reclaim_unused=" | ".join(unused) or None,
         )
 
     def config_warning(self, problem: str) -> None:
@@ -199,6 +210,21 @@ class Events:
         source = decision.source
         self.event(
             "skipped", f"{source.name}: {source.where()}: skipped: {reason}", INFO, **source.fields(), reason=reason
+        )
+
+    def reclaim_unavailable(self, decision: Decision, backends: Sequence[str], unused: Sequence[str]) -> None:
+        """A ladder wanted to reclaim and no reclaim backend is here: it compacted only. Said once (the
+        daemon's choice) with `unused`, one `name: why` for each reclaim backend (judgement.reclaim_lines)."""
+        source = decision.source
+        self.event(
+            "reclaim_unavailable",
+            f"reclaim not possible: no reclaim backend here ({' | '.join(unused) or 'none known'});"
+            f" wanted by {source.name} ({source.where()}); ladders stop after compaction"
+            " (said once until the backends change)",
+            WARNING,
+            **source.fields(),
+            backends=",".join(backends),
+            missing=" | ".join(unused),
         )
 
     def abandoned(self, decision: Decision) -> None:

@@ -41,6 +41,7 @@ MESSAGE_IDS: Dict[str, str] = {
     "would_compact": "bcff4d9fcb7a4b48b5e20c8ed467a458",
     "would_reclaim": "20def788163745139093e114113a1596",
     "skipped": "2807b733f06147d2aaf11bd9b1f28c15",
+    "reclaim_unavailable": "999be2c170b34ea99aa1cf7d8fba6900",
     "action_failed": "f7cd043e004f4c1c90b7a07e9c637dc3",
     "thrash_backoff": "ffb2b54585dc4b4e8923dcb3d013d8da",
     "backed_off": "487bbb42955a4739912933915c08f864",

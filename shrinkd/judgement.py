@@ -21,7 +21,10 @@ it checks what does not depend on one (zone names Linux does not have, output pa
 says what it could not check (`Verdict.unchecked`).
 
 `read_system` and `output_problems` are the shell that reads the system; `probe_backends`
-is the one place the judgement asks which backends are usable here.
+is the one place the judgement asks which backends are usable here. `reclaim_backends` (pure,
+over the registry's probe) says which reclaim backends shrinkd has and why not each other one:
+the daemon's `started` and `reclaim_unavailable` events, `shrinkd status` and `shrinkd doctor`
+give the same lines.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+    from .actions.spec import Probe
     from .conditions import Rule
     from .config import Config
     from .procfs import ProcFS
@@ -89,7 +93,7 @@ class Verdict(Record):
 class System(Record):
     """What the judgement needs to know of a system, read through procfs (read_system)."""
 
-    __slots__ = ("backends", "euid", "named", "zones")
+    __slots__ = ("backends", "euid", "named", "origins", "zones")
 
     def __init__(
         self,
@@ -97,11 +101,14 @@ class System(Record):
         named: Mapping[str, Optional[int]],
         backends: Mapping[str, Optional[str]],
         euid: int,
+        origins: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.zones = dict(zones)  # (node, zone) -> (orders, managed bytes or None without zoneinfo)
         self.named = dict(named)  # order names -> orders (None: unknown here)
         self.backends = dict(backends)  # each enabled backend -> None when usable, else why not
         self.euid = euid
+        # order names -> where the order came from ("hugetlb 2048 kB"), or why it is unknown
+        self.origins = dict(origins or {})
 
 
 def judge(
@@ -180,12 +187,19 @@ def _watched(rule: Rule, system: System) -> Tuple[int, List[str]]:
     orders = []
     for given, order in rule.resolved_orders(system.named):
         if order is None:
-            missing.append(f"this kernel has no {given} order")
+            why = system.origins.get(str(given))
+            missing.append(no_order(given) + (f": {why}" if why else ""))
         elif count and order >= count:
             missing.append(f"order {order} is beyond this kernel's {count} orders (0-{count - 1})")
         else:
             orders.append(order)
     return len(big_enough) * len(orders), missing
+
+
+def no_order(given: object) -> str:
+    """The start of the warning for an order name this kernel cannot resolve (the daemon, told it at
+    start, does not say it again at its first poll)."""
+    return f"this kernel has no {given} order"
 
 
 def judged_lines(verdict: Verdict) -> List[str]:
@@ -197,17 +211,59 @@ def judged_lines(verdict: Verdict) -> List[str]:
     )
 
 
+def reclaim_backends(
+    probes: Sequence[Probe], prefer: Sequence[str], used: Optional[Sequence[str]] = None, as_root: bool = False
+) -> List[Tuple[str, Optional[str]]]:
+    """Every reclaim backend of the backend registry's probe, in the order reclaim tries them
+    (reclaim.prefer, then the others): (name, None) for one shrinkd reclaims with, else (name, why
+    not) in a few words. `used` is what the running daemon found (its Backends); without it, the
+    probe's usable backends in reclaim.prefer are the ones it would find. With `as_root` (a probe by
+    a user for the daemon, which runs as root), files present but not writable by the user count."""
+    rank = {name: n for n, name in enumerate(prefer)}
+    found: List[Tuple[str, Optional[str]]] = []
+    for probe in sorted((p for p in probes if p.kind == "reclaim"), key=lambda p: rank.get(p.name, len(rank))):
+        why: Optional[str]
+        if used is not None and probe.name in used:
+            why = None
+        elif not probe.enabled:
+            why = "disabled in the configuration"
+        elif probe.name not in rank:
+            why = "not in reclaim.prefer"
+        elif not probe.usable and not (as_root and probe.paths and not probe.writable):
+            why = probe.why
+        else:
+            why = None if used is None else "present, but not there when the daemon last looked for backends"
+        found.append((probe.name, why))
+    return found
+
+
+def reclaim_summary(backends: Sequence[Tuple[str, Optional[str]]]) -> str:
+    """The reclaim backends shrinkd has, in a few words: "memory_reclaim", or that there is none."""
+    have = [name for name, why in backends if why is None]
+    return ", ".join(have) if have else "none: reclaim is not possible, rules that may reclaim compact only"
+
+
+def reclaim_lines(backends: Sequence[Tuple[str, Optional[str]]]) -> List[str]:
+    """One line for each reclaim backend shrinkd does not have: `name: why`."""
+    return [f"{name}: {why}" for name, why in backends if why is not None]
+
+
 # -- the shell: reading the system --------------------------------------------------
 
 
-def probe_backends(procfs: ProcFS, config: Config) -> Dict[str, Optional[str]]:
+def probe_backends(
+    procfs: ProcFS, config: Config, probes: Optional[Sequence[Probe]] = None
+) -> Dict[str, Optional[str]]:
     """Each backend the configuration enables: None when it is present and permitted here, else why not.
     The judgement's one question about backends, answered by the backend registry's probe (the files
-    each backend would write, found as it finds them to act, and whether this process may write them)."""
+    each backend would write, found as it finds them to act, and whether this process may write them),
+    or by `probes`, that probe's answer already had."""
     from .actions import registry
 
     answers: Dict[str, Optional[str]] = {}
-    for found in registry.probe(procfs, config, page_size=procfs.page_size()):
+    if probes is None:
+        probes = registry.probe(procfs, config, page_size=procfs.page_size())
+    for found in probes:
         if not found.enabled:
             continue
         if found.usable:
@@ -219,8 +275,11 @@ def probe_backends(procfs: ProcFS, config: Config) -> Dict[str, Optional[str]]:
     return answers
 
 
-def read_system(procfs: ProcFS, config: Config) -> Tuple[Optional[System], str]:
-    """The system as the judgement sees it, or (None, why) when /proc/buddyinfo cannot be read."""
+def read_system(
+    procfs: ProcFS, config: Config, probes: Optional[Sequence[Probe]] = None
+) -> Tuple[Optional[System], str]:
+    """The system as the judgement sees it, or (None, why) when /proc/buddyinfo cannot be read.
+    `probes`: the backend registry's probe when the caller already has it (doctor)."""
     from . import parse
     from .errors import ShrinkdError
 
@@ -236,7 +295,9 @@ def read_system(procfs: ProcFS, config: Config) -> Tuple[Optional[System], str]:
     except ShrinkdError:
         pass
     zones = {(z.node, z.zone): (len(z.free), managed.get((z.node, z.zone))) for z in buddy.zones}
-    system = System(zones, procfs.named_orders(page_size), probe_backends(procfs, config), os.geteuid())
+    named = procfs.named_orders(page_size)
+    origins = {"huge": procfs.huge_order(page_size)[1]}
+    system = System(zones, named, probe_backends(procfs, config, probes), os.geteuid(), origins)
     return system, ""
 
 
@@ -258,11 +319,15 @@ def output_problems(config: Config) -> Dict[str, Optional[str]]:
 
 
 def examine(
-    procfs: Optional[ProcFS], config: Config, dry_run: bool = False, as_root: bool = False
+    procfs: Optional[ProcFS],
+    config: Config,
+    dry_run: bool = False,
+    as_root: bool = False,
+    probes: Optional[Sequence[Probe]] = None,
 ) -> Tuple[Verdict, str]:
     """Judge `config` on the system under `procfs` (None: without a system); the verdict and why
-    what it lists as unchecked was not checked."""
-    system, why = read_system(procfs, config) if procfs is not None else (None, "no system given")
+    what it lists as unchecked was not checked. `probes`: the backend registry's probe, when had."""
+    system, why = read_system(procfs, config, probes) if procfs is not None else (None, "no system given")
     if system is not None:
         why = f"run as uid {system.euid}; shrinkd run runs as root"
     return judge(config, system, output_problems(config), dry_run, as_root, empty_files(config.sources)), why

@@ -102,6 +102,12 @@ class Executor:
     def skipped(self, decision: Decision, reason: str) -> None:
         raise NotImplementedError
 
+    def lacking(self, decision: Decision, kind: str, reason: str) -> None:
+        """The ladder wanted a step of `kind` (RECLAIM) and no backend of that kind is here: it ends
+        with what it did. Told as a skip here; the daemon tells it once, with why each backend is
+        missing, until its backends change (not once per ladder)."""
+        self.skipped(decision, reason)
+
     def abandoned(self, decision: Decision) -> None:
         """The ladder stopped for SIGTERM after a step."""
         raise NotImplementedError
@@ -149,18 +155,26 @@ class Decision(Record):
 
 class Step(Record):
     """One rung of the ladder: compact (node None: all nodes), reclaim `size` bytes, or a skip with a reason.
-    A reclaim `after_compaction` is for what compaction could not move (reclaimable slab first)."""
+    A reclaim `after_compaction` is for what compaction could not move (reclaimable slab first). A skip
+    `lacking` a kind (RECLAIM) is one for want of a backend of that kind (Executor.lacking)."""
 
-    __slots__ = ("action", "after_compaction", "node", "reason", "size")
+    __slots__ = ("action", "after_compaction", "lacking", "node", "reason", "size")
 
     def __init__(
-        self, action: str, node: Optional[int] = None, size: int = 0, reason: str = "", after_compaction: bool = False
+        self,
+        action: str,
+        node: Optional[int] = None,
+        size: int = 0,
+        reason: str = "",
+        after_compaction: bool = False,
+        lacking: str = "",
     ) -> None:
         self.action = action
         self.node = node
         self.size = size
         self.reason = reason
         self.after_compaction = after_compaction
+        self.lacking = lacking
 
 
 class Plan(Record):
@@ -306,6 +320,19 @@ class Policy:
             if reason is not None:
                 notices += self._warn_once(f"missing:{condition.name}", reason)
         return found, notices
+
+    def unresolved(self) -> List[Tuple[str, str]]:
+        """(rule, order name) for each order name of the configuration this kernel cannot resolve."""
+        return [
+            (rule.name, str(given))
+            for rule in self.config.rules
+            for given, order in rule.resolved_orders(self.orders)
+            if order is None
+        ]
+
+    def told(self, rule: str, given: str) -> None:
+        """That `rule`'s order name `given` is unknown here was said already (at start): not again."""
+        self.warned.add(f"order:{rule}:{given}")
 
     def _warn_once(self, key: str, message: str) -> List[Notice]:
         if key in self.warned:
@@ -481,7 +508,7 @@ class Policy:
         if not source.reclaims:
             return None
         if RECLAIM not in available:
-            return Step(SKIP, reason="no reclaim backend available")
+            return Step(SKIP, reason="no reclaim backend available", lacking=RECLAIM)
         if now < self.thrash.blocked_until:
             return Step(
                 SKIP, reason=f"reclaim suspended by the thrash guard for {self.thrash.blocked_until - now:.0f} s more"
@@ -592,7 +619,10 @@ class Policy:
                 break
             done.append(step)
             if step.action == SKIP:
-                executor.skipped(decision, step.reason)
+                if step.lacking:
+                    executor.lacking(decision, step.lacking, step.reason)
+                else:
+                    executor.skipped(decision, step.reason)
                 break
             if not executor.run(decision, step):
                 break

@@ -114,23 +114,50 @@ class ProcFS:
 
     def named_orders(self, page_size: int) -> Dict[str, Optional[int]]:
         """What each of conditions.ORDER_NAMES is on this kernel (None where it cannot be told):
-        huge from THP's hpage_pmd_size, else hugetlb's Hugepagesize (/proc/meminfo); pageblock from
-        /proc/pagetypeinfo's first line (readable by root only); costly is PAGE_ALLOC_COSTLY_ORDER."""
-        huge: Optional[int] = None
-        try:
-            huge = metrics.order_of(int(self.read_text(self.sys(HPAGE_PMD_SIZE)).strip()), page_size)
-        except (MissingInputError, ValueError):
-            try:
-                kb = parse.parse_meminfo(self.read_text(self.proc("meminfo"))).get("Hugepagesize")
-                huge = metrics.order_of(kb * 1024, page_size) if kb else None
-            except ShrinkdError:
-                huge = None
+        huge as huge_order() finds it; pageblock from /proc/pagetypeinfo's first line (readable by
+        root only); costly is PAGE_ALLOC_COSTLY_ORDER."""
         pageblock: Optional[int] = None
         try:
             pageblock = parse.parse_pageblock_order(self.read_head(self.proc("pagetypeinfo")))
         except ShrinkdError:
             pageblock = None
-        return {"huge": huge, "pageblock": pageblock, "costly": metrics.COSTLY_ORDER}
+        return {"huge": self.huge_order(page_size)[0], "pageblock": pageblock, "costly": metrics.COSTLY_ORDER}
+
+    def huge_order(self, page_size: int) -> Tuple[Optional[int], str]:
+        """The order of the PMD huge page and where it came from ("THP 2048 kB", "hugetlb 2048 kB"),
+        or None and why no source gave it. THP's hpage_pmd_size first; a kernel without THP
+        (CONFIG_TRANSPARENT_HUGEPAGE off; PREEMPT_RT kernels cannot have it) has no
+        transparent_hugepage directory, and then hugetlb's default huge page size, /proc/meminfo's
+        Hugepagesize (the PMD size unless default_hugepagesz= says otherwise on the command line),
+        stands in."""
+        lacks = []
+        try:
+            size = int(self.read_text(self.sys(HPAGE_PMD_SIZE)).strip())
+        except MissingInputError:
+            lacks.append(
+                f"no transparent huge pages (no {self.sys(HPAGE_PMD_SIZE)}: CONFIG_TRANSPARENT_HUGEPAGE off, as on PREEMPT_RT)"
+            )
+        except ValueError:
+            lacks.append(f"{self.sys(HPAGE_PMD_SIZE)}: not a number")
+        else:
+            order = metrics.order_of(size, page_size)
+            if order is not None:
+                return order, f"THP {size // 1024} kB"
+            lacks.append(f"{self.sys(HPAGE_PMD_SIZE)}: {size} is not a power-of-two number of {page_size}-byte pages")
+        meminfo = self.proc("meminfo")
+        try:
+            kb = parse.parse_meminfo(self.read_text(meminfo)).get("Hugepagesize")
+        except ShrinkdError as error:
+            lacks.append(str(error))
+        else:
+            order = metrics.order_of(kb * 1024, page_size) if kb else None
+            if order is not None:
+                return order, f"hugetlb {kb} kB"
+            if not kb:
+                lacks.append(f"no hugetlb (no Hugepagesize in {meminfo}: CONFIG_HUGETLBFS off)")
+            else:
+                lacks.append(f"{meminfo}: Hugepagesize {kb} kB is no power-of-two number of {page_size}-byte pages")
+        return None, " and ".join(lacks)
 
     @staticmethod
     def read_head(path: PathLike, size: int = 256) -> str:

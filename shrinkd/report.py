@@ -71,6 +71,13 @@ def render(document: Dict[str, Any]) -> str:
         lines.append("PSI memory: not available")
     named = ", ".join(f"{name} {'unknown' if order is None else order}" for name, order in document["named_orders"].items())
     lines.append(f"Named orders: {named}")
+    huge = document.get("huge")
+    if huge is not None:
+        lines.append(huge_text(huge["order"], huge["from"]) + ("" if huge["order"] is not None else f"; scores at order {hpage}"))
+    reclaim = document.get("reclaim")
+    if reclaim is not None:
+        lines.append(f"Reclaim backends: {reclaim['have']} ({reclaim['from']})")
+        lines += [f"  {entry['name']}: {entry['why']}" for entry in reclaim["backends"] if entry["why"] is not None]
     for node in document.get("nodes", []):
         lines.append(f"Node {node['node']}: compaction score {node['compaction_score']} (order {hpage})")
     width = 7
@@ -103,6 +110,12 @@ def render(document: Dict[str, Any]) -> str:
                 )
             )
     return "\n".join(lines) + "\n"
+
+
+def huge_text(order: Optional[int], origin: str) -> str:
+    """What the order name `huge` stands for here and where that came from (procfs.ProcFS.huge_order):
+    "huge = order 9 (hugetlb 2048 kB)", or "huge = unknown: why"."""
+    return f"huge = order {order} ({origin})" if order is not None else f"huge = unknown: {origin}"
 
 
 def _daemon_lines(daemon: Dict[str, Any]) -> List[str]:

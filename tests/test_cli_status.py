@@ -135,3 +135,60 @@ def test_live_proc_of_this_machine() -> None:
     ours = {(z["node"], z["zone"]) for z in live["zones"]}
     lines = Path("/proc/buddyinfo").read_text().splitlines()
     assert len(ours) == len(lines)
+
+
+NO_RECLAIM = [
+    "  shrinkmem: no shrinkmem device (the module is not loaded)",
+    "  node_reclaim: no nodeN/reclaim files (not in this kernel)",
+    "  memory_reclaim: no memory.reclaim (cgroup v2 not mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified,"
+    " or a kernel before 5.19)",
+    "  drop_caches: disabled in the configuration",
+]
+
+
+def test_reclaim_backends_and_huge_on_a_kernel_without_memory_reclaim_thp_or_the_module(
+    proc: Path, tmp_path: Path
+) -> None:
+    # A 5.10 PREEMPT_RT board: cgroup v2 without memory.reclaim, no per-node reclaim, the module not loaded,
+    # no transparent_hugepage directory. No daemon runs on a captured tree: status probes as `run` would.
+    sys_root = tmp_path / "sys"
+    (sys_root / "fs" / "cgroup").mkdir(parents=True)
+    config = tmp_path / "shrinkd.yaml"
+    config.write_text("psi: {wakeup: false}\n")
+    result = shrinkd("status", "--proc-root", str(proc), "--sys-root", str(sys_root), "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "huge = order 9 (hugetlb 2048 kB)" in lines
+    start = lines.index(
+        "Reclaim backends: none: reclaim is not possible, rules that may reclaim compact only"
+        f" (as shrinkd run would find them with {config})"
+    )
+    assert lines[start + 1 : start + 5] == NO_RECLAIM
+    document = json.loads(
+        shrinkd("status", "--json", "--proc-root", str(proc), "--sys-root", str(sys_root), "--config", str(config)).stdout
+    )
+    assert document["huge"] == {"order": 9, "from": "hugetlb 2048 kB"}
+    assert document["reclaim"]["backends"][0] == {
+        "name": "shrinkmem", "why": "no shrinkmem device (the module is not loaded)"
+    }
+    # With memory.reclaim there, status names it as the backend shrinkd reclaims with.
+    (sys_root / "fs" / "cgroup" / "memory.reclaim").write_text("")
+    table = shrinkd("status", "--proc-root", str(proc), "--sys-root", str(sys_root), "--config", str(config)).stdout
+    assert f"Reclaim backends: memory_reclaim (as shrinkd run would find them with {config})" in table.splitlines()
+
+
+def test_huge_without_any_source_is_said_once_and_status_goes_on(proc: Path, tmp_path: Path) -> None:
+    # No transparent huge pages and no hugetlb either: /proc/meminfo without Hugepagesize.
+    meminfo = proc / "meminfo"
+    meminfo.write_text("".join(line + "\n" for line in meminfo.read_text().splitlines() if not line.startswith("Hugepage")))
+    sys_root = tmp_path / "sys"
+    sys_root.mkdir()
+    result = shrinkd("status", "--proc-root", str(proc), "--sys-root", str(sys_root))
+    assert result.returncode == 0, result.stderr
+    why = (
+        f"no transparent huge pages (no {sys_root}/kernel/mm/transparent_hugepage/hpage_pmd_size:"
+        f" CONFIG_TRANSPARENT_HUGEPAGE off, as on PREEMPT_RT) and no hugetlb (no Hugepagesize in {proc}/meminfo:"
+        " CONFIG_HUGETLBFS off)"
+    )
+    assert f"huge = unknown: {why}; scores at order 9" in result.stdout.splitlines()
+    assert "Traceback" not in result.stderr

@@ -311,7 +311,9 @@ def test_psi_trigger_falls_back_to_polling_and_says_so_once(tree: Tree) -> None:
     assert messages == [
         f"shrinkd: no PSI trigger ({tree.proc / 'pressure' / 'memory'}: not a kernel pressure file): plain polling",
         "shrinkd: started: backends compact (nodes 0), memory_reclaim ("
-        f"{tree.sys / 'fs' / 'cgroup' / 'memory.reclaim'}); plain polling; config <built-in defaults>",
+        f"{tree.sys / 'fs' / 'cgroup' / 'memory.reclaim'}); plain polling; config <built-in defaults>;"
+        " reclaim backends not used: shrinkmem: no shrinkmem device (the module is not loaded)"
+        " | node_reclaim: no nodeN/reclaim files (not in this kernel) | drop_caches: disabled in the configuration",
     ]
 
 
@@ -345,6 +347,103 @@ def test_the_module_appearing_and_vanishing(tree: Tree) -> None:
     assert changes[1].startswith(
         "shrinkd: backends changed (periodic check): removed shrinkmem; now compact (nodes 0), memory_reclaim"
     )
+
+
+NO_RECLAIM = (
+    "shrinkmem: no shrinkmem device (the module is not loaded)"
+    " | node_reclaim: no nodeN/reclaim files (not in this kernel)"
+    " | memory_reclaim: no memory.reclaim (cgroup v2 not mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified,"
+    " or a kernel before 5.19)"
+    " | drop_caches: disabled in the configuration"
+)
+
+
+def test_without_a_reclaim_backend_ladders_compact_and_say_so_once(tree: Tree, journald: socket.socket, tmp_path: Path) -> None:
+    # A 5.10 board: no memory.reclaim, no per-node reclaim, the module not loaded. Nothing helps (the
+    # state stays hog), so ladder after ladder wants its reclaim: each compacts, one event says why
+    # reclaim is not possible, and no ladder says it again.
+    (tree.sys / "fs" / "cgroup" / "memory.reclaim").unlink()
+    device = tree.root / "shrinkmem"
+    text = RULES.replace("cooldown: 60", "cooldown: 60\n  cooldown_max: 60") + f"backends:\n  shrinkmem: {{device: {device}}}\n"
+    d, _, clock = daemon(tree, ScriptedKernel(tree.proc, {}), text=text, journal=str(tmp_path / "journal"))
+    d.start()
+    logged = entries(journald)
+    try:
+        for _ in range(40):  # a poll every 30 s for 20 minutes: a ladder at every cooldown's end
+            d.tick()
+            logged += entries(journald)  # read as they come: a datagram socket holds only a few
+            clock.now += 30
+        ladders = d.events.count("compacted")
+        assert ladders >= 15
+        assert d.events.count("reclaim_unavailable") == 1
+        assert "skipped" not in d.events and "reclaimed" not in d.events
+        assert d.events[:4] == ["started", "triggered", "compacted", "reclaim_unavailable"]
+        started = next(entry for entry in logged if entry["SHRINKD_EVENT"] == "started")
+        assert started["MESSAGE"].endswith(f"; config <built-in defaults>; reclaim backends not used: {NO_RECLAIM}")
+        assert started["SHRINKD_RECLAIM_UNUSED"] == NO_RECLAIM
+        event = next(entry for entry in logged if entry["SHRINKD_EVENT"] == "reclaim_unavailable")
+        assert event["MESSAGE"] == (
+            f"reclaim not possible: no reclaim backend here ({NO_RECLAIM}); wanted by huge:unusable_index"
+            " (node 0 zone DMA32 order 9); ladders stop after compaction (said once until the backends change)"
+        )
+        assert event["MESSAGE_ID"] == MESSAGE_IDS["reclaim_unavailable"]
+        assert event["PRIORITY"] == "4"
+        assert (event["SHRINKD_MISSING"], event["SHRINKD_BACKENDS"], event["SHRINKD_RULE"]) == (NO_RECLAIM, "compact", "huge")
+        # The state file's reclaim backends, for `shrinkd status`: none, and why each is missing.
+        assert d.state(d.measure())["reclaim_backends"][0] == {
+            "name": "shrinkmem", "why": "no shrinkmem device (the module is not loaded)"
+        }
+        # The module loaded, then removed: the backends changed, and the next ladder that wants reclaim
+        # says again that it is not possible.
+        device.write_text("")
+        d.refresh_backends("periodic check")
+        device.unlink()
+        d.refresh_backends("periodic check")
+        for _ in range(10):
+            d.tick()
+            logged += entries(journald)
+            clock.now += 30
+    finally:
+        d.close()
+    assert d.events.count("backends_changed") == 2
+    assert d.events.count("reclaim_unavailable") == 2
+    again = [entry["MESSAGE"] for entry in logged if entry.get("SHRINKD_EVENT") == "reclaim_unavailable"][1]
+    assert again.startswith(f"reclaim not possible: no reclaim backend here ({NO_RECLAIM})")
+
+
+def test_a_reload_that_changes_the_backends_says_again_that_reclaim_is_not_possible(tree: Tree, tmp_path: Path) -> None:
+    (tree.sys / "fs" / "cgroup" / "memory.reclaim").unlink()
+    path = tmp_path / "shrinkd.yaml"
+    text = RULES.replace("cooldown: 60", "cooldown: 60\n  cooldown_max: 60")
+    d, _, clock = daemon(tree, ScriptedKernel(tree.proc, {}), text=text, reload=write_config(path, text))
+    d.start()
+    try:
+        for _ in range(6):
+            d.tick()
+            clock.now += 30
+        path.write_text(text.replace("psi:", "reclaim:\n  prefer: [shrinkmem, memory_reclaim]\npsi:"))
+        d.reload()  # the same backends: nothing to say again
+        for _ in range(6):
+            d.tick()
+            clock.now += 30
+        assert d.events.count("reclaim_unavailable") == 1
+        device = tree.root / "shrinkmem"
+        device.write_text("")  # the module's node, where a reload now says it is: shrinkmem reclaims
+        path.write_text(text + f"backends:\n  shrinkmem: {{device: {device}}}\n")
+        d.reload()
+        assert d.backends.names() == ["compact", "shrinkmem"]
+        path.write_text(text)
+        d.reload()  # back to /dev/shrinkmem, which this tree lacks: no reclaim again, and said again
+        for _ in range(6):
+            d.tick()
+            clock.now += 30
+    finally:
+        d.close()
+    assert d.events.count("backends_changed") == 2
+    assert d.events.count("reclaim_unavailable") == 2
+    last_change = len(d.events) - 1 - d.events[::-1].index("backends_changed")
+    assert "reclaim_unavailable" in d.events[last_change:]
+    assert "skipped" not in d.events
 
 
 def test_kernel_uevents_are_read_for_the_device_and_memory_blocks() -> None:

@@ -76,6 +76,7 @@ def test_a_board_with_compaction_and_memory_reclaim_has_no_problems(board: Board
     # The reclaim after a compaction raises vm.vfs_cache_pressure: the unit lets it.
     assert ("ok", "sandbox", "vfs_cache_pressure: /proc/sys/vm/vfs_cache_pressure writable") in found(report)
     assert ("ok", "orders", "rule huge-page: order huge = 9") in found(report)
+    assert ("ok", "orders", "huge = order 9 (THP 2048 kB)") in found(report)
     # No module: said, and not a problem (the other reclaim backends are used).
     status, _, what = next(f for f in found(report) if f[1] == "module")
     assert status == "warn" and what == "shrinkmem not loaded; not installed for 6.1.0-99-arm64 (kmod/, or the shrinkmem-dkms package)"
@@ -101,14 +102,73 @@ def test_kernel_options_come_from_config_gz_or_boot(board: Board) -> None:
     assert options["CONFIG_PSI_DEFAULT_DISABLED=y"] == "ok"
 
 
-def test_a_python_without_zlib_reads_the_options_from_boot(board: Board, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_python_without_zlib_says_why_and_reads_the_options_from_boot(board: Board, monkeypatch: pytest.MonkeyPatch) -> None:
     # Buildroot's python3 without python3-zlib: `import gzip` raises ImportError.
     with gzip.open(board.proc / "config.gz", "wt") as handle:
         handle.write("CONFIG_PSI=y\n")
     (board.boot / "config-6.1.0-99-arm64").write_text("CONFIG_COMPACTION=y\n")
     monkeypatch.setitem(sys.modules, "gzip", None)
-    options = {what: status for status, area, what in found(board.examine()) if area == "options"}
+    report = board.examine()
+    options = {what: status for status, area, what in found(report) if area == "options"}
     assert options["CONFIG_COMPACTION=y"] == "ok"
+    assert options["CONFIG_PSI=n"] == "warn"  # /boot's file, not config.gz's
+    why = f"{board.proc}/config.gz cannot be read: this Python has no gzip (import of gzip halted; None in sys.modules; built without zlib?)"
+    assert options[f"{why}; the options below are {board.boot}/config-6.1.0-99-arm64's"] == "info"
+
+
+def test_a_python_without_zlib_and_no_boot_config_says_so_in_one_line(board: Board, monkeypatch: pytest.MonkeyPatch) -> None:
+    with gzip.open(board.proc / "config.gz", "wt") as handle:
+        handle.write("CONFIG_PSI=y\n")
+    monkeypatch.setitem(sys.modules, "gzip", None)
+    options = [(status, what) for status, area, what in found(board.examine()) if area == "options"]
+    assert options == [
+        ("info", f"kernel options unknown: {board.proc}/config.gz cannot be read: this Python has no gzip (import of gzip"
+                 f" halted; None in sys.modules; built without zlib?), no {board.boot}/config-6.1.0-99-arm64"),
+    ]
+
+
+def test_reclaim_backends_on_a_board_without_memory_reclaim_or_the_module(board: Board, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 5.10 board: no memory.reclaim, no nodeN/reclaim, the module not loaded. The registry's probe is
+    # read once, by the backend checks and the judgement alike.
+    os.unlink(board.sys / "fs" / "cgroup" / "memory.reclaim")
+    from shrinkd.actions import registry
+
+    probes = []
+    real = registry.probe
+
+    def counted(*args: object, **kwargs: object) -> object:
+        probes.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry, "probe", counted)
+    report = board.examine()
+    assert len(probes) == 1
+    assert [(status, what) for status, area, what in found(report) if area == "reclaim"] == [
+        ("warn", "reclaim backends: none: reclaim is not possible, rules that may reclaim compact only"),
+        ("info", "shrinkmem: no shrinkmem device (the module is not loaded)"),
+        ("info", "node_reclaim: no nodeN/reclaim files (not in this kernel)"),
+        ("info", "memory_reclaim: no memory.reclaim (cgroup v2 not mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified,"
+                 " or a kernel before 5.19)"),
+        ("info", "drop_caches: disabled in the configuration"),
+    ]
+    # Compaction still acts: no failure, and the rules say they act by compaction alone.
+    assert report.exit_code() == 0
+    assert ("ok", "rules", "rule huge-page: acts by compact") in found(report)
+
+
+def test_reclaim_backends_a_board_has(board: Board) -> None:
+    reclaim = [(status, what) for status, area, what in found(board.examine()) if area == "reclaim"]
+    assert reclaim[0] == ("ok", "reclaim backends: memory_reclaim")
+    assert ("info", "drop_caches: disabled in the configuration") in reclaim
+
+
+def test_without_transparent_huge_pages_huge_comes_from_hugetlb(board: Board) -> None:
+    # A PREEMPT_RT kernel: no transparent_hugepage directory; hugetlb's Hugepagesize (2048 kB) stands in.
+    shutil.rmtree(board.sys / "kernel" / "mm" / "transparent_hugepage")
+    report = board.examine()
+    assert ("ok", "orders", "huge = order 9 (hugetlb 2048 kB)") in found(report)
+    assert ("ok", "orders", "rule huge-page: order huge = 9") in found(report)
+    assert found(report, doctor.FAIL) == []
 
 
 def test_what_the_configuration_asks_for_and_the_board_lacks_is_a_problem(board: Board) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Tuple
 
 import pytest
 
@@ -152,3 +153,95 @@ def test_an_empty_configuration_file_is_said(tree: Tree, tmp_path: Path) -> None
     assert f"  warning: {path}: empty: the built-in defaults apply" in check.stdout.splitlines()
     run = shrinkd("run", "--once", "--dry-run", "--config", str(path), *roots(tree))
     assert f"shrinkd: configuration: {path}: empty: the built-in defaults apply" in told(run.stderr)
+
+
+# -- the huge order without transparent huge pages ------------------------------------------
+
+
+def no_hugetlb(tree: Tree) -> str:
+    """Take hugetlb's Hugepagesize out of /proc/meminfo (the tree has no transparent_hugepage directory
+    already: a kernel without THP); why `huge` is then unknown."""
+    meminfo = tree.proc / "meminfo"
+    meminfo.write_text("".join(f"{line}\n" for line in meminfo.read_text().splitlines() if not line.startswith("Hugepage")))
+    return (
+        f"no transparent huge pages (no {tree.sys}/kernel/mm/transparent_hugepage/hpage_pmd_size:"
+        f" CONFIG_TRANSPARENT_HUGEPAGE off, as on PREEMPT_RT) and no hugetlb (no Hugepagesize in {tree.proc}/meminfo:"
+        " CONFIG_HUGETLBFS off)"
+    )
+
+
+def test_without_transparent_huge_pages_huge_is_hugetlb_s_default_size(tree: Tree, tmp_path: Path) -> None:
+    # A PREEMPT_RT kernel has no transparent huge pages: /proc/meminfo's Hugepagesize (2048 kB) says what huge is.
+    assert not (tree.sys / "kernel" / "mm" / "transparent_hugepage").exists()
+    assert tree.procfs.huge_order(4096) == (9, "hugetlb 2048 kB")
+    path = tmp_path / "defaults.yaml"
+    path.write_text("psi: {wakeup: false}\n")
+    check = shrinkd("check-config", str(path), *roots(tree))
+    assert check.returncode == 0, check.stdout
+    lines = check.stdout.splitlines()
+    assert lines[1:4] == ["  huge = order 9 (hugetlb 2048 kB)", "  rule costly-order: orders costly = 3", "  rule huge-page: orders huge = 9"]
+    assert not any("huge order" in line for line in lines)
+
+
+def test_with_no_huge_page_size_one_warning_and_the_rule_cannot_act(tree: Tree, tmp_path: Path) -> None:
+    why = no_hugetlb(tree)
+    assert tree.procfs.huge_order(4096) == (None, why)
+    verdict = verdict_on(tree, "rules:\n" + rule("good") + rule("huge", orders="[huge]"))
+    assert verdict.errors == []
+    assert [text for text in verdict.warnings if "huge" in text] == [
+        f"rule huge: this kernel has no huge order: {why}",
+        "rule huge: can never act here: nothing it watches exists",
+    ]
+    # The built-in rules: costly-order acts, huge-page cannot; run says it once, with why, and polls on.
+    path = tmp_path / "defaults.yaml"
+    path.write_text("psi: {wakeup: false}\nlog: {target: stderr}\n")
+    check = shrinkd("check-config", str(path), *roots(tree))
+    assert check.returncode == 0
+    assert f"  warning: rule huge-page: this kernel has no huge order: {why}" in check.stdout.splitlines()
+    assert "  rule huge-page: orders huge = unknown on this kernel" in check.stdout.splitlines()
+    run = shrinkd("run", "--once", "--dry-run", "--config", str(path), *roots(tree))
+    assert run.returncode == 0, run.stderr
+    lines = told(run.stderr)
+    assert [line for line in lines if "huge order" in line] == [
+        f"shrinkd: configuration: rule huge-page: this kernel has no huge order: {why}"
+    ]
+    assert "shrinkd: configuration: rule huge-page: can never act here: nothing it watches exists" in lines
+    # A configuration whose only rule watches huge can never act: refused in one line, no traceback.
+    path.write_text("rules:\n" + rule("huge", orders="[huge]") + "log: {target: stderr}\n")
+    run = shrinkd("run", "--once", "--config", str(path), *roots(tree))
+    assert (run.returncode, run.stderr) == (2, f"shrinkd: {path}: no rule in this configuration can act on this system\n")
+
+
+def test_reclaim_backends_say_why_each_is_not_used() -> None:
+    from shrinkd.actions.spec import Probe
+
+    def probe(name: str, usable: bool, why: str = "", enabled: bool = True, paths: Tuple[str, ...] = ("/x",), writable: Tuple[str, ...] = ("/x",)) -> Probe:
+        return Probe(name, "reclaim", name, enabled, paths, writable, usable, why)
+
+    probes = [
+        Probe("compact", "compact", "compaction", True, ("/c",), ("/c",), True, ""),
+        probe("shrinkmem", False, "no shrinkmem device (the module is not loaded)", paths=(), writable=()),
+        probe("node_reclaim", True),
+        probe("memory_reclaim", False, "not writable by this user", writable=()),
+        probe("drop_caches", False, "disabled in the configuration", enabled=False),
+    ]
+    prefer = ["shrinkmem", "memory_reclaim", "drop_caches"]
+    found = judgement.reclaim_backends(probes, prefer)
+    # In reclaim.prefer's order, then the others; compaction is no reclaim backend.
+    assert found == [
+        ("shrinkmem", "no shrinkmem device (the module is not loaded)"),
+        ("memory_reclaim", "not writable by this user"),
+        ("drop_caches", "disabled in the configuration"),
+        ("node_reclaim", "not in reclaim.prefer"),
+    ]
+    assert judgement.reclaim_summary(found) == "none: reclaim is not possible, rules that may reclaim compact only"
+    # Judged as root (status and doctor run by a user), a file present but not writable by the user counts.
+    as_root = judgement.reclaim_backends(probes, prefer, as_root=True)
+    assert judgement.reclaim_summary(as_root) == "memory_reclaim"
+    assert judgement.reclaim_lines(as_root) == [
+        "shrinkmem: no shrinkmem device (the module is not loaded)",
+        "drop_caches: disabled in the configuration",
+        "node_reclaim: not in reclaim.prefer",
+    ]
+    # The running daemon's own list decides what it has.
+    assert dict(judgement.reclaim_backends(probes, prefer, used=["compact", "memory_reclaim"]))["memory_reclaim"] is None

@@ -112,6 +112,7 @@ def test_named_orders_with_4k_pages(tmp_path: Path) -> None:
 def test_named_orders_with_16k_pages(tmp_path: Path) -> None:
     procfs = kernel_tree(tmp_path, hpage_pmd_size="33554432\n", pagetypeinfo=PAGETYPEINFO_16K)
     assert procfs.named_orders(16384) == {"huge": 11, "pageblock": 11, "costly": 3}
+    assert procfs.huge_order(16384) == (11, "THP 32768 kB")  # what status and check-config say it came from
 
 
 def test_without_thp_huge_comes_from_hugetlb_and_pageblock_needs_pagetypeinfo(tmp_path: Path) -> None:
@@ -168,4 +169,5 @@ def test_check_config_shows_what_each_name_is_here(tmp_path: Path) -> None:
     result = shrinkd("check-config", str(path), "--proc-root", procfs.proc_root, "--sys-root", procfs.sys_root)
     assert result.returncode == 0, result.stderr
     lines: List[str] = result.stdout.splitlines()
-    assert lines[1] == "  rule r: orders huge = 9, pageblock = unknown on this kernel, 5"
+    # An empty hpage_pmd_size: hugetlb's Hugepagesize says what huge is, and check-config says so.
+    assert lines[1:3] == ["  huge = order 9 (hugetlb 2048 kB)", "  rule r: orders huge = 9, pageblock = unknown on this kernel, 5"]

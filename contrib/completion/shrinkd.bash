@@ -7,7 +7,7 @@
 
 _shtab_shrinkd_subparsers=(status run reclaim compact check-config record replay history plot doctor)
 
-_shtab_shrinkd_status_option_strings=(-h --help --proc-root --sys-root --debug --json --pretty)
+_shtab_shrinkd_status_option_strings=(-h --help --proc-root --sys-root --debug --config --json --pretty)
 _shtab_shrinkd_run_option_strings=(-h --help --proc-root --sys-root --debug --config --dry-run --once)
 _shtab_shrinkd_reclaim_option_strings=(-h --help --proc-root --sys-root --debug --backend --node --config --force)
 _shtab_shrinkd_compact_option_strings=(-h --help --proc-root --sys-root --debug --node)
@@ -21,6 +21,7 @@ _shtab_shrinkd_option_strings=(-h --help --proc-root --sys-root --debug --versio
 
 _shtab_shrinkd_status___proc_root_COMPGEN=_shtab_compgen_dirs
 _shtab_shrinkd_status___sys_root_COMPGEN=_shtab_compgen_dirs
+_shtab_shrinkd_status___config_COMPGEN=_shtab_compgen_files
 _shtab_shrinkd_run___proc_root_COMPGEN=_shtab_compgen_dirs
 _shtab_shrinkd_run___sys_root_COMPGEN=_shtab_compgen_dirs
 _shtab_shrinkd_run___config_COMPGEN=_shtab_compgen_files
