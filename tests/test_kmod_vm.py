@@ -248,8 +248,14 @@ def linux_source() -> Path:
         "scripts/kernel-doc",
         "mm/vmscan.c",
     ]
+    return extract_source(root, members)
+
+
+def extract_source(root: Path, members: List[str]) -> Path:
+    """`members` (paths inside the tree) of LINUX_SOURCE under `root`, extracted again only when
+    the list changes (a stamp file names it)."""
     stamp = root / ".extracted"
-    if not stamp.exists():
+    if not stamp.exists() or stamp.read_text() != "\n".join(members):
         if root.exists():
             shutil.rmtree(root)
         root.mkdir(parents=True)
@@ -264,7 +270,7 @@ def linux_source() -> Path:
                         tar.extract(member, root)
         missing = [m for m in members if not (root / m).exists()]
         assert not missing, f"{LINUX_SOURCE} lacks {missing}"
-        stamp.touch()
+        stamp.write_text("\n".join(members))
     return root
 
 

@@ -20,7 +20,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -422,24 +421,7 @@ def series_source() -> Path:
     """The files of Debian's linux-source-6.1 that the series changes, extracted under .vm/ once per set."""
     wanted = sorted({name for patch in patches() for name in patch.touched()} - set(created()))
     root = vm.VM_ROOT / "linux-source-6.1-series"
-    stamp = root / ".extracted"
-    if not stamp.exists() or stamp.read_text() != "\n".join(wanted):
-        if root.exists():
-            shutil.rmtree(root)
-        root.mkdir(parents=True)
-        with tarfile.open(kmod_vm.LINUX_SOURCE) as tar:
-            for member in tar:
-                name = member.name.split("/", 1)[-1]
-                if name in wanted:
-                    member.name = name
-                    if hasattr(tarfile, "data_filter"):
-                        tar.extract(member, root, filter="data")
-                    else:
-                        tar.extract(member, root)
-        missing = [name for name in wanted if not (root / name).exists()]
-        assert not missing, f"{kmod_vm.LINUX_SOURCE} lacks {missing}"
-        stamp.write_text("\n".join(wanted))
-    return root
+    return kmod_vm.extract_source(root, wanted)
 
 
 def created() -> List[str]:
