@@ -15,7 +15,7 @@ mypy
 echo "== pytest"
 # With SHRINKD_TEST_KERNELS=1 the module is also run in kernels built from Debian's source
 # (tests/testkernels.py: kCFI, lockdep, KASAN, no hibernation), the slowest thing a cold run
-# builds (about 50 CPU minutes) and only needed by the tests that run last: they are built in
+# builds (about 25 CPU minutes) and only needed by the tests that run last: they are built in
 # the background, at low priority, while the rest of the suite runs; a warm run finds them
 # cached. Not in the default run: with them the suite does not fit CI's 90 minutes on two cores.
 builder=""
