@@ -27,6 +27,7 @@ here, and with the KASAN guest the suite no longer fits CI's 90 minutes on two c
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -253,24 +254,28 @@ def linux_source() -> Path:
 
 def extract_source(root: Path, members: List[str]) -> Path:
     """`members` (paths inside the tree) of LINUX_SOURCE under `root`, extracted again only when
-    the list changes (a stamp file names it)."""
-    stamp = root / ".extracted"
-    if not stamp.exists() or stamp.read_text() != "\n".join(members):
-        if root.exists():
-            shutil.rmtree(root)
-        root.mkdir(parents=True)
-        with tarfile.open(LINUX_SOURCE) as tar:
-            for member in tar:
-                name = member.name.split("/", 1)[-1]
-                if name in members:
-                    member.name = name
-                    if hasattr(tarfile, "data_filter"):
-                        tar.extract(member, root, filter="data")
-                    else:
-                        tar.extract(member, root)
-        missing = [m for m in members if not (root / m).exists()]
-        assert not missing, f"{LINUX_SOURCE} lacks {missing}"
-        stamp.write_text("\n".join(members))
+    the list changes (a stamp file names it). Under a lock: the two pytest-xdist workers may ask
+    at once, and one must not remove the tree the other is reading."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.with_name(root.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = root / ".extracted"
+        if not stamp.exists() or stamp.read_text() != "\n".join(members):
+            if root.exists():
+                shutil.rmtree(root)
+            root.mkdir(parents=True)
+            with tarfile.open(LINUX_SOURCE) as tar:
+                for member in tar:
+                    name = member.name.split("/", 1)[-1]
+                    if name in members:
+                        member.name = name
+                        if hasattr(tarfile, "data_filter"):
+                            tar.extract(member, root, filter="data")
+                        else:
+                            tar.extract(member, root)
+            missing = [m for m in members if not (root / m).exists()]
+            assert not missing, f"{LINUX_SOURCE} lacks {missing}"
+            stamp.write_text("\n".join(members))
     return root
 
 
