@@ -260,8 +260,11 @@ def test_named_orders_are_what_this_kernel_says(guest: Path) -> None:
     lines = (guest / "check-config.txt").read_text().splitlines()
     rules = [line for line in lines[1:] if line.startswith("  rule ")]
     assert rules == ["  rule costly-order: orders costly = 3", f"  rule huge-page: orders huge = {huge}"]
+    # Where huge came from: THP's hpage_pmd_size in this kernel.
+    sources = [line for line in lines[1:] if line.startswith("  huge = ")]
+    assert sources == [f"  huge = order {huge} (THP {int((guest / 'hpage_pmd_size.txt').read_text()) // 1024} kB)"], lines
     # The rest are the judgement's notes: backends enabled that this guest lacks (nothing worse).
-    assert all(line.startswith("  note: backend ") for line in lines[1:] if line not in rules), lines
+    assert all(line.startswith("  note: backend ") for line in lines[1:] if line not in rules + sources), lines
 
 
 def test_the_module_backend_is_used_when_the_module_is_loaded(guest: Path) -> None:
