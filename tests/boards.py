@@ -188,6 +188,9 @@ mark booted-recorded
 
 # ---- the daemon: a workload fragments memory, shrinkd acts, the kernel's index falls
 C=$(cursor)
+# What compaction has to work with: the pageblocks' migrate types, and its own counters.
+cat /proc/pagetypeinfo > "$OUT/event-pagetypeinfo-before.txt" 2>&1
+grep -E '^(compact_|pgmigrate_)' /proc/vmstat > "$OUT/event-vmstat-before.txt"
 ( while :; do echo "T $(cut -d' ' -f1 /proc/uptime)"; cat /sys/kernel/debug/extfrag/unusable_index; sleep 1; done ) \
     > "$OUT/event-samples.txt" 2>&1 &
 SAMPLER=$!
@@ -204,6 +207,8 @@ event cleared 300 "$C" > "$OUT/event-cleared.json"; echo $? > "$OUT/event-wait.r
 mark event-cleared
 sleep 2
 cat /sys/kernel/debug/extfrag/unusable_index > "$OUT/event-unusable-after.txt"
+cat /proc/pagetypeinfo > "$OUT/event-pagetypeinfo-after.txt" 2>&1
+grep -E '^(compact_|pgmigrate_)' /proc/vmstat > "$OUT/event-vmstat-after.txt"
 kill $SAMPLER $FRAG; wait $SAMPLER $FRAG 2>/dev/null
 # The boot's whole shrinkd journal: the rule's events are told apart by SHRINKD_RULE (a cursor
 # taken before the workload lost the first of them once).

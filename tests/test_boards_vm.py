@@ -22,7 +22,7 @@ import pytest
 
 from tests import boards, vm
 from tests.kernel_oracle import mismatches, parse_debugfs_index
-from tests.test_kmod_vm import BAD_KERNEL_LOG, EXPECTED_IOCTL_ERRNO, EXPECTED_WRITE_ERRNO
+from tests.test_kmod_vm import BAD_KERNEL_LOG, EXPECTED_IOCTL_ERRNO, EXPECTED_WRITE_ERRNO, reached_its_signal
 
 pytestmark = pytest.mark.vm
 
@@ -160,9 +160,11 @@ def test_handled_signals_leave_a_request_running_and_waits_restart(board: boards
     (last_result 0 for the ioctl); a wait for the mutex restarts under SA_RESTART and is EINTR without it."""
     kill = kmod(board, "kill")
     term = kill["sigterm"]
+    reached_its_signal(term)
     assert term["running_after_term"] and term["returncode"] == -9, term
     assert term["summary"]["last_result"] == "0" and int(term["summary"]["last_flags"]) == 1, term["summary"]
     chld = kill["sigchld"]
+    reached_its_signal(chld)
     assert chld["ret"] == chld["length"] and len(chld["signals_at"]) == 1, chld
     restart = kill["restart"]
     assert restart["restarter_waiting"]["in_write"] and restart["eintr_waiting"]["in_write"], restart
@@ -240,7 +242,25 @@ def told(board: boards.Session) -> str:
     index samples at the end: what a failed wait needs to be read (a list's repr is cut short)."""
     lines = [f"{int(e['__MONOTONIC_TIMESTAMP']) / 1e6:9.2f} {e['SHRINKD_EVENT']}: {e.get('MESSAGE')}" for e in events(board)]
     tail = board.text("event-samples.txt").splitlines()[-6:] if (board.out / "event-samples.txt").exists() else []
-    return "\n".join(["shrinkd's events:", *lines, "the last index samples:", *tail])
+    return "\n".join(["shrinkd's events:", *lines, "the last index samples:", *tail, *compaction_state(board)])
+
+
+def compaction_state(board: boards.Session) -> List[str]:
+    """The pageblocks by migrate type before the workload and at the end of the wait, and what
+    compaction counted in between: why compactions that ran left the index where it was."""
+    out = []
+    for when in ("before", "after"):
+        path = board.out / f"event-pagetypeinfo-{when}.txt"
+        if path.exists():
+            text = path.read_text()
+            start = text.find("Number of blocks type")
+            out += [f"pageblocks {when} the workload:", *text[start:].strip().splitlines()] if start >= 0 else []
+    counters = [board.out / f"event-vmstat-{when}.txt" for when in ("before", "after")]
+    if all(path.exists() for path in counters):
+        before, after = (dict(line.split() for line in path.read_text().splitlines() if line.strip()) for path in counters)
+        grew = {key: int(after[key]) - int(before.get(key, "0")) for key in after}
+        out.append("compaction and migration during the wait: " + ", ".join(f"{k} +{v}" for k, v in grew.items() if v))
+    return out
 
 
 def test_the_workload_raises_an_event_with_its_fields(board: boards.Session) -> None:

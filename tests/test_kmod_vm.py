@@ -818,6 +818,16 @@ def summary_int(summary: Dict[str, str], key: str) -> int:
     return int(summary[key])
 
 
+def reached_its_signal(check: Dict[str, Any]) -> None:
+    """A part-way check's request was running when its signal (or the freeze) came. Any attempt
+    before it that ended on its own ended SHRINKMEM_RESULT_SHORT, what the module does when a
+    chunk finds next to nothing to take, and nothing else: no signal had been sent to it."""
+    assert not check["part_way"].get("ended"), check
+    for early in check["ended_first"]:
+        assert summary_int(early["summary"], "last_flags") == shrinkmem.RESULT_SHORT, early
+        assert early["summary"]["last_result"] == "0", early
+
+
 SUMMARY_KEYS = {
     "method",
     "abi_version",
@@ -1229,6 +1239,7 @@ def test_a_handled_sigterm_does_not_end_an_ioctl_and_sigkill_does(guest_full: Gu
     and last_result 0, what the ioctl returns when a signal stops it."""
     kill = guest_full.section("kill")
     term = kill["sigterm"]
+    reached_its_signal(term)
     assert term["running_after_term"], term
     assert term["after_term"]["swapped_pages"] >= term["target_pages"] > 0, term
     assert term["returncode"] == -9, term
@@ -1245,6 +1256,7 @@ def test_a_handled_sigchld_does_not_end_a_text_write(guest_full: GuestRun) -> No
     the write goes on to its end and returns its full length; the handler runs after it."""
     kill = guest_full.section("kill")
     chld = kill["sigchld"]
+    reached_its_signal(chld)
     assert chld["returncode"] == 0, chld
     assert chld["ret"] == chld["length"] and "errno" not in chld, chld
     # The handler ran as the write ended (Python runs it once the call is back), not when the signal came.
@@ -1262,6 +1274,7 @@ def test_freezer_ends_a_request_cleanly_and_says_so(guest_full: GuestRun) -> Non
     """Freezing user space (suspend's pm_test "freezer") while a large ioctl runs: the request ends between chunks
     with RESULT_FROZEN, the freeze succeeds, and the task is thawed with its result."""
     freezer = guest_full.section("kill")["freezer"]
+    reached_its_signal(freezer)
     assert "freeze" in freezer["states"], freezer["states"]
     assert freezer["state_write"] == "ok", freezer
     # "... (elapsed N seconds) done." before 6.1.85 or so, "... completed (elapsed N seconds)" after.
