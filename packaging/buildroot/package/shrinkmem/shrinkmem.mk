@@ -13,11 +13,8 @@ SHRINKMEM_LICENSE_FILES = COPYING
 # Built by the kernel-module infrastructure with the kernel's own Kbuild.
 SHRINKMEM_MODULE_SUBDIRS = kmod
 
-define SHRINKMEM_INSTALL_INIT_SYSTEMD
-	echo shrinkmem > $(@D)/shrinkmem.conf
-	$(INSTALL) -D -m 0644 $(@D)/shrinkmem.conf \
-		$(TARGET_DIR)/usr/lib/modules-load.d/shrinkmem.conf
-endef
+# Not loaded at boot by systemd: on a kernel it refuses (no CONFIG_HIBERNATION, kCFI,
+# enforced IBT) that would fail at every boot. shrinkd loads it as it starts.
 
 $(eval $(kernel-module))
 $(eval $(generic-package))

@@ -4,7 +4,7 @@
 SUMMARY = "shrinkmem kernel module: /dev/shrinkmem reclaims memory on request"
 DESCRIPTION = "The shrinkmem module adds /dev/shrinkmem, through which root asks the \
                kernel to reclaim a number of pages with shrink_all_memory(). shrinkd \
-               uses it as one of its reclaim backends. It is loaded at boot."
+               uses it as one of its reclaim backends. It is loaded as shrinkd starts."
 SECTION = "kernel/modules"
 LICENSE = "GPL-2.0-only"
 LIC_FILES_CHKSUM = "file://shrinkmem.c;beginline=1;endline=1;md5=50d2ba0afecd20f74c12a4bdbcfcfe61"
@@ -30,4 +30,7 @@ do_install:append() {
 
 RRECOMMENDS:${PN} += "shrinkd"
 
-KERNEL_MODULE_AUTOLOAD += "shrinkmem"
+# Not KERNEL_MODULE_AUTOLOAD: on a kernel without CONFIG_HIBERNATION, with kCFI or with
+# enforced IBT the module refuses to load, and the boot-time load would then fail at every
+# boot. shrinkd loads it as it starts (its unit wants modprobe@shrinkmem.service), where a
+# refusal is one line in the log.
