@@ -459,3 +459,64 @@ def test_dkms_skips_kernels_the_module_cannot_serve(tmp_path: Path) -> None:
         assert dkms_build(tmp_path, arch, with_hibernation).returncode == 77, arch
     without = dkms_build(tmp_path, "x86_64", "# CONFIG_HIBERNATION is not set\nCONFIG_SUSPEND=y\n")
     assert without.returncode == 77 and "BUILD_EXCLUSIVE" in without.stdout + without.stderr
+
+
+def deb822_paragraphs(path: Path) -> List[Dict[str, str]]:
+    """The paragraphs of a deb822 file (fields continued on indented lines; # comments)."""
+    paragraphs: List[Dict[str, str]] = []
+    current: Dict[str, str] = {}
+    name = ""
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if current:
+                paragraphs.append(current)
+            current = {}
+        elif line[0] in " \t":
+            assert name, f"{path}:{number}: a continuation line without a field"
+            current[name] += "\n" + line.strip()
+        else:
+            name, sep, value = line.partition(":")
+            assert sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", name), f"{path}:{number}: not a field: {line}"
+            current[name] = value.strip()
+    if current:
+        paragraphs.append(current)
+    return paragraphs
+
+
+def lintian_list(name: str) -> List[str]:
+    lines = Path("/usr/share/lintian/data/testsuite", name).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_source_fields_and_autopkgtest() -> None:
+    """Homepage and Vcs-* name the project; the testsuites and the tests' restrictions are ones lintian (and
+    so autopkgtest) knows; every test is an executable script that runs check-config and doctor."""
+    source = deb822_paragraphs(REPO / "debian" / "control")[0]
+    assert source["Homepage"] == "https://github.com/shrinkd/shrinkd"
+    assert source["Vcs-Git"] == source["Homepage"] + ".git" and source["Vcs-Browser"] == source["Homepage"]
+    assert set(source["Testsuite"].replace(",", " ").split()) <= set(lintian_list("known-testsuites"))
+    assert "autopkgtest-pkg-dkms" in source["Testsuite"]
+    tests = deb822_paragraphs(REPO / "debian" / "tests" / "control")
+    assert tests
+    known = set(lintian_list("known-restrictions"))
+    commands = ""
+    for paragraph in tests:
+        assert set(paragraph["Restrictions"].replace(",", " ").split()) <= known, paragraph
+        assert paragraph["Depends"].split(",")[0].strip() == "shrinkd"
+        for name in paragraph["Tests"].split():
+            script = REPO / "debian" / "tests" / name
+            assert os.access(script, os.X_OK), script
+            assert run(["sh", "-n", str(script)]).returncode == 0, script
+            commands += script.read_text()
+    assert "shrinkd check-config /etc/shrinkd/shrinkd.yaml\n" in commands and "shrinkd doctor\n" in commands
+
+
+def test_unit_is_placed_by_dh_installsystemd(debs: Dict[str, Path]) -> None:
+    """debian/shrinkd.service is the tree's unit (a link), which dh_installsystemd installs and enables;
+    no install file places it by hand."""
+    link = REPO / "debian" / "shrinkd.service"
+    assert link.is_symlink() and link.resolve() == UNIT.resolve()
+    assert "systemd" not in (REPO / "debian" / "shrinkd.install").read_text()
+    assert member(debs["shrinkd"], "/lib/systemd/system/shrinkd.service") == UNIT.read_bytes()
