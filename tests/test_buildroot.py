@@ -34,8 +34,11 @@ from tests.vm import REPO, new_run_dir
 TREE = REPO / "packaging" / "buildroot"
 FRAGMENT = TREE / "shrinkd.fragment"
 # Buildroot's symbols the tree refers to (package/python3, package/python-pyyaml,
-# linux/Config.in, system/Config.in).
-BUILDROOT_SYMBOLS = ("BR2_PACKAGE_PYTHON3", "BR2_PACKAGE_PYTHON_PYYAML", "BR2_LINUX_KERNEL", "BR2_INIT_SYSTEMD")
+# linux/Config.in, system/Config.in, arch/Config.in).
+BUILDROOT_SYMBOLS = ("BR2_PACKAGE_PYTHON3", "BR2_PACKAGE_PYTHON_PYYAML", "BR2_PACKAGE_PYTHON3_ZLIB", "BR2_LINUX_KERNEL",
+                     "BR2_INIT_SYSTEMD", "BR2_x86_64", "BR2_aarch64", "BR2_arm")
+# The fragment leaves the architecture to the board's defconfig.
+ARCHITECTURE = "BR2_x86_64=y\n"
 
 
 def python_version() -> str:
@@ -70,19 +73,38 @@ def test_config_in_parses_without_warnings(tmp_path: Path, monkeypatch: pytest.M
     assert referenced == set(BUILDROOT_SYMBOLS), "a new Buildroot symbol: check it exists and add it here"
 
 
+def with_architecture(tmp: Path, fragment: str, architecture: str = ARCHITECTURE) -> str:
+    config = tmp / "config"
+    config.write_text(architecture + fragment)
+    return str(config)
+
+
 def test_fragment_enables_both_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kconf = kconfig(tmp_path, monkeypatch)
-    kconf.load_config(str(FRAGMENT))
+    kconf.load_config(with_architecture(tmp_path, FRAGMENT.read_text()))
     assert kconf.warnings == []
-    for name in ("BR2_PACKAGE_SHRINKD", "BR2_PACKAGE_SHRINKMEM", "BR2_PACKAGE_PYTHON_PYYAML", "BR2_INIT_SYSTEMD"):
+    for name in ("BR2_PACKAGE_SHRINKD", "BR2_PACKAGE_SHRINKMEM", "BR2_PACKAGE_PYTHON_PYYAML",
+                 "BR2_PACKAGE_PYTHON3_ZLIB", "BR2_INIT_SYSTEMD"):
         assert kconf.syms[name].str_value == "y", name
+
+
+@pytest.mark.parametrize("architecture, enabled", [("BR2_x86_64=y\n", "y"), ("BR2_aarch64=y\n", "y"),
+                                                   ("BR2_arm=y\n", "y"), ("", "n")])
+def test_module_only_where_kbuild_builds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, architecture: str,
+                                            enabled: str) -> None:
+    """shrinkmem depends on x86_64, aarch64 or arm (another architecture: none of the three set)."""
+    kconf = kconfig(tmp_path, monkeypatch)
+    kconf.load_config(with_architecture(tmp_path, FRAGMENT.read_text(), architecture))
+    assert kconf.syms["BR2_PACKAGE_SHRINKMEM"].str_value == enabled
+    assert kconf.syms["BR2_PACKAGE_SHRINKD"].str_value == "y"
 
 
 def test_shrinkd_needs_python3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The dependency is real: without python3 the fragment's BR2_PACKAGE_SHRINKD=y does not hold."""
     kconf = kconfig(tmp_path, monkeypatch)
     without = tmp_path / "without-python3"
-    without.write_text(FRAGMENT.read_text().replace("BR2_PACKAGE_PYTHON3=y", "# BR2_PACKAGE_PYTHON3 is not set"))
+    without.write_text(ARCHITECTURE + FRAGMENT.read_text().replace("BR2_PACKAGE_PYTHON3=y",
+                                                                   "# BR2_PACKAGE_PYTHON3 is not set"))
     kconf.load_config(str(without))
     assert kconf.syms["BR2_PACKAGE_SHRINKD"].str_value == "n"
     assert kconf.syms["BR2_PACKAGE_SHRINKMEM"].str_value == "y"
@@ -90,6 +112,7 @@ def test_shrinkd_needs_python3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 STUB_INFRASTRUCTURE = """\
 python-package =
+KCONFIG_ENABLE_OPT = enable $(1);
 kernel-module =
 generic-package =
 print-%:
@@ -144,6 +167,9 @@ def test_install_commands_use_this_trees_files(tmp_path: Path) -> None:
         # $(@D), the package's build folder, is "." here
         assert re.search(rf"\./{re.escape(source)}\s+(\\\s+)?{re.escape(target)}", commands), source
         assert (REPO / source).is_file(), source
+    # BusyBox init and sysvinit: the tree's init script, early (after syslogd's S01)
+    assert re.search(r"\./packaging/init\.d/shrinkd\s+(\\\s+)?/target/etc/init\.d/S02shrinkd",
+                     make_value(tmp_path, "SHRINKD_INSTALL_INIT_SYSV"))
     # the module is not loaded at boot: shrinkd loads it as it starts
     assert make_value(tmp_path, "SHRINKMEM_INSTALL_INIT_SYSTEMD") == ""
     assert "modules-load" not in (TREE / "package" / "shrinkmem" / "shrinkmem.mk").read_text()
@@ -225,3 +251,12 @@ def test_buildroot_check_package_and_show_info() -> None:
     info = json.loads(make("show-info"))
     assert info["shrinkd"]["version"] == python_version() and info["shrinkmem"]["version"] == module_version()
     assert info["shrinkd"]["license_files"] == ["COPYING"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is needed")
+def test_module_turns_on_what_it_needs_in_the_kernel(tmp_path: Path) -> None:
+    """CONFIG_HIBERNATION (after CONFIG_SWAP, which it depends on) for shrink_all_memory(), and the options
+    of the kprobe path that finds it."""
+    fixups = make_value(tmp_path, "SHRINKMEM_LINUX_CONFIG_FIXUPS")
+    assert re.findall(r"enable (\w+);", fixups) == ["CONFIG_SWAP", "CONFIG_HIBERNATION", "CONFIG_KPROBES",
+                                                     "CONFIG_KALLSYMS"]

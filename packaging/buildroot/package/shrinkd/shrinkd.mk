@@ -43,4 +43,10 @@ define SHRINKD_INSTALL_INIT_SYSTEMD
 		$(TARGET_DIR)/usr/lib/systemd/system/shrinkd.service
 endef
 
+# BusyBox init and sysvinit: early, as Buildroot's earlyoom (S02), after syslogd (S01).
+define SHRINKD_INSTALL_INIT_SYSV
+	$(INSTALL) -D -m 0755 $(@D)/packaging/init.d/shrinkd \
+		$(TARGET_DIR)/etc/init.d/S02shrinkd
+endef
+
 $(eval $(python-package))

@@ -13,6 +13,16 @@ SHRINKMEM_LICENSE_FILES = COPYING
 # Built by the kernel-module infrastructure with the kernel's own Kbuild.
 SHRINKMEM_MODULE_SUBDIRS = kmod
 
+# shrink_all_memory() is built only with CONFIG_HIBERNATION (which depends on CONFIG_SWAP);
+# the module finds it with a kprobe (CONFIG_KPROBES, CONFIG_KALLSYMS) unless the kernel
+# exports it (kmod/patches).
+define SHRINKMEM_LINUX_CONFIG_FIXUPS
+	$(call KCONFIG_ENABLE_OPT,CONFIG_SWAP)
+	$(call KCONFIG_ENABLE_OPT,CONFIG_HIBERNATION)
+	$(call KCONFIG_ENABLE_OPT,CONFIG_KPROBES)
+	$(call KCONFIG_ENABLE_OPT,CONFIG_KALLSYMS)
+endef
+
 # Not loaded at boot by systemd: on a kernel it refuses (no CONFIG_HIBERNATION, kCFI,
 # enforced IBT) that would fail at every boot. shrinkd loads it as it starts.
 
