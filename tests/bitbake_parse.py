@@ -1,11 +1,13 @@
 """Parse meta-shrinkd with BitBake's own parser; print what the recipes resolve to, as JSON.
 
-    python tests/bitbake_parse.py LAYER CLASSES [OVERRIDE...]
+    python tests/bitbake_parse.py LAYER CLASSES [OVERRIDE | VARIABLE=VALUE ...]
 
 Run in a process of its own (BitBake's `bb` installs its own logging classes). LAYER is
 the layer's folder; CLASSES a folder on BBPATH with the classes the recipes inherit
 (openembedded-core's, or empty stand-ins where openembedded-core cannot be had); the
-OVERRIDEs are added to OVERRIDES (e.g. shrinkmem-export). For each recipe the output
+OVERRIDEs are added to OVERRIDES (e.g. shrinkmem-export); VARIABLE=VALUE sets a variable
+before the layer is read (e.g. DISTRO_FEATURES=sysvinit), and UNPACKDIR= (empty) leaves
+UNPACKDIR unset, as scarthgap's bitbake.conf does. For each recipe the output
 holds the values of VARIABLES and where each file:// entry of SRC_URI was found on
 FILESPATH (null when it was not); for each bbappend, parsed as an include over an empty
 recipe, the same.
@@ -35,16 +37,21 @@ import bb.siggen  # type: ignore[import-untyped]  # noqa: E402
 VARIABLES = (
     "PN", "PV", "S", "SRC_URI", "LICENSE", "LIC_FILES_CHKSUM", "RDEPENDS:${PN}", "RRECOMMENDS:${PN}",
     "SYSTEMD_SERVICE:${PN}", "CONFFILES:${PN}", "FILES:${PN}", "KERNEL_MODULE_AUTOLOAD", "__inherit_cache",
-    "do_install",
+    "do_install", "INITSCRIPT_NAME", "INITSCRIPT_PARAMS", "COMPATIBLE_HOST",
 )
 
 
-def base(layer: str, classes: str, overrides: List[str]) -> Any:
+def base(layer: str, classes: str, overrides: List[str], settings: Dict[str, str]) -> Any:
     d = bb.data.init()
     d.setVar("BBPATH", f"{classes}:{layer}")
     d.setVar("TOPDIR", os.getcwd())
     d.setVar("OVERRIDES", ":".join(["shrinkd-parse", *overrides]))
     d.setVar("UNPACKDIR", "${WORKDIR}/sources")
+    for name, value in settings.items():
+        if value:
+            d.setVar(name, value)
+        else:
+            d.delVar(name)
     d.setVar("WORKDIR", "/work")
     # The few definitions of openembedded-core's bitbake.conf the recipes rely on.
     d.setVar("PN", "${@bb.parse.vars_from_file(d.getVar('FILE', False), d)[0] or 'defaultpkgname'}")
@@ -85,9 +92,11 @@ def describe(d: Any) -> Dict[str, Any]:
 
 
 def main(argv: List[str]) -> int:
-    layer, classes, overrides = os.path.abspath(argv[1]), os.path.abspath(argv[2]), argv[3:]
+    layer, classes = os.path.abspath(argv[1]), os.path.abspath(argv[2])
+    overrides = [arg for arg in argv[3:] if "=" not in arg]
+    settings = dict(arg.split("=", 1) for arg in argv[3:] if "=" in arg)
     result: Dict[str, Any] = {"bitbake": bb.__version__, "recipes": {}, "appends": {}}
-    d = base(layer, classes, overrides)
+    d = base(layer, classes, overrides, settings)
     result["layer"] = {name: d.getVar(name) or "" for name in (
         "BBFILE_COLLECTIONS", "BBFILE_PATTERN_shrinkd", "LAYERSERIES_COMPAT_shrinkd", "LAYERDEPENDS_shrinkd")}
     recipes = sorted(path for pattern in (d.getVar("BBFILES") or "").split() for path in glob.glob(pattern))

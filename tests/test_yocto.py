@@ -7,7 +7,7 @@ What runs everywhere (CI included), with what PyPI gives:
 - BitBake's parser, from PyPI's bitbake-setup wheel (the `bb` library of BitBake), parses
   layer.conf, both recipes and the bbappend (tests/bitbake_parse.py). openembedded-core
   is on neither PyPI nor Debian, so the classes the recipes inherit (module, systemd,
-  python_setuptools_build_meta) are empty stand-ins and the few bitbake.conf definitions
+  update-rc.d, python_setuptools_build_meta, bash-completion) are empty stand-ins and the few bitbake.conf definitions
   the recipes use (PN, PV, THISDIR, FILESPATH) are set by the script. Checked on the
   parsed values: every file:// of SRC_URI exists in this tree, the licence checksums
   match, RDEPENDS covers every module shrinkd imports, the versions match the project's,
@@ -37,9 +37,11 @@ from tests.vm import REPO, new_run_dir
 
 LAYER = REPO / "packaging" / "yocto" / "meta-shrinkd"
 # The Yocto Project's current release series (6.0, April 2026), the layer's
-# LAYERSERIES_COMPAT and the release oelint-adv checks against.
+# LAYERSERIES_COMPAT and the release oelint-adv checks against; and the long-term
+# support series the layer also serves (5.0), whose bitbake.conf has no UNPACKDIR.
 SERIES = "wrynose"
-STAND_IN_CLASSES = ("module", "python_setuptools_build_meta", "systemd", "bash-completion")
+LTS_SERIES = "scarthgap"
+STAND_IN_CLASSES = ("module", "python_setuptools_build_meta", "systemd", "update-rc.d", "bash-completion")
 SHRINKD = "recipes-support/shrinkd/shrinkd_0.1.0.bb"
 SHRINKMEM = "recipes-kernel/shrinkmem/shrinkmem_1.2.0.bb"
 KERNEL_APPEND = "recipes-kernel/linux/linux-yocto_%.bbappend"
@@ -148,10 +150,24 @@ def module_version() -> str:
 def test_layer_conf(parsed: Dict[str, Any]) -> None:
     layer = parsed["layer"]
     assert layer["BBFILE_COLLECTIONS"].split() == ["shrinkd"]
-    assert SERIES in layer["LAYERSERIES_COMPAT_shrinkd"].split()
+    assert layer["LAYERSERIES_COMPAT_shrinkd"].split() == [LTS_SERIES, SERIES]
     assert layer["LAYERDEPENDS_shrinkd"].split() == ["core"]
     assert sorted(parsed["recipes"]) == [SHRINKMEM, SHRINKD]
     assert sorted(parsed["appends"]) == [KERNEL_APPEND]
+
+
+def test_layer_readme_has_what_yocto_check_layer_wants() -> None:
+    """openembedded-core's scripts/lib/checklayer (test_readme): a README at the top of the layer naming
+    maintainers with an e-mail address and how to send patches; and what a user needs: the series, the
+    dependencies, how to add the layer."""
+    readmes = sorted(LAYER.glob("[Rr][Ee][Aa][Dd][Mm][Ee]*"))
+    assert readmes
+    text = readmes[0].read_text()
+    assert "readme" not in text.lower()  # a README that names another is not checked further
+    assert "maintainer" in text.lower() and "patch" in text.lower()
+    assert re.search(r"[^@\s<]+@[^@\s>]+\.\w+", text)
+    assert f"{LTS_SERIES}" in text and f"{SERIES}" in text and "bitbake-layers add-layer" in text
+    assert "LAYERDEPENDS_shrinkd" in text and "sysvinit" in text
 
 
 def test_recipe_versions_are_the_projects(parsed: Dict[str, Any]) -> None:
@@ -213,7 +229,8 @@ def test_rdepends_cover_every_import(parsed: Dict[str, Any]) -> None:
 def test_daemon_recipe_installs_the_service(parsed: Dict[str, Any]) -> None:
     recipe = parsed["recipes"][SHRINKD]
     assert [Path(cls).stem for cls in recipe["__inherit_cache"]] == ["python_setuptools_build_meta", "systemd",
-                                                                     "bash-completion"]
+                                                                     "update-rc.d", "bash-completion"]
+    assert recipe["INITSCRIPT_NAME"] == "shrinkd"
     assert recipe["SYSTEMD_SERVICE:${PN}"].split() == ["shrinkd.service"]
     assert recipe["CONFFILES:${PN}"].split() == ["${sysconfdir}/shrinkd/shrinkd.yaml"]
     install = recipe["do_install"]
@@ -233,12 +250,12 @@ OE_PATHS = {"bindir": "/usr/bin", "sysconfdir": "/etc", "datadir": "/usr/share",
             "nonarch_base_libdir": "/usr/lib"}
 
 
-def run_install(recipe: Dict[str, Any], bpn: str, tmp: Path) -> Path:
+def run_install(recipe: Dict[str, Any], bpn: str, tmp: Path, sources: str = "/work/sources") -> Path:
     """The recipe's do_install as parsed (the inherited classes' parts are stand-ins: only the
     recipe's own lines), run by sh with this tree as the unpacked sources; the image it makes."""
     image = tmp / "image"
     (image / "usr" / "bin").mkdir(parents=True)  # python_setuptools_build_meta's install of the wheel makes it
-    script = recipe["do_install"].replace("/work/sources", str(REPO))
+    script = recipe["do_install"].replace(sources, str(REPO))
     env = dict(os.environ, D=str(image), BPN=bpn, **OE_PATHS)
     result = subprocess.run(["sh", "-e", "-c", script], env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
@@ -272,6 +289,40 @@ def test_module_recipe_installs_its_manual_page(parsed: Dict[str, Any], tmp_path
     assert installed == ["usr/share/man/man4/shrinkmem.4"]
     assert (image / installed[0]).read_bytes() == (REPO / "man" / "shrinkmem.4").read_bytes()
     assert "man/shrinkmem.4" in recipe["files"]
+
+
+def test_daemon_recipe_installs_the_init_script_with_sysvinit(parsed: Dict[str, Any], tmp_path: Path) -> None:
+    """With sysvinit in DISTRO_FEATURES, packaging/init.d/shrinkd as /etc/init.d/shrinkd (update-rc.d.bbclass
+    registers INITSCRIPT_NAME after syslog); without it, no init script."""
+    without = run_install(parsed["recipes"][SHRINKD], "shrinkd", tmp_path / "systemd")
+    assert not (without / "etc" / "init.d").exists()
+    recipe = bitbake_parse(LAYER, tmp_path / "sysvinit-parse", "DISTRO_FEATURES=sysvinit")["recipes"][SHRINKD]
+    image = run_install(recipe, "shrinkd", tmp_path / "sysvinit")
+    script = image / "etc" / "init.d" / "shrinkd"
+    assert script.read_bytes() == (REPO / "packaging" / "init.d" / "shrinkd").read_bytes()
+    assert os.access(script, os.X_OK)
+    assert "packaging/init.d/shrinkd" in recipe["files"]
+    assert recipe["INITSCRIPT_PARAMS"] == "start 25 2 3 4 5 . stop 15 0 1 6 ."
+
+
+def test_recipes_parse_without_unpackdir(tmp_path: Path) -> None:
+    """scarthgap's bitbake.conf has no UNPACKDIR: the file:// entries land in WORKDIR, and S and
+    do_install follow them there (the current series: UNPACKDIR, as the other tests parse)."""
+    recipes = bitbake_parse(LAYER, tmp_path / "parse", "UNPACKDIR=")["recipes"]
+    assert recipes[SHRINKD]["S"] == "/work" and recipes[SHRINKMEM]["S"] == "/work/kmod"
+    assert "UNPACKDIR" not in recipes[SHRINKD]["do_install"] + recipes[SHRINKMEM]["do_install"]
+    image = run_install(recipes[SHRINKMEM], "shrinkmem", tmp_path / "module", sources="/work")
+    assert (image / "usr/share/man/man4/shrinkmem.4").read_bytes() == (REPO / "man" / "shrinkmem.4").read_bytes()
+    image = run_install(recipes[SHRINKD], "shrinkd", tmp_path / "daemon", sources="/work")
+    assert (image / "usr/bin/shrinkd").read_bytes() == (REPO / "packaging" / "bin" / "shrinkd").read_bytes()
+
+
+def test_module_recipe_only_for_the_kprobe_architectures(parsed: Dict[str, Any]) -> None:
+    pattern = re.compile(parsed["recipes"][SHRINKMEM]["COMPATIBLE_HOST"])
+    for host in ("x86_64-poky-linux", "aarch64-poky-linux", "arm-poky-linux-gnueabi"):
+        assert pattern.match(host), host
+    for host in ("powerpc64le-poky-linux", "riscv64-poky-linux", "i686-poky-linux", "mips-poky-linux"):
+        assert not pattern.match(host), host
 
 
 def test_module_recipe_is_not_loaded_at_boot(parsed: Dict[str, Any]) -> None:

@@ -20,12 +20,17 @@ FILESEXTRAPATHS:prepend := "${THISDIR}/../../../../..:"
 SRC_URI = "file://kmod/ \
            file://man/shrinkmem.4 \
            "
-S = "${UNPACKDIR}/kmod"
+# Where the file:// entries land: UNPACKDIR from styhead on, WORKDIR in scarthgap.
+SHRINKD_UNPACKDIR = "${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}"
+S = "${SHRINKD_UNPACKDIR}/kmod"
+
+# The architectures kmod/Kbuild's kprobe path is proven on; elsewhere the build would stop.
+COMPATIBLE_HOST = "(x86_64|aarch64|arm).*-linux"
 
 # shrinkmem(4), the device's manual page kept in the tree (in ${PN}-doc).
 do_install:append() {
     install -d ${D}${mandir}/man4
-    install -m 0644 ${UNPACKDIR}/man/shrinkmem.4 ${D}${mandir}/man4/shrinkmem.4
+    install -m 0644 ${SHRINKD_UNPACKDIR}/man/shrinkmem.4 ${D}${mandir}/man4/shrinkmem.4
 }
 
 RRECOMMENDS:${PN} += "shrinkd"

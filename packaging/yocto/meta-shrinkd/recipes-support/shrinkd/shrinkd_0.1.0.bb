@@ -12,7 +12,7 @@ LICENSE = "GPL-2.0-only"
 LIC_FILES_CHKSUM = "file://COPYING;md5=b234ee4d69f5fce4486a80fdaf4a4263"
 CVE_PRODUCT = "shrinkd"
 
-inherit python_setuptools_build_meta systemd bash-completion
+inherit python_setuptools_build_meta systemd update-rc.d bash-completion
 
 # The sources from the shrinkd source tree this layer is part of (five levels up:
 # packaging/yocto/meta-shrinkd/recipes-support/shrinkd), not a download:
@@ -28,13 +28,17 @@ SRC_URI = "file://shrinkd/ \
            file://config/shrinkd.yaml \
            file://packaging/bin/shrinkd \
            file://packaging/systemd/shrinkd.service \
+           file://packaging/init.d/shrinkd \
            file://packaging/udev/60-shrinkd.rules \
            file://man/shrinkd.8 \
            file://man/shrinkd.yaml.5 \
            file://contrib/completion/shrinkd.bash \
            file://docs/ \
            "
-S = "${UNPACKDIR}"
+# Where the file:// entries land: UNPACKDIR from styhead on, WORKDIR in scarthgap, which has
+# no UNPACKDIR (an assignment to UNPACKDIR here would override the newer series' own).
+SHRINKD_UNPACKDIR = "${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}"
+S = "${SHRINKD_UNPACKDIR}"
 
 do_install:append() {
     # The project's launcher: the one the wheel installer writes also imports re,
@@ -44,6 +48,11 @@ do_install:append() {
     install -m 0644 ${S}/config/shrinkd.yaml ${D}${sysconfdir}/shrinkd/shrinkd.yaml
     install -d ${D}${systemd_system_unitdir}
     install -m 0644 ${S}/packaging/systemd/shrinkd.service ${D}${systemd_system_unitdir}/shrinkd.service
+    # sysvinit (update-rc.d.bbclass registers it; with systemd as well, the unit is used)
+    if ${@bb.utils.contains('DISTRO_FEATURES', 'sysvinit', 'true', 'false', d)}; then
+        install -d ${D}${sysconfdir}/init.d
+        install -m 0755 ${S}/packaging/init.d/shrinkd ${D}${sysconfdir}/init.d/shrinkd
+    fi
     install -d ${D}${nonarch_base_libdir}/udev/rules.d
     install -m 0644 ${S}/packaging/udev/60-shrinkd.rules ${D}${nonarch_base_libdir}/udev/rules.d/60-shrinkd.rules
     # The manual pages (in ${PN}-doc) and the docs with their pictures beside them, so that
@@ -59,6 +68,10 @@ do_install:append() {
 }
 
 SYSTEMD_SERVICE:${PN} = "shrinkd.service"
+# sysvinit: after busybox's syslog (start 20), which it logs to, and stopped before it (stop 20);
+# udev and the file systems are up in rcS before.
+INITSCRIPT_NAME = "shrinkd"
+INITSCRIPT_PARAMS = "start 25 2 3 4 5 . stop 15 0 1 6 ."
 
 CONFFILES:${PN} = "${sysconfdir}/shrinkd/shrinkd.yaml"
 
