@@ -21,7 +21,7 @@ root file system of its architecture, systemd as PID 1) twice:
 Everything the guest measured lands in the session's run folder; tests/test_boards_vm.py
 and tests/test_lifecycle_vm.py judge it. Sessions of different targets run side by
 side (BOARD_JOBS at a time: 2, the machine's cores, or 1 in a pytest-xdist worker, whose
-peer runs a guest too). Without SHRINKD_BOARDS, arm64-16k-6.12 and x86_64-6.12 run (DEFAULT);
+peer runs a guest too). Without SHRINKD_BOARDS, arm64-6.1 and x86_64-6.12 run (DEFAULT);
 SHRINKD_BOARDS=all runs every target, SHRINKD_BOARDS=NAME,... the ones named. `python -m tests.boards table` prints the docs/boards.md table from the
 last sessions' figures.
 """
@@ -50,11 +50,13 @@ BOARDS_DIR = vm.VM_ROOT / "boards"
 ORDER = ("arm64-16k-6.12", "arm64-6.1", "armhf-lpae-6.1", "x86_64-6.1", "x86_64-6.12")
 # What the test suite (and CI) runs without SHRINKD_BOARDS, chosen for coverage: every target
 # would take 73 minutes on two cores (docs/boards.md, Cost), more than CI's aim of 60. One
-# arm64 board, the one whose paths nothing else in CI takes (arm64, 16 KiB pages, order-11
-# huge pages, the kprobe on arm64), and one x86_64 board with the package lifecycle. The
-# x86_64-6.1 board repeats what the 6.1 guests of test_kmod_vm and test_daemon_vm check;
-# it, arm64-6.1 and armhf-lpae-6.1 run with SHRINKD_BOARDS=all.
-DEFAULT = ("arm64-16k-6.12", "x86_64-6.12")
+# arm64 board (the module's kprobe path on arm64, DKMS against arm64 headers) and one x86_64
+# board with the package lifecycle and 6.12. The arm64 board is the 4 KiB one: on the 16 KiB
+# board a compaction under the workload leaves the order-11 index anywhere from 0.30 to over
+# 0.6 (docs/boards.md, "The event at order 11"), so whether it clears within the wait is
+# chance; a CI run at d9e9c8c had 0.726 -> 0.686, and the thrash guard then held reclaim off.
+# arm64-16k-6.12, x86_64-6.1 and armhf-lpae-6.1 run with SHRINKD_BOARDS=all.
+DEFAULT = ("arm64-6.1", "x86_64-6.12")
 # Targets whose sessions run the package lifecycle (tests/test_lifecycle_vm.py judges it)
 # and list the file system before install and after purge for it.
 LIFECYCLE = ("x86_64-6.1", "x86_64-6.12")
