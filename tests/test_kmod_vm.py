@@ -337,6 +337,40 @@ def test_kernel_log_filter_tells_reports_from_noise() -> None:
     assert [line for line in noise if BAD_KERNEL_LOG.search(line)] == []
 
 
+def guest_checks_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("guest_checks", REPO / "tests" / "kmod" / "guest_checks.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("ended", [[False], [True, False], [True, True, False], [True, True, True]])
+def test_a_part_way_check_starts_again_only_while_its_request_ended_first(ended: List[bool]) -> None:
+    """until_part_way: a request that ended on its own before its signal is started again, with a
+    fresh hog, up to PART_WAY_ATTEMPTS times in all; the early endings are kept for the judges."""
+    checks = guest_checks_module()
+    started: List[str] = []
+    hogs: List[int] = []
+    outcomes = iter(ended)
+
+    def check(proc: Any) -> Dict[str, Any]:
+        started.append(proc)
+        part_way: Dict[str, Any] = {"swapped_pages": 1}
+        if next(outcomes):
+            part_way["ended"] = True
+        return {"part_way": part_way, "summary": {"last_flags": "4"}, "log": [proc]}
+
+    out = checks.until_part_way("first", lambda: f"again{len(started)}", check, lambda: hogs.append(1))
+    attempts = min(len(ended), checks.PART_WAY_ATTEMPTS)
+    assert started == ["first"] + [f"again{n}" for n in range(1, attempts)]
+    assert len(hogs) == attempts - 1
+    assert [e["log"] for e in out["ended_first"]] == [[name] for name in started[:-1]]
+    assert out["part_way"].get("ended", False) == (ended[attempts - 1])
+
+
 ALL_BUILDS = SERIES + SUITE_KERNELS + sorted(REFUSALS)
 EXPORTING = {"kcfi-debug-export"}
 
