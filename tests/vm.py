@@ -299,6 +299,17 @@ class Boot:
         return self
 
 
+@dataclass(frozen=True)
+class BootWith:
+    """What one boot of a board boots other than its image's kernel for the target: another kernel
+    (a test kernel with what it needs to find the root disk built in: no initramfs), and words
+    added to the kernel's command line (init=... for a PID 1 other than systemd)."""
+
+    kernel: Optional[Path] = None
+    initrd: Optional[Path] = None
+    append: Tuple[str, ...] = ()
+
+
 @dataclass
 class BoardResult:
     boots: List[Boot]
@@ -341,13 +352,14 @@ class Board:
             )
         self._boots = 0
 
-    def command(self, disks: Sequence[Path], cpus: int, memory: str) -> List[str]:
-        kernel, initrd = self.image.kernel(self.release)
+    def command(self, disks: Sequence[Path], cpus: int, memory: str, boot: Optional[BootWith] = None) -> List[str]:
+        boot = boot or BootWith()
+        kernel, initrd = (boot.kernel, boot.initrd) if boot.kernel else self.image.kernel(self.release)
         emulator, *machine = self.target.qemu
         command = [emulator, *machine, "-accel", "tcg", "-m", memory, "-smp", str(cpus)]
-        command += ["-kernel", str(kernel), "-initrd", str(initrd)]
+        command += ["-kernel", str(kernel)] + (["-initrd", str(initrd)] if initrd else [])
         command += ["-append", " ".join([f"root=/dev/vda rw console={self.target.console} panic=-1 loglevel=4",
-                                          *EMULATION_CMDLINE])]
+                                          *EMULATION_CMDLINE, *boot.append])]
         for index, disk in enumerate([self.disk, *disks]):
             fmt = "qcow2" if disk.suffix == ".qcow2" else "raw"
             command += ["-drive", f"file={disk},if=none,id=vd{index},format={fmt},cache=unsafe"]
@@ -369,11 +381,13 @@ class Board:
         cpus: int = 2,
         memory: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
+        boot_with: Mapping[int, BootWith] = {},
     ) -> BoardResult:
         """Run each script in a boot of its own: power on, run it, power off (a power cycle between scripts).
 
         `files` are put in the run folder first (name -> text, bytes or a file to copy);
-        `disks` are attached after the root disk (/dev/vdb, /dev/vdc, ...).
+        `disks` are attached after the root disk (/dev/vdb, /dev/vdc, ...). `boot_with` says, by the
+        script's index in `scripts` (0 for the first), what that boot boots instead (a BootWith).
         Each boot is a QEMU process of its own, as a board is power-cycled: under software
         emulation a reboot inside one QEMU process slowed systemd's start with every reboot
         (from exec to its first module load: 1 s, then 19 s and 36 s with nothing installed,
@@ -397,10 +411,10 @@ class Board:
         (self.dir / "console.log").unlink(missing_ok=True)
         cpu_seconds = 0.0
         started = time.monotonic()
-        for number, script in zip(numbers, scripts):
+        for index, (number, script) in enumerate(zip(numbers, scripts)):
             # The guest powers off after a script when the next one is not there yet.
             (boots_dir / f"{number}.sh").write_text(script)
-            cpu_seconds += self._power_on(disks, cpus, memory, started + timeout, timeout)
+            cpu_seconds += self._power_on(disks, cpus, memory, started + timeout, timeout, boot_with.get(index))
             if not (boots_dir / f"{number}.status").exists():
                 break  # its script never ran: the guest's runner would take it for the next boot's
         seconds = time.monotonic() - started
@@ -419,12 +433,12 @@ class Board:
         return BoardResult(boots, text, self.dir, seconds, cpu_seconds)
 
     def _power_on(self, disks: Sequence[Path], cpus: int, memory: Optional[str], deadline: float,
-                  timeout: float) -> float:
+                  timeout: float, boot: Optional[BootWith] = None) -> float:
         """One QEMU process, until the guest powers off: the CPU seconds it used."""
         with open(self.dir / "qemu.log", "w") as qemu_log:
             # A session of its own, so that on a timeout QEMU and anything it started go.
             process = subprocess.Popen(
-                self.command(disks, cpus, memory or self.target.memory),
+                self.command(disks, cpus, memory or self.target.memory, boot),
                 stdin=subprocess.DEVNULL,
                 stdout=qemu_log,
                 stderr=subprocess.STDOUT,
