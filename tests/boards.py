@@ -237,6 +237,19 @@ mark capture-end
 if [ "__LIFECYCLE__" != 1 ]; then
     journalctl -b -o short-monotonic --no-pager > "$OUT/journal-all.txt"
     dmesg > "$OUT/dmesg-end.txt"
+    # The next boot's PID 1 is BusyBox init (BUSYBOX): its rcS starts /etc/init.d/S??*, as
+    # Buildroot's does. BusyBox's syslogd as Buildroot's S01syslogd starts it, and shrinkd's
+    # init script as Buildroot and Yocto install it.
+    cat > /etc/init.d/S01syslogd <<'SYSLOGD'
+#!/bin/sh
+case "$1" in
+    start) printf 'Starting syslogd: '
+           start-stop-daemon -S -q -b -m -p /var/run/syslogd.pid -x "$(command -v syslogd)" -- -n && echo OK ;;
+    stop) printf 'Stopping syslogd: '; start-stop-daemon -K -q -p /var/run/syslogd.pid && echo OK ;;
+esac
+SYSLOGD
+    chmod 0755 /etc/init.d/S01syslogd
+    install -m 0755 packaging/init.d/shrinkd /etc/init.d/S02shrinkd
     mark checks-end
     exit 0
 fi
@@ -314,6 +327,47 @@ mark purge-end
 journalctl -b -o short-monotonic --no-pager > "$OUT/journal-all.txt"
 dmesg > "$OUT/dmesg-end.txt"
 mark checks-end
+"""
+
+
+# The third boot of the targets outside LIFECYCLE (whose packages stay installed): PID 1 is
+# BusyBox init (tests/rootfs.py BUSYBOX_INITTAB), no systemd, no journald. shrinkd was started
+# at boot by its init script; a workload brings an event, which must reach syslog (BusyBox's
+# syslogd, /var/log/messages) with its fields; `shrinkd status` must find the daemon; the
+# init script's status and stop must work.
+BUSYBOX_INIT = "init=/usr/local/lib/shrinkd-vmtest/init"
+BUSYBOX = r"""
+set -u
+exec 2>&1
+mark() { echo "$1 $(cut -d' ' -f1 /proc/uptime)" >> "$OUT/marks.txt"; }
+mark busybox-start
+{ tr '\0' ' ' < /proc/1/cmdline; echo; readlink /proc/1/exe; } > "$OUT/bb-pid1.txt"
+cp /run/rcS.log "$OUT/bb-rcS.log"
+/etc/init.d/S02shrinkd status > "$OUT/bb-status-at-boot.txt"; echo "rc=$?" >> "$OUT/bb-status-at-boot.txt"
+for _ in $(seq 120); do [ -e /run/shrinkd/status.json ] && break; sleep 1; done
+cat /var/run/shrinkd.pid > "$OUT/bb-pidfile.txt"
+shrinkd status --json > "$OUT/bb-status.json" 2> "$OUT/bb-status.err"
+mark busybox-ready
+avail=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+mb=$((avail * __WORKLOAD_PCT__ / 100 / 1024))
+rm -f /tmp/frag-ready
+$PY -c 'import sys; from pathlib import Path; from tests.capture import fragment; fragment(int(sys.argv[1]), Path(sys.argv[2]))' \
+    "$mb" /tmp/frag-ready &
+FRAG=$!
+for _ in $(seq 600); do [ -e /tmp/frag-ready ] && break; sleep 1; done
+found=1
+for _ in $(seq 300); do
+    grep -q 'SHRINKD_EVENT="compacted"' /var/log/messages 2>/dev/null && { found=0; break; }
+    sleep 1
+done
+echo "$found" > "$OUT/bb-event.rc"
+mark busybox-event
+kill $FRAG; wait $FRAG 2>/dev/null
+/etc/init.d/S02shrinkd stop > "$OUT/bb-stop.txt" 2>&1; echo "rc=$?" >> "$OUT/bb-stop.txt"
+/etc/init.d/S02shrinkd status > "$OUT/bb-status-after-stop.txt"; echo "rc=$?" >> "$OUT/bb-status-after-stop.txt"
+sleep 1
+cp /var/log/messages "$OUT/bb-messages.txt"
+mark busybox-end
 """
 
 
@@ -433,7 +487,11 @@ def run_session(name: str, debs: Dict[str, Dict[str, Path]]) -> Session:
         install = (
             INSTALL.replace("__TRIGGER__", str(TRIGGER)).replace("__CLEAR__", str(CLEAR)).replace("__LIFECYCLE__", lifecycle)
         )
-        result = board.run([install, checks], files=files, disks=[data], timeout=3600)
+        scripts = [install, checks]
+        if name not in LIFECYCLE:
+            scripts.append(BUSYBOX.replace("__WORKLOAD_PCT__", str(WORKLOAD_PCT)))
+        result = board.run(scripts, files=files, disks=[data], timeout=3600,
+                           boot_with={2: vm.BootWith(append=(BUSYBOX_INIT,))})
         cpu_seconds = result.cpu_seconds
         for boot in result.boots:
             if boot.status != "0":

@@ -49,6 +49,7 @@ SOURCES = (
 # every package costs build time under emulation.
 BASE_PACKAGES = (
     "systemd-sysv", "udev", "kmod", "procps", "python3", "python3-yaml", "dkms", "gcc", "make", "tiny-initramfs",
+    "busybox",  # PID 1 for the boots that ask for BusyBox init (BUSYBOX_INITTAB)
 )
 # binfmt_misc interpreters (qemu-user-static) per foreign architecture.
 QEMU_USER = {"arm64": "qemu-aarch64", "armhf": "qemu-arm"}
@@ -102,6 +103,70 @@ sync
 next_or_off "$n"
 """
 
+# BusyBox init, for a boot whose kernel command line says init=/usr/local/lib/shrinkd-vmtest/init
+# (a link to busybox: the applet is the link's name): the boot of a Buildroot board. Its
+# /etc/inittab (systemd ignores the file) runs rcS as Buildroot's does: the file systems
+# systemd would mount, then each /etc/init.d/S??* with "start" in order; then the runner, the
+# same as RUNNER without systemd. BusyBox's applets (start-stop-daemon, sh, sleep, kill, ...)
+# come first in PATH, as on a Buildroot board, through links made at build time; modules are
+# loaded with kmod's /sbin/modprobe (Debian's 6.12 modules are xz-compressed).
+BUSYBOX_INITTAB = """\
+# BusyBox init (shrinkd tests): the boot a Buildroot board has
+::sysinit:/usr/local/lib/shrinkd-vmtest/rcS
+::once:/usr/local/lib/shrinkd-vmtest/run-busybox
+::shutdown:/usr/local/lib/shrinkd-vmtest/rcK
+"""
+
+BUSYBOX_PATH = "/usr/local/lib/shrinkd-vmtest/bin:/sbin:/usr/sbin:/bin:/usr/bin"
+
+BUSYBOX_RCS = f"""\
+#!/usr/local/lib/shrinkd-vmtest/bin/sh
+export PATH={BUSYBOX_PATH}
+mount -t proc proc /proc
+mount -o remount,rw /
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+mount -t sysfs sysfs /sys
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+mount -t debugfs debugfs /sys/kernel/debug
+hostname board
+for script in /etc/init.d/S??*; do
+    [ -x "$script" ] && "$script" start
+done > /run/rcS.log 2>&1
+"""
+
+BUSYBOX_RCK = f"""\
+#!/usr/local/lib/shrinkd-vmtest/bin/sh
+export PATH={BUSYBOX_PATH}
+for script in $(ls -r /etc/init.d/S??* 2>/dev/null); do
+    [ -x "$script" ] && "$script" stop
+done
+"""
+
+BUSYBOX_RUNNER = f"""\
+#!/usr/local/lib/shrinkd-vmtest/bin/sh
+# shrinkd tests (tests/vm.py) under BusyBox init: run this boot's script from the host, then reboot or power off.
+export PATH={BUSYBOX_PATH}
+B=/mnt/out/boots
+next_or_off() {{ sync; if [ -e "$B/$(($1 + 1)).sh" ]; then reboot; else poweroff; fi; }}
+/sbin/modprobe -a 9pnet_virtio 9p
+mkdir -p /mnt/out /mnt/repo
+mountpoint -q /mnt/out || mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /mnt/out \\
+    || {{ echo "vmtest: cannot mount the host's run folder"; poweroff; exit 1; }}
+mountpoint -q /mnt/repo || mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro repo /mnt/repo
+n=1
+while [ -e "$B/$n.status" ]; do n=$((n + 1)); done
+if [ ! -e "$B/$n.sh" ]; then poweroff; exit 0; fi
+if [ -e "$B/$n.started" ]; then
+    echo crashed > "$B/$n.status"
+    poweroff; exit 0
+fi
+cut -d' ' -f1 /proc/uptime > "$B/$n.started"
+cd /mnt/repo
+OUT=/mnt/out REPO=/mnt/repo PY=/usr/bin/python3 BOOT=$n PYTHONDONTWRITEBYTECODE=1 /bin/bash "$B/$n.sh" > "$B/$n.log" 2>&1
+echo $? > "$B/$n.status"
+next_or_off "$n"
+"""
+
 UNIT = """\
 [Unit]
 Description=shrinkd tests: run the host's script for this boot
@@ -147,6 +212,15 @@ cp "$HOOKS/shrinkd-vmtest.service" "$R/etc/systemd/system/shrinkd-vmtest.service
 ln -sf /etc/systemd/system/shrinkd-vmtest.service "$R/etc/systemd/system/multi-user.target.wants/"
 ln -sf /lib/systemd/system/multi-user.target "$R/etc/systemd/system/default.target"
 for unit in $MASKED; do ln -sf /dev/null "$R/etc/systemd/system/$unit"; done
+# BusyBox init for the boots that ask for it (BUSYBOX_INITTAB)
+cp "$HOOKS/inittab" "$R/etc/inittab"
+for f in rcS rcK run-busybox; do
+    cp "$HOOKS/$f" "$R/usr/local/lib/shrinkd-vmtest/$f"
+    chmod 0755 "$R/usr/local/lib/shrinkd-vmtest/$f"
+done
+ln -sf /bin/busybox "$R/usr/local/lib/shrinkd-vmtest/init"
+mkdir -p "$R/usr/local/lib/shrinkd-vmtest/bin"
+for applet in $(chroot "$R" /bin/busybox --list); do ln -sf /bin/busybox "$R/usr/local/lib/shrinkd-vmtest/bin/$applet"; done
 # No network in the guest: apt must not look for recommended packages.
 echo 'APT::Install-Recommends "false";' > "$R/etc/apt/apt.conf.d/90shrinkd-tests"
 """
@@ -197,6 +271,7 @@ def recipe(arch: str, kernel_packages: Sequence[str]) -> Dict[str, object]:
         "runner": RUNNER,
         "unit": UNIT,
         "masked": MASKED,
+        "busybox": [BUSYBOX_INITTAB, BUSYBOX_RCS, BUSYBOX_RCK, BUSYBOX_RUNNER],
     }
 
 
@@ -280,6 +355,9 @@ def _build(arch: str, kernel_packages: Sequence[str], final: Path, log: Optional
     (hooks / "customize.sh").write_text(CUSTOMIZE_HOOK)
     (hooks / "run").write_text(RUNNER)
     (hooks / "shrinkd-vmtest.service").write_text(UNIT)
+    for name, text in (("inittab", BUSYBOX_INITTAB), ("rcS", BUSYBOX_RCS), ("rcK", BUSYBOX_RCK),
+                       ("run-busybox", BUSYBOX_RUNNER)):
+        (hooks / name).write_text(text)
     (hooks / "sources.list").write_text(SOURCES)
     env = dict(os.environ, HOOKS=str(hooks), MASKED=" ".join(MASKED), DIVERTED=" ".join(DIVERTED),
                MACHINE_ID=hashlib.md5(final.name.encode()).hexdigest())
