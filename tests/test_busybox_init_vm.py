@@ -61,8 +61,9 @@ def pid(board: boards.Session) -> str:
 
 
 def test_pid_1_is_busybox_init(board: boards.Session) -> None:
+    # BusyBox init names itself "init" in its command line; the executable is busybox.
     cmdline, exe = board.text("bb-pid1.txt").splitlines()[:2]
-    assert cmdline.split()[0] == "/usr/local/lib/shrinkd-vmtest/init" and exe.endswith("busybox"), (cmdline, exe)
+    assert cmdline.split() == ["init"] and exe.endswith("/busybox"), (cmdline, exe)
 
 
 def test_the_init_script_started_shrinkd_at_boot(board: boards.Session) -> None:
