@@ -13,14 +13,18 @@ session of two boots on a fresh disk:
    (so that modprobe finds the built-in 9p the image's runner asks for), its configuration in
    /boot, and depmod run for that release;
 2. board-nohib (vm.BootWith): what systemd, the kernel's log, shrinkd's journal, `shrinkd
-   status --json` and `shrinkd doctor` say, recorded in the run folder.
+   status --json` and `shrinkd doctor` say, recorded in the run folder; then a drop-in disables
+   memory.reclaim and adds a reserve the guest can never meet, shrinkd reloads, and its
+   journal is recorded again after a few of that rule's ladders.
 
 The tests judge what boot 2 recorded: no failed unit at all; modprobe@shrinkmem.service ran
 and succeeded (its ExecStart= has the `-` prefix); shrinkd is active; the kernel's log has the
 module's refusal line exactly once; shrinkd's `started` event lists shrinkmem among the reclaim
 backends it does not use, with the reason, and no `reclaim_unavailable` event follows (the
 kernel has memory.reclaim, so reclaim stays possible: that event is for a daemon with no
-reclaim backend at all); status and doctor say the module is not there.
+reclaim backend at all); status and doctor say the module is not there. With memory.reclaim
+disabled there is none: the first ladder that wants to reclaim says `reclaim_unavailable`
+once, with why each backend is missing (shrinkmem's reason among them), and the next do not.
 
 Not in the default run nor CI's (tests/conftest.py NEEDS_TEST_KERNELS): a cold build of the
 kernel, then two boots under emulation. docs/boards.md gives the cost.
@@ -50,6 +54,7 @@ TARGET = "x86_64-6.1"
 RUN_DIR = vm.VM_ROOT / "nohib-board"
 REFUSAL = "refusing to load: this kernel is built without CONFIG_HIBERNATION"
 NOT_LOADED = "no shrinkmem device (the module is not loaded)"
+COOLDOWN = 20  # seconds between the ladders of the reserve rule that the second part of boot 2 adds
 # Two boots under emulation, beside whatever else runs on the machine: generous (a bound, not a measure).
 TIMEOUT = 3600.0
 
@@ -109,6 +114,27 @@ if [ -e /sys/module/shrinkmem ]; then echo loaded; else echo absent; fi > "$OUT/
 # When shrinkd became active, in microseconds since the kernel started (systemd-analyze waits for this script).
 systemctl show shrinkd -p ActiveEnterTimestampMonotonic > "$OUT/shrinkd-active-at.txt" 2>&1
 systemctl list-units --all --no-legend --state=failed > "$OUT/failed-all.txt" 2>&1
+# Then a board with no reclaim backend at all: memory.reclaim disabled by a drop-in whose reserve
+# (more than the guest's memory) is never met, so every ladder compacts and wants to reclaim.
+mkdir -p /etc/shrinkd/conf.d
+cat > /etc/shrinkd/conf.d/50-nohib-test.yaml <<EOF
+backends: {memory_reclaim: {enabled: false}}
+guards: {cooldown: __COOLDOWN__, cooldown_max: __COOLDOWN__}
+poll: {max_interval: 5.0}
+rules:
+  - name: nohib-reserve
+    zones: ["*"]
+    orders: [huge]
+    reserve: {size: 4G}
+EOF
+systemctl reload shrinkd
+echo $? > "$OUT/reload.rc"
+unavailable() { journalctl -b -u shrinkd -o cat SHRINKD_EVENT=reclaim_unavailable | grep -c .; }
+for _ in $(seq 180); do [ "$(unavailable)" -ge 1 ] && break; sleep 1; done
+# Two cooldowns more: the ladders that follow want reclaim too, and are not told again.
+sleep $((2 * __COOLDOWN__ + 10))
+journalctl -b -u shrinkd -o json > "$OUT/shrinkd-journal-reserve.json" 2>&1
+systemctl is-active shrinkd > "$OUT/is-active-reserve.txt" 2>&1
 """
 
 
@@ -134,8 +160,8 @@ class Session:
     def json(self, name: str) -> Any:
         return json.loads(self.text(name))
 
-    def events(self, kind: str) -> List[Dict[str, Any]]:
-        return [e for e in vm.journal_entries(self.out / "shrinkd-journal.json") if e.get("SHRINKD_EVENT") == kind]
+    def events(self, kind: str, journal: str = "shrinkd-journal.json") -> List[Dict[str, Any]]:
+        return [e for e in vm.journal_entries(self.out / journal) if e.get("SHRINKD_EVENT") == kind]
 
 
 @functools.cache
@@ -163,7 +189,7 @@ def session(name: str) -> Session:
     try:
         board = vm.Board(vm.TARGETS[TARGET], RUN_DIR)
         result = board.run(
-            [INSTALL.replace("__RELEASE__", kernel.release), CHECK],
+            [INSTALL.replace("__RELEASE__", kernel.release), CHECK.replace("__COOLDOWN__", str(COOLDOWN))],
             files=files,
             timeout=TIMEOUT,
             boot_with={1: vm.BootWith(kernel=kernel.image)},
@@ -286,3 +312,23 @@ def test_doctor_says_the_module_is_not_loaded_and_why(name: str) -> None:
     assert doctor["fail"] == 0, doctor
     assert found.text("doctor.rc").strip() == "0", found.text("doctor.txt")
     assert f"shrinkmem not loaded; installed at {path}" in found.text("doctor.txt")
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_without_any_reclaim_backend_the_daemon_says_so_once(name: str) -> None:
+    """memory.reclaim disabled (a drop-in, then a reload): each ladder of the reserve rule compacts and
+    wants reclaim; the first says reclaim_unavailable with why each backend is missing, the next do not."""
+    found = session(name).check()
+    assert found.text("reload.rc").strip() == "0"
+    assert found.text("is-active-reserve.txt").strip() == "active"
+    journal = "shrinkd-journal-reserve.json"
+    assert len(found.events("reloaded", journal)) == 1
+    ladders = [e for e in found.events("compacted", journal) if e["SHRINKD_TRIGGER"].startswith("nohib-reserve:")]
+    assert len(ladders) >= 2, ladders  # more than one ladder wanted to reclaim
+    unavailable = found.events("reclaim_unavailable", journal)
+    assert len(unavailable) == 1, unavailable
+    event = unavailable[0]
+    assert event["SHRINKD_BACKENDS"] == "compact"
+    missing = event["SHRINKD_MISSING"].split(" | ")
+    assert f"shrinkmem: {NOT_LOADED}" in missing and "memory_reclaim: disabled in the configuration" in missing, missing
+    assert event["SHRINKD_TRIGGER"].startswith("nohib-reserve:") and event["PRIORITY"] == "4"  # warning
