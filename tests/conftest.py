@@ -14,7 +14,12 @@ settings.load_profile("shrinkd")
 
 
 # Files whose tests need the test kernels (tests/testkernels.py, SHRINKD_TEST_KERNELS=1): last.
-NEEDS_TEST_KERNELS = ("test_kmod_vm.py", "test_kmod_soak_vm.py", "test_upstream_series.py")
+NEEDS_TEST_KERNELS = (
+    "test_kmod_vm.py",
+    "test_kmod_soak_vm.py",
+    "test_upstream_series.py",
+    "test_nohib_board_vm.py",
+)
 # The board sessions (tests/boards.py) serve both files: one group, so one worker runs them.
 BOARDS = ("test_boards_vm.py", "test_lifecycle_vm.py", "test_busybox_init_vm.py")
 

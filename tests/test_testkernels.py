@@ -1,6 +1,6 @@
 """tests/testkernels.py without building a kernel: what each test kernel asks for, and the cache keys.
 
-The kernels themselves are built and booted by tests/test_kmod_vm.py.
+The kernels themselves are built and booted by tests/test_kmod_vm.py and tests/test_nohib_board_vm.py.
 """
 
 from __future__ import annotations
@@ -12,6 +12,33 @@ import pytest
 from tests import testkernels
 
 needs_inputs = pytest.mark.skipif(testkernels.available() is not None, reason=str(testkernels.available()))
+
+
+KCFI = ("kcfi-debug-export", "kcfi-debug", "kcfi-debug-nohib")
+# What the x86_64 board image (tests/rootfs.py) needs built into a kernel booted without an initramfs.
+BOARD_BUILT_IN = (
+    "CONFIG_VIRTIO_PCI",
+    "CONFIG_VIRTIO_BLK",
+    "CONFIG_EXT4_FS",
+    "CONFIG_DEVTMPFS",
+    "CONFIG_DEVTMPFS_MOUNT",
+    "CONFIG_CGROUPS",
+    "CONFIG_MEMCG",
+    "CONFIG_UNIX",
+    "CONFIG_INOTIFY_USER",
+    "CONFIG_SIGNALFD",
+    "CONFIG_TIMERFD",
+    "CONFIG_EPOLL",
+    "CONFIG_FHANDLE",
+    "CONFIG_TMPFS",
+    "CONFIG_AUTOFS_FS",
+    "CONFIG_NET_9P",
+    "CONFIG_NET_9P_VIRTIO",
+    "CONFIG_9P_FS",
+    "CONFIG_SERIAL_8250_CONSOLE",
+    "CONFIG_PSI",
+    "CONFIG_IKCONFIG_PROC",
+)
 
 
 def diff(a: dict[str, str], b: dict[str, str]) -> dict[str, tuple[str, str]]:
@@ -32,16 +59,31 @@ def test_each_kernel_asks_for_what_its_test_needs() -> None:
             assert options[option] == "y", (name, option)
         assert options["CONFIG_SUSPEND"] == options["CONFIG_PM_DEBUG"] == "y", name  # the freezer's pm_test
         assert options["CONFIG_DEBUG_INFO"] == "n", name  # debug info would double the build
-    assert wanted["kcfi-debug-nohib"]["CONFIG_HIBERNATION"] == "n"
+    assert wanted["kcfi-debug-nohib"]["CONFIG_HIBERNATION"] == wanted["board-nohib"]["CONFIG_HIBERNATION"] == "n"
     for name in ("kcfi-debug-export", "kcfi-debug"):
         assert wanted[name]["CONFIG_HIBERNATION"] == "y"
-    for name, options in wanted.items():
+    for name in KCFI:
+        options = wanted[name]
         assert options["CONFIG_CFI_CLANG"] == "y" and testkernels.SPECS[name].compiler == "clang", name
         assert options["CONFIG_PROVE_LOCKING"] == options["CONFIG_KASAN"] == "y", name
     assert [name for name, spec in testkernels.SPECS.items() if spec.export_patch] == [
         "kcfi-debug-export",
         "kcfi-debug-nohib",
     ]
+
+
+def test_the_board_kernel_boots_a_debian_root_with_systemd_and_has_no_hibernation() -> None:
+    """board-nohib (tests/test_nohib_board_vm.py): no initramfs, so what finds the root and the host's
+    shares is built in, with what systemd 252 needs; no debug options that would slow it under emulation."""
+    spec = testkernels.SPECS["board-nohib"]
+    options = spec.wanted()
+    assert options["CONFIG_HIBERNATION"] == "n" and options["CONFIG_MODULES"] == "y"
+    for option in BOARD_BUILT_IN:
+        assert options.get(option) == "y", option
+    for option in ("CONFIG_KASAN", "CONFIG_PROVE_LOCKING"):
+        assert options[option] == "n", option
+    assert "CONFIG_CFI_CLANG" not in options and not spec.export_patch
+    assert spec.compiler == "gcc" and spec.make_vars == ["ARCH=x86_64"]
 
 
 def test_kernels_sharing_a_tree_differ_by_one_thing() -> None:
@@ -53,7 +95,20 @@ def test_kernels_sharing_a_tree_differ_by_one_thing() -> None:
     assert nohib == {"CONFIG_HIBERNATION": ("y", "n")}
     assert specs["kcfi-debug-nohib"].export_patch
     # One compiler, so one tree: the first kernel listed is the full build.
-    assert {spec.compiler for spec in specs.values()} == {"clang"}
+    assert {specs[name].compiler for name in KCFI} == {"clang"}
+    # The board kernel differs in many options: built with gcc, in a tree of its own, it leaves the
+    # clang tree's objects as the kCFI kernels left them (and theirs leave its own).
+    assert [name for name, spec in specs.items() if spec.compiler == "gcc"] == ["board-nohib"]
+
+
+def test_a_kernels_module_index_is_kept_beside_its_image(tmp_path: Path) -> None:
+    """What a guest's /lib/modules/<release>/ needs so that modprobe finds built-in modules."""
+    kernel = testkernels.TestKernel(testkernels.SPECS["board-nohib"], tmp_path)
+    assert [path.relative_to(tmp_path).as_posix() for path in kernel.module_index] == [
+        "modules/modules.builtin",
+        "modules/modules.builtin.modinfo",
+        "modules/modules.order",
+    ]
 
 
 def test_config_parsing_reads_set_and_unset_options() -> None:

@@ -2,7 +2,7 @@
 
 Every Debian kernel has hibernation, none has kCFI, none exports shrink_all_memory()
 and none runs lockdep or KASAN. The shrinkmem tests need each of those, so this
-module builds minimal x86_64 kernels that boot with tests/vm.py (virtme-ng), all
+module builds minimal x86_64 kernels. Three boot with tests/vm.py (virtme-ng), all
 three with clang-16, kCFI (CONFIG_CFI_CLANG), PROVE_LOCKING and KASAN:
 
     kcfi-debug-export   the export patch: the direct call works under kCFI, and the
@@ -10,12 +10,21 @@ three with clang-16, kCFI (CONFIG_CFI_CLANG), PROVE_LOCKING and KASAN:
     kcfi-debug          no export: the module must refuse (kCFI)
     kcfi-debug-nohib    no CONFIG_HIBERNATION: the module must refuse (no shrink_all_memory())
 
+and one boots a board (tests/vm.py's Board, with BootWith): a Debian root with systemd
+as PID 1, so built with gcc, without the debug options (systemd must start in minutes
+under emulation) and with what the board image and systemd need built in (BOARD_FRAGMENT):
+
+    board-nohib         no CONFIG_HIBERNATION: the package must boot with no failed unit
+                        while the module refuses (tests/test_nohib_board_vm.py)
+
 A configuration is `make allnoconfig`, then the options virtme-ng needs to boot a
 guest (`virtme-configkernel --dry-run`, without its optional extras), then ours
 (FRAGMENTS below), then `make olddefconfig`; every option we ask for is checked to
-have stuck. The three share one source and object tree, built in place: each differs
-from the first by the one-line export patch or by one option, so make rebuilds only
-what that touches (a cold build is one full kernel and two short rebuilds). Builds
+have stuck. The three kCFI kernels share one source and object tree, built in place: each
+differs from the first by the one-line export patch or by one option, so make rebuilds
+only what that touches (a cold build is one full kernel and two short rebuilds).
+board-nohib differs from them in many options and its compiler, so it has the gcc tree
+to itself (one full build: 776 CPU seconds here) and leaves theirs as it was. Builds
 run niced, two jobs, one at a time (a lock).
 
 The cache lives outside the repository, under $SHRINKD_TEST_CACHE (default
@@ -24,6 +33,8 @@ The cache lives outside the repository, under $SHRINKD_TEST_CACHE (default
     trees/<compiler>-<source version>/   the shared source and object trees
     <name>-<key>/vmlinuz                 the image tests/vm.py boots
     <name>-<key>/build/                  what an out-of-tree module build needs
+    <name>-<key>/modules/                modules.builtin, .builtin.modinfo, .order for a guest's
+                                         /lib/modules/<release>/ (kernels built since they were added)
     <name>-<key>/build-info.json         build seconds, compiler, the resolved config
 
 <key> hashes everything that goes into the kernel: the source package version, the
@@ -166,6 +177,55 @@ class KernelSpec:
 
 KCFI_FRAGMENT = "CONFIG_CFI_CLANG=y\nCONFIG_CFI_PERMISSIVE=n\n" + DEBUG_FRAGMENT
 
+# What a board's Debian bookworm root needs to boot with systemd 252 as PID 1 (tests/rootfs.py,
+# tests/vm.py's Board): the root disk and the host's 9p shares built in (no initramfs, and the
+# image's runner finds 9p without loading it), cgroup v2 with the memory and pids controllers,
+# the namespaces, seccomp and cgroup BPF that the units' sandboxes (shrinkd.service's among
+# them) use, autofs, fhandle, POSIX message queues, and what shrinkd reads or writes:
+# PSI, compaction, transparent huge pages and /proc/config.gz (`shrinkd doctor` reads it). No KASAN, no lockdep: systemd must start in minutes under emulation.
+BOARD_FRAGMENT = """
+CONFIG_HIBERNATION=n
+CONFIG_DEVTMPFS_MOUNT=y
+CONFIG_IKCONFIG=y
+CONFIG_IKCONFIG_PROC=y
+CONFIG_SERIAL_8250=y
+CONFIG_SERIAL_8250_CONSOLE=y
+CONFIG_VIRTIO_PCI=y
+CONFIG_VIRTIO_BLK=y
+CONFIG_EXT4_FS=y
+CONFIG_EXT4_FS_POSIX_ACL=y
+CONFIG_EXT4_FS_SECURITY=y
+CONFIG_NET_9P=y
+CONFIG_NET_9P_VIRTIO=y
+CONFIG_9P_FS=y
+CONFIG_UNIX=y
+CONFIG_INOTIFY_USER=y
+CONFIG_FHANDLE=y
+CONFIG_AUTOFS_FS=y
+CONFIG_TMPFS_POSIX_ACL=y
+CONFIG_TMPFS_XATTR=y
+CONFIG_POSIX_MQUEUE=y
+CONFIG_SYSVIPC=y
+CONFIG_CGROUPS=y
+CONFIG_MEMCG=y
+CONFIG_CGROUP_PIDS=y
+CONFIG_CGROUP_BPF=y
+CONFIG_BPF_SYSCALL=y
+CONFIG_NAMESPACES=y
+CONFIG_UTS_NS=y
+CONFIG_IPC_NS=y
+CONFIG_PID_NS=y
+CONFIG_NET_NS=y
+CONFIG_SECCOMP=y
+CONFIG_SECCOMP_FILTER=y
+CONFIG_PSI=y
+CONFIG_COMPACTION=y
+CONFIG_TRANSPARENT_HUGEPAGE=y
+CONFIG_VM_EVENT_COUNTERS=y
+CONFIG_KASAN=n
+CONFIG_PROVE_LOCKING=n
+"""
+
 SPECS: Dict[str, KernelSpec] = {
     spec.name: spec
     for spec in (
@@ -190,6 +250,14 @@ SPECS: Dict[str, KernelSpec] = {
             "CONFIG_HIBERNATION=n\n" + KCFI_FRAGMENT,
             True,
             "no CONFIG_HIBERNATION, so no shrink_all_memory(): the module must refuse to load",
+        ),
+        KernelSpec(
+            "board-nohib",
+            "gcc",
+            BOARD_FRAGMENT,
+            False,
+            "no CONFIG_HIBERNATION, built to boot a board's Debian root with systemd (tests/vm.py's Board):"
+            " the package must boot with no failed unit while the module refuses to load",
         ),
     )
 }
@@ -281,6 +349,11 @@ class TestKernel:
     @property
     def make_vars(self) -> List[str]:
         return self.spec.make_vars
+
+    @property
+    def module_index(self) -> List[Path]:
+        """modules.builtin and the others that a guest's /lib/modules/<release>/ needs (MODULE_INDEX_FILES)."""
+        return [self.dir / "modules" / name for name in MODULE_INDEX_FILES]
 
     @property
     def info(self) -> Dict[str, object]:
@@ -390,6 +463,9 @@ def _configure(spec: KernelSpec, tree: Path, log: Path) -> str:
 
 # What an out-of-tree module build needs from a built tree (as Debian's linux-headers has it).
 _HEADER_FILES = ["Makefile", ".config", "Module.symvers", "System.map", "tools/objtool/objtool"]
+# What a guest's /lib/modules/<release>/ needs besides its modules, so that modprobe finds the
+# built-in ones (a board's runner loads 9p with modprobe) and depmod indexes the rest.
+MODULE_INDEX_FILES = ["modules.builtin", "modules.builtin.modinfo", "modules.order"]
 _HEADER_DIRS = ["include", "scripts", "arch/x86/include"]
 _SKIP = shutil.ignore_patterns("*.o", ".*.cmd", "*.a", ".tmp_*", "*.d")
 
@@ -432,6 +508,9 @@ def _build(spec: KernelSpec) -> TestKernel:
     ).stdout.strip()
     shutil.copy2(tree / "arch" / "x86" / "boot" / "bzImage", staging / "vmlinuz")
     _export_build_dir(tree, staging / "build")
+    (staging / "modules").mkdir()
+    for name in MODULE_INDEX_FILES:
+        shutil.copy2(tree / name, staging / "modules" / name)
     info = {
         "name": spec.name,
         "purpose": spec.purpose,
