@@ -22,8 +22,9 @@ prometheus.textfile, in a scratch folder) beside the plain one; with --baseline 
 shrinkd from another source tree (e.g. a checkout of main) runs too, for a before/after
 in the same run.
 Prints a table and the ratios to the targets: shrinkd CPU <= earlyoom's, shrinkd RSS
-<= 1.25x bare. With --imports, also what each of shrinkd's imports costs (RSS and
-`-X importtime`), to find what to trim.
+<= 1.25x bare. With --imports, also what each of shrinkd's imports costs (RSS,
+`-X importtime` of the daemon process, not of the child that reads the configuration, and
+the Python memory each of shrinkd's own modules keeps), to find what to trim.
 
     python bench/idle.py [--window SECONDS] [--settle SECONDS] [--python PATH] [--imports] [--quick]
                          [--outputs] [--baseline DIR]
