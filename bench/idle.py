@@ -22,8 +22,9 @@ prometheus.textfile, in a scratch folder) beside the plain one; with --baseline 
 shrinkd from another source tree (e.g. a checkout of main) runs too, for a before/after
 in the same run.
 Prints a table and the ratios to the targets: shrinkd CPU <= earlyoom's, shrinkd RSS
-<= 1.25x bare. With --imports, also what each of shrinkd's imports costs (RSS and
-`-X importtime`), to find what to trim.
+<= 1.25x bare. With --imports, also what each of shrinkd's imports costs (RSS,
+`-X importtime` of the daemon process, not of the child that reads the configuration, and
+the Python memory each of shrinkd's own modules keeps), to find what to trim.
 
     python bench/idle.py [--window SECONDS] [--settle SECONDS] [--python PATH] [--imports] [--quick]
                          [--outputs] [--baseline DIR]
@@ -44,7 +45,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -252,11 +253,11 @@ def python_version(python: str) -> str:
 
 
 # Runs `shrinkd run --dry-run` in this interpreter for a few seconds, then prints the
-# top-level modules it has loaded and stops it (SIGTERM, as systemd would).
+# modules it has loaded and stops it (SIGTERM, as systemd would).
 RUN_AND_LIST = (
     "import os, runpy, signal, sys, threading\n"
     "def done():\n"
-    "    print(' '.join(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stdout, flush=True)\n"
+    "    print(' '.join(sorted(sys.modules)), file=sys.stdout, flush=True)\n"
     "    os.kill(os.getpid(), signal.SIGTERM)\n"
     "threading.Timer(float(sys.argv[1]), done).start()\n"
     "sys.argv = ['shrinkd', 'run', '--dry-run']\n"
@@ -274,16 +275,68 @@ RSS_OF_IMPORT = (
 )
 
 
-def import_costs(python: str) -> Tuple[List[str], List[Tuple[str, int]], List[Tuple[str, int]]]:
+# Imports the modules named in argv[1:] one after another, in that order (each one's imports
+# before it), and prints for each the Python memory its import keeps (tracemalloc, kB).
+KEPT_BY_EACH = (
+    "import sys, tracemalloc\n"
+    "tracemalloc.start()\n"
+    "for name in sys.argv[1:]:\n"
+    "    before = tracemalloc.get_traced_memory()[0]\n"
+    "    __import__(name)\n"
+    "    print(name, (tracemalloc.get_traced_memory()[0] - before) // 1024)\n"
+)
+
+
+def import_order(importtime: str, modules: Set[str]) -> List[str]:
+    """The modules of `modules` in the order `-X importtime` saw their imports end: each one's
+    own imports before it, but a package before its submodules (importing one of them imports
+    the package first, and the package's own imports with it)."""
+    order: List[str] = []
+    for line in importtime.splitlines():
+        fields = line.split("|")
+        if line.startswith("import time:") and len(fields) == 3:
+            name = fields[2].strip()
+            if name not in modules or name in order:
+                continue
+            parent = name.rpartition(".")[0]
+            if parent and parent not in order and parent in modules:
+                order.append(parent)
+            if name not in order:
+                order.append(name)
+    return order
+
+
+def top_level_times(importtime: str, modules: Set[str]) -> List[Tuple[str, int]]:
+    """The top-level imports in `-X importtime` output (cumulative microseconds, slowest first),
+    only those of `modules`: the configuration is read in a child process that writes its own
+    imports (PyYAML, shrinkd.configfile, re, typing, ...) to the same stderr, and those are not
+    the daemon's."""
+    times: Dict[str, int] = {}
+    for line in importtime.splitlines():
+        fields = line.split("|")
+        if not line.startswith("import time:") or len(fields) != 3 or not fields[1].strip().isdigit():
+            continue
+        raw = fields[2]
+        name = raw.strip()
+        if raw.startswith(" ") and not raw.startswith("  ") and name in modules:  # top level, not nested
+            times[name] = int(fields[1])
+    return sorted(times.items(), key=lambda item: -item[1])
+
+
+def import_costs(
+    python: str,
+) -> Tuple[List[str], List[Tuple[str, int]], List[Tuple[str, int]], List[Tuple[str, int]]]:
     """What the running daemon imports: (its non-standard-library top-level packages,
     RSS in kB that each of those, and shrinkd.daemon, adds alone to a bare interpreter,
-    the slowest top-level imports by `-X importtime`, cumulative microseconds)."""
+    the slowest top-level imports by `-X importtime`, cumulative microseconds,
+    the Python memory in kB each of shrinkd's modules in the daemon keeps, biggest first)."""
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONWARNINGS="ignore")
     env.pop("NOTIFY_SOCKET", None)
     result = subprocess.run(
         [python, "-X", "importtime", "-c", RUN_AND_LIST, "3"], capture_output=True, text=True, env=env, check=False
     )
-    loaded = set(result.stdout.split())
+    modules = set(result.stdout.split())
+    loaded = {name.split(".")[0] for name in modules}
     bare = subprocess.run(
         [python, "-c", "import os, runpy, signal, sys, threading; print(' '.join(n.split('.')[0] for n in sys.modules))"],
         capture_output=True, text=True, env=env, check=False,
@@ -291,15 +344,7 @@ def import_costs(python: str) -> Tuple[List[str], List[Tuple[str, int]], List[Tu
     # shrinkd's own, third-party and standard-library packages beyond a bare interpreter's
     # (and beyond what the measuring wrapper itself imports)
     extra = sorted(loaded - set(bare.stdout.split()) - {"shrinkd"})
-    times: Dict[str, int] = {}
-    for line in result.stderr.splitlines():
-        fields = line.split("|")
-        if not line.startswith("import time:") or len(fields) != 3 or not fields[1].strip().isdigit():
-            continue
-        raw = fields[2]
-        if raw.startswith(" ") and not raw.startswith("  "):  # imported at top level, not nested
-            times[raw.strip()] = int(fields[1])
-    ranked = sorted(times.items(), key=lambda item: -item[1])[:12]
+    ranked = top_level_times(result.stderr, modules)[:12]
     rss: List[Tuple[str, int]] = []
     # the biggest first
     for module in (*extra, "shrinkd.cli", "shrinkd.daemon", "shrinkd.udevwatch"):
@@ -307,7 +352,14 @@ def import_costs(python: str) -> Tuple[List[str], List[Tuple[str, int]], List[Tu
         if probe.returncode == 0:
             rss.append((module, int(probe.stdout.strip())))
     rss.sort(key=lambda item: -item[1])
-    return extra, rss, ranked
+    own = [name for name in import_order(result.stderr, modules) if name.startswith("shrinkd")]
+    kept: List[Tuple[str, int]] = []
+    probe = subprocess.run([python, "-c", KEPT_BY_EACH, *own], capture_output=True, text=True, env=env, check=False)
+    for line in probe.stdout.splitlines():
+        name, _, size = line.partition(" ")
+        kept.append((name, int(size)))
+    kept.sort(key=lambda item: -item[1])
+    return extra, rss, ranked, kept
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -394,14 +446,19 @@ def main(argv: Optional[List[str]] = None) -> int:
                 uss_ratio = unique["shrinkd"][0] / unique[other][0] if unique[other][0] else 0.0
                 print(f"shrinkd/{other}: CPU {ratio}, RSS {rss / base_rss:.2f}x, USS {uss_ratio:.2f}x")
     if args.imports:
-        extra, rss_costs, times = import_costs(python)
+        extra, rss_costs, times, kept = import_costs(python)
         print(f"modules the running daemon loads beyond a bare interpreter: {' '.join(extra) or 'none'}")
         print("RSS added by each import alone (kB over a bare interpreter):")
         for module, added in rss_costs:
             print(f"  {module:20s} {added:8d}")
-        print("slowest top-level imports of `shrinkd run` (cumulative us, -X importtime):")
+        print("slowest top-level imports of the `shrinkd run` process (cumulative us, -X importtime;")
+        print("the configuration reader's child and its imports left out):")
         for module, micros in times:
             print(f"  {module:20s} {micros:8d}")
+        print(f"Python memory each of shrinkd's modules in the daemon keeps (kB, tracemalloc), total {sum(k for _, k in kept)}")
+        print("(imported in the daemon's order; a package's count holds the submodules it imports):")
+        for module, size in kept:
+            print(f"  {module:32s} {size:6d}")
     return 0
 
 

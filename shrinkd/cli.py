@@ -17,7 +17,7 @@ from .procfs import ProcFS
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import Any, Callable, List, Optional, Union
+    from typing import Any, Callable, List, Optional, Tuple, Union
 
     Args = Union[argparse.Namespace, "RunArgs"]
     Handler = Callable[[Any], int]
@@ -70,20 +70,26 @@ def cmd_run(args: Args) -> int:
     from . import config as configuration
     from . import configload
     from .daemon import Daemon
+    from .errors import CannotAct
     from .journal import Journal
-    from .judgement import CannotAct, examine
     from .notify import Notifier
 
     procfs = _procfs(args)
     warnings: List[str] = []
 
+    def judged(loaded: configuration.Config) -> Tuple[List[str], List[str]]:
+        # Run in the child that reads the files: the judgement never enters the daemon's memory.
+        from .judgement import examine
+
+        verdict, _ = examine(procfs, loaded, args.dry_run or loaded.dry_run)
+        return verdict.errors, verdict.warnings
+
     def load() -> configuration.Config:
         # Files are found again on every reload: a drop-in may have been added.
-        loaded = configload.load_isolated(configload.resolve(args.config))
-        verdict, _ = examine(procfs, loaded, args.dry_run or loaded.dry_run)
-        if verdict.errors:  # can never act as written: refused at start, and on reload (the old one stays)
-            raise CannotAct(loaded.sources, verdict.errors)
-        warnings[:] = verdict.warnings
+        loaded, (errors, found) = configload.load_checked(configload.resolve(args.config), judged)
+        if errors:  # can never act as written: refused at start, and on reload (the old one stays)
+            raise CannotAct(loaded.sources, errors)
+        warnings[:] = found
         return loaded
 
     try:

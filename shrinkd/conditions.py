@@ -76,6 +76,13 @@ WATERMARKS = ("min", "low", "high")
 #   costly     PAGE_ALLOC_COSTLY_ORDER (3): above it the allocator gives up sooner
 ORDER_NAMES = ("huge", "pageblock", "costly")
 
+
+def no_order(given: object) -> str:
+    """The start of the judgement's warning for an order name this kernel cannot resolve (the daemon,
+    told it at start, does not say it again at its first poll)."""
+    return f"this kernel has no {given} order"
+
+
 # The `zone` of a condition kept per node (ZoneCondition.per_node): all the node's zones its rule watches.
 NODE_WIDE = "*"
 

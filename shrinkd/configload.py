@@ -202,6 +202,16 @@ def load_isolated(paths: Sequence[PathLike]) -> Config:
     megabytes that a long-running daemon would keep for its whole life; the
     child sends back only the validated plain values (marshal).
     """
+    return load_checked(paths, None)[0]
+
+
+def load_checked(paths: Sequence[PathLike], check: Optional[Callable[[Config], Any]]) -> Tuple[Config, Any]:
+    """load_isolated(), and `check` run on the configuration in the child too: (the configuration,
+    what `check` returned, which must be plain values marshal carries; None without a check).
+
+    The daemon judges each configuration it loads against the system (shrinkd.judgement): done in
+    the child, the judgement's code and what it reads stay out of the daemon's memory.
+    """
     import marshal
 
     read_end, write_end = os.pipe()
@@ -214,7 +224,9 @@ def load_isolated(paths: Sequence[PathLike]) -> Config:
             try:
                 from . import configfile
 
-                payload = ("ok", configfile.load_plain(paths))
+                plain = configfile.load_plain(paths)
+                checked = None if check is None else check(from_plain(plain, [str(p) for p in paths] or [BUILTIN]))
+                payload = ("ok", (plain, checked))
             except ConfigError as error:
                 payload = ("error", (error.source, error.line, error.key, error.problem))
             except Exception as error:  # a bug: reported by the parent
@@ -244,4 +256,5 @@ def load_isolated(paths: Sequence[PathLike]) -> Config:
         raise ConfigError(*value)
     if kind == "bug":
         raise RuntimeError(value)
-    return from_plain(value, [str(p) for p in paths] or [BUILTIN])
+    plain, checked = value
+    return from_plain(plain, [str(p) for p in paths] or [BUILTIN]), checked

@@ -17,11 +17,12 @@ import select
 import time
 
 from .actions import Backends, Result, Tunables
+from .actions.registry import reclaim_backends, reclaim_lines
+from .conditions import no_order
 from .config import Current
 from .errors import InputError, MissingInputError, ShrinkdError
 from .events import NOTICE, WARNING, Events
 from .journal import Journal
-from .judgement import no_order, reclaim_backends, reclaim_lines
 from .kmsg import KMSG, KernelLog, open_log
 from .notify import Notifier
 from .outputs import Outputs
@@ -107,7 +108,7 @@ class Daemon:
         self.trigger: Optional[Trigger] = None
         self.uevents: Optional[UeventWatch] = None
         # Each reclaim backend of the registry and why the daemon does not have it (None: it has it),
-        # from the registry's probe at start and whenever the backends change (judgement.reclaim_backends).
+        # from the registry's probe at start and whenever the backends change (registry.reclaim_backends).
         self.reclaim: List[Tuple[str, Optional[str]]] = []
         self.lacking_told = False  # the reclaim_unavailable event, said once until the backends change
         self.polls = 0

@@ -6,6 +6,10 @@ README.md's table matches it (tests/test_daemon_cli.py checks both).
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
@@ -55,6 +59,16 @@ class ConfigError(ShrinkdError):
         where = f"{source}:{line}" if line is not None else source
         what = f"{key}: {problem}" if key else problem
         super().__init__(f"{where}: {what}")
+
+
+class CannotAct(ShrinkdError):
+    """A configuration that can never act as written on this system (shrinkd.judgement's errors)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, sources: Sequence[str], problems: Sequence[str]) -> None:
+        self.lines = [f"{', '.join(sources)}: {problem}" for problem in problems]
+        super().__init__("; ".join(self.lines))
 
 
 class InputError(ShrinkdError):

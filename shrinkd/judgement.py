@@ -21,17 +21,22 @@ it checks what does not depend on one (zone names Linux does not have, output pa
 says what it could not check (`Verdict.unchecked`).
 
 `read_system` and `output_problems` are the shell that reads the system; `probe_backends`
-is the one place the judgement asks which backends are usable here. `reclaim_backends` (pure,
-over the registry's probe) says which reclaim backends shrinkd has and why not each other one:
-the daemon's `started` and `reclaim_unavailable` events, `shrinkd status` and `shrinkd doctor`
-give the same lines.
+is the one place the judgement asks which backends are usable here. `shrinkd run` judges in
+the child process that reads the configuration (configload.load_checked), so that none of
+this module is loaded in the long-running daemon; what the daemon needs of it lives where the
+daemon finds it (the reclaim lines in actions.registry, `no_order` in conditions, CannotAct in
+errors) and is imported here under the same names for the commands.
 """
 
 from __future__ import annotations
 
 import os
 
-from .errors import EXIT_USAGE, ShrinkdError
+from .actions.registry import reclaim_backends as reclaim_backends
+from .actions.registry import reclaim_lines as reclaim_lines
+from .actions.registry import reclaim_summary as reclaim_summary
+from .conditions import no_order as no_order
+from .errors import CannotAct as CannotAct
 from .metrics import format_mib
 from .record import Record
 
@@ -50,16 +55,6 @@ MISSING = "not available on this system"  # a backend's answer when it is absent
 # The zone names Linux gives (include/linux/mmzone.h, enum zone_type): any other is a typo.
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "HighMem", "Movable", "Device")
 OUTPUT_KEYS = ("record.path", "prometheus.textfile")
-
-
-class CannotAct(ShrinkdError):
-    """A configuration that can never act as written on this system (exit code 2)."""
-
-    exit_code = EXIT_USAGE
-
-    def __init__(self, sources: Sequence[str], problems: Sequence[str]) -> None:
-        self.lines = [f"{', '.join(sources)}: {problem}" for problem in problems]
-        super().__init__("; ".join(self.lines))
 
 
 class Problem(Record):
@@ -196,12 +191,6 @@ def _watched(rule: Rule, system: System) -> Tuple[int, List[str]]:
     return len(big_enough) * len(orders), missing
 
 
-def no_order(given: object) -> str:
-    """The start of the warning for an order name this kernel cannot resolve (the daemon, told it at
-    start, does not say it again at its first poll)."""
-    return f"this kernel has no {given} order"
-
-
 def judged_lines(verdict: Verdict) -> List[str]:
     """One line per problem, errors first, as check-config and run print them."""
     return (
@@ -209,43 +198,6 @@ def judged_lines(verdict: Verdict) -> List[str]:
         + [f"warning: {text}" for text in verdict.warnings]
         + [f"note: {text}" for text in verdict.notes]
     )
-
-
-def reclaim_backends(
-    probes: Sequence[Probe], prefer: Sequence[str], used: Optional[Sequence[str]] = None, as_root: bool = False
-) -> List[Tuple[str, Optional[str]]]:
-    """Every reclaim backend of the backend registry's probe, in the order reclaim tries them
-    (reclaim.prefer, then the others): (name, None) for one shrinkd reclaims with, else (name, why
-    not) in a few words. `used` is what the running daemon found (its Backends); without it, the
-    probe's usable backends in reclaim.prefer are the ones it would find. With `as_root` (a probe by
-    a user for the daemon, which runs as root), files present but not writable by the user count."""
-    rank = {name: n for n, name in enumerate(prefer)}
-    found: List[Tuple[str, Optional[str]]] = []
-    for probe in sorted((p for p in probes if p.kind == "reclaim"), key=lambda p: rank.get(p.name, len(rank))):
-        why: Optional[str]
-        if used is not None and probe.name in used:
-            why = None
-        elif not probe.enabled:
-            why = "disabled in the configuration"
-        elif probe.name not in rank:
-            why = "not in reclaim.prefer"
-        elif not probe.usable and not (as_root and probe.paths and not probe.writable):
-            why = probe.why
-        else:
-            why = None if used is None else "present, but not there when the daemon last looked for backends"
-        found.append((probe.name, why))
-    return found
-
-
-def reclaim_summary(backends: Sequence[Tuple[str, Optional[str]]]) -> str:
-    """The reclaim backends shrinkd has, in a few words: "memory_reclaim", or that there is none."""
-    have = [name for name, why in backends if why is None]
-    return ", ".join(have) if have else "none: reclaim is not possible, rules that may reclaim compact only"
-
-
-def reclaim_lines(backends: Sequence[Tuple[str, Optional[str]]]) -> List[str]:
-    """One line for each reclaim backend shrinkd does not have: `name: why`."""
-    return [f"{name}: {why}" for name, why in backends if why is not None]
 
 
 # -- the shell: reading the system --------------------------------------------------

@@ -4,13 +4,20 @@ it owns, docs/architecture.md naming every module, one list of exit codes."""
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
-from typing import Dict, List, Set
+from typing import Dict, List, Set, Tuple
 
 import pytest
 
 from shrinkd import errors
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shrinkd.config import Config
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "shrinkd"
@@ -193,3 +200,68 @@ def test_shrinkd_s_own_files_are_written_only_through_safefile(path: Path) -> No
         and any(isinstance(arg, ast.Constant) and isinstance(arg.value, str) and set(arg.value) & set("wax+") for arg in node.args[1:2])
     ]
     assert opened == [], f"{relative} opens a file for writing itself"
+
+
+# -- what the long-running daemon holds in memory ------------------------------------------------
+
+# Standard-library modules `shrinkd run` may load beyond a bare interpreter's: the journald and
+# sd_notify sockets (_socket, not socket: that one imports enum and selectors), errno for the
+# state file, select for the loop's wait, and the __future__ import every module starts with.
+DAEMON_STDLIB = {"__future__", "_socket", "errno", "select"}
+# shrinkd's modules for the other subcommands, and for reading and judging the configuration (done
+# in a child process that exits): none of them stays in the daemon.
+NOT_IN_DAEMON = {
+    "shrinkd.commands", "shrinkd.configfile", "shrinkd.judgement", "shrinkd.doctor", "shrinkd.history", "shrinkd.plot",
+    "shrinkd.replay", "shrinkd.report", "shrinkd.completion", "shrinkd.trace",
+    "shrinkd.prom", "shrinkd.shrinkmem",
+}
+
+
+def test_the_daemon_loads_only_what_it_runs(tmp_path: Path) -> None:
+    """`shrinkd run` on a fake kernel, with a configuration file (read by the child), compared with
+    a bare interpreter: re, typing, enum, warnings, dataclasses, argparse, json, contextlib, PyYAML
+    and the like (each from about 0.1 to 1.5 MB of resident memory) must not come back."""
+    from .fakekernel import Tree
+
+    tree = Tree(tmp_path / "kernel")
+    config = tmp_path / "shrinkd.yaml"
+    config.write_text("log:\n  target: stderr\nrules:\n  - name: huge\n    orders: [9]\n    unusable_index: {trigger: 0.9, clear: 0.5}\n")
+    code = (
+        "import sys\nfrom shrinkd import cli\n"
+        f"code = cli.main(['run', '--once', '--dry-run', '--config', {str(config)!r}, "
+        f"'--proc-root', {str(tree.proc)!r}, '--sys-root', {str(tree.sys)!r}])\n"
+        "print(code, ' '.join(sorted(sys.modules)))\n"
+    )
+    # -S: the development install's editable finder (site) imports re itself; the child that reads
+    # the file finds PyYAML through PYTHONPATH instead.
+    import yaml
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(Path(yaml.__file__).parent.parent)]))
+    # The bare interpreter's own: with site, it has imported os (and stat, posixpath, ...) too.
+    bare = subprocess.run([sys.executable, "-S", "-c", "import os, sys, time; print(' '.join(sys.modules))"],
+                          cwd=REPO, capture_output=True, text=True, check=True, env=env)
+    result = subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, capture_output=True, text=True, check=True, env=env)
+    status, _, names = result.stdout.splitlines()[-1].partition(" ")
+    loaded = set(names.split())
+    assert status == "0", result.stderr
+    assert {"shrinkd.daemon", "shrinkd.policy", "shrinkd.configload"} <= loaded  # it did run
+    stdlib = {name for name in loaded - set(bare.stdout.split()) if not name.startswith("shrinkd")}
+    assert sorted(stdlib - DAEMON_STDLIB) == []
+    assert sorted(loaded & NOT_IN_DAEMON) == []
+
+
+def test_the_configuration_is_checked_in_the_child_that_reads_it(tmp_path: Path) -> None:
+    from shrinkd import configload
+
+    path = tmp_path / "shrinkd.yaml"
+    path.write_text("poll:\n  max_interval: 30\n")
+    seen: List[int] = []
+
+    def check(config: Config) -> Tuple[int, List[str]]:
+        seen.append(os.getpid())  # in the child: not seen here
+        return os.getpid(), list(config.sources)
+
+    config, (pid, sources) = configload.load_checked([path], check)
+    assert config == configload.load([path]) and sources == [str(path)]
+    assert pid != os.getpid() and seen == []
+    assert configload.load_checked([path], None) == (config, None)

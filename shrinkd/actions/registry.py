@@ -9,7 +9,10 @@ fallback.
 
 probe() answers "which backends are present and usable here, and why not
 the others", by asking each backend for the files it would write, exactly as
-it finds them to act.
+it finds them to act. reclaim_backends() (pure, over that probe) says which
+reclaim backends shrinkd has and why not each other one: the daemon's
+`started` and `reclaim_unavailable` events, `shrinkd status` and `shrinkd
+doctor` give the same lines.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from .spec import COMPACT, RECLAIM, Probe, Spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, FrozenSet, Iterable, List, Optional
+    from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
     from ..config import Config
     from ..procfs import ProcFS, Tunables
@@ -78,3 +81,38 @@ def probe(procfs: ProcFS, config: Config, tunables: Optional[Tunables] = None, p
             why = ""
         found.append(Probe(spec.name, spec.kind, spec.what, enabled, paths, writable, not why, why))
     return found
+def reclaim_backends(
+    probes: Sequence[Probe], prefer: Sequence[str], used: Optional[Sequence[str]] = None, as_root: bool = False
+) -> List[Tuple[str, Optional[str]]]:
+    """Every reclaim backend of the backend registry's probe, in the order reclaim tries them
+    (reclaim.prefer, then the others): (name, None) for one shrinkd reclaims with, else (name, why
+    not) in a few words. `used` is what the running daemon found (its Backends); without it, the
+    probe's usable backends in reclaim.prefer are the ones it would find. With `as_root` (a probe by
+    a user for the daemon, which runs as root), files present but not writable by the user count."""
+    rank = {name: n for n, name in enumerate(prefer)}
+    found: List[Tuple[str, Optional[str]]] = []
+    for probe in sorted((p for p in probes if p.kind == "reclaim"), key=lambda p: rank.get(p.name, len(rank))):
+        why: Optional[str]
+        if used is not None and probe.name in used:
+            why = None
+        elif not probe.enabled:
+            why = "disabled in the configuration"
+        elif probe.name not in rank:
+            why = "not in reclaim.prefer"
+        elif not probe.usable and not (as_root and probe.paths and not probe.writable):
+            why = probe.why
+        else:
+            why = None if used is None else "present, but not there when the daemon last looked for backends"
+        found.append((probe.name, why))
+    return found
+
+
+def reclaim_summary(backends: Sequence[Tuple[str, Optional[str]]]) -> str:
+    """The reclaim backends shrinkd has, in a few words: "memory_reclaim", or that there is none."""
+    have = [name for name, why in backends if why is None]
+    return ", ".join(have) if have else "none: reclaim is not possible, rules that may reclaim compact only"
+
+
+def reclaim_lines(backends: Sequence[Tuple[str, Optional[str]]]) -> List[str]:
+    """One line for each reclaim backend shrinkd does not have: `name: why`."""
+    return [f"{name}: {why}" for name, why in backends if why is not None]
