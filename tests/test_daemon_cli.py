@@ -135,12 +135,19 @@ def test_run_carries_no_parser_it_does_not_need(tree: Tree, tmp_path: Path) -> N
         "import sys; from shrinkd import cli; "
         f"code = cli.main(['run', '--once', '--config', {str(config)!r}, '--proc-root', {str(tree.proc)!r}, "
         f"'--sys-root', {str(tree.sys)!r}]); "
-        "print(' '.join(sorted(sys.modules)))"
+        "print(code); print(' '.join(sorted(sys.modules)))"
     )
     # -S: no site, as the packaged launcher runs without the development install's editable-package
-    # finder (which imports re); the sources come from the working directory.
-    result = subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    loaded = set(result.stdout.splitlines()[-1].split())
+    # finder (which imports re); the sources come from the working directory, PyYAML (which the
+    # child that reads the configuration imports) from where it is installed.
+    import yaml
+
+    env = {**os.environ, "PYTHONPATH": str(Path(yaml.__file__).resolve().parent.parent)}
+    result = subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
+                            env=env)
+    exit_code, modules = result.stdout.splitlines()[-2:]
+    assert exit_code == "0", result.stdout + result.stderr
+    loaded = set(modules.split())
     unwanted = {"argparse", "yaml", "shrinkd.configfile", "shrinkd.report", "psutil", "pyudev", "systemd", "ctypes"}
     # json and re: the state file is written without them (about 1.3 MB of resident memory).
     unwanted |= {"json", "re"}
