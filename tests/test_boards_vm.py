@@ -30,16 +30,21 @@ FIXTURES = Path(__file__).parent / "fixtures" / "kernels"
 TARGETS = boards.targets()
 
 
-@pytest.fixture(scope="module", params=TARGETS)
-def board(request: pytest.FixtureRequest) -> boards.Session:
-    name: str = request.param
+def board_session(name: str, ran: str = "marks.txt", what: str = "the guest") -> boards.Session:
+    """Target `name`'s board session for a test module's fixture (each module picks its targets):
+    the test fails when the target cannot boot here, or when the session never wrote `ran`."""
     reason = vm.board_available(vm.TARGETS[name])
     if reason is not None:
         pytest.fail(f"{name}: {reason}")
     found = boards.session(name)
-    if found.error and not found.has("marks.txt"):
-        pytest.fail(f"{name}: the session failed before the guest ran: {found.error}")
+    if found.error and not found.has(ran):
+        pytest.fail(f"{name}: the session failed before {what} ran: {found.error}")
     return found
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def board(request: pytest.FixtureRequest) -> boards.Session:
+    return board_session(request.param)
 
 
 def kmod(board: boards.Session, section: str) -> Dict[str, Any]:

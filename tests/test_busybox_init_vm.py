@@ -18,7 +18,8 @@ from typing import Dict, List
 import pytest
 
 from shrinkd.journal import MESSAGE_IDS
-from tests import boards, vm
+from tests import boards
+from tests.test_boards_vm import board_session
 
 pytestmark = pytest.mark.vm
 
@@ -28,14 +29,7 @@ SYSLOG_LINE = re.compile(r"^\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ (?P<facility>\w+)\.
 
 @pytest.fixture(scope="module", params=TARGETS)
 def board(request: pytest.FixtureRequest) -> boards.Session:
-    name: str = request.param
-    reason = vm.board_available(vm.TARGETS[name])
-    if reason is not None:
-        pytest.fail(f"{name}: {reason}")
-    found = boards.session(name)
-    if not found.has("bb-pid1.txt"):
-        pytest.fail(f"{name}: the BusyBox init boot never ran its script: {found.error}")
-    return found
+    return board_session(request.param, ran="bb-pid1.txt", what="the BusyBox init boot's script")
 
 
 def fields(text: str) -> Dict[str, str]:

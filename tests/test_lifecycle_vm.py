@@ -14,7 +14,8 @@ from typing import Dict
 
 import pytest
 
-from tests import boards, vm
+from tests import boards
+from tests.test_boards_vm import board_session
 
 pytestmark = pytest.mark.vm
 
@@ -23,14 +24,7 @@ TARGETS = [name for name in boards.targets() if name in boards.LIFECYCLE]
 
 @pytest.fixture(scope="module", params=TARGETS)
 def board(request: pytest.FixtureRequest) -> boards.Session:
-    name: str = request.param
-    reason = vm.board_available(vm.TARGETS[name])
-    if reason is not None:
-        pytest.fail(f"{name}: {reason}")
-    found = boards.session(name)
-    if found.error and not found.has("marks.txt"):
-        pytest.fail(f"{name}: the session failed before the guest ran: {found.error}")
-    return found
+    return board_session(request.param)
 
 
 def shown(board: boards.Session, name: str) -> Dict[str, str]:
