@@ -81,6 +81,8 @@ def probe(procfs: ProcFS, config: Config, tunables: Optional[Tunables] = None, p
             why = ""
         found.append(Probe(spec.name, spec.kind, spec.what, enabled, paths, writable, not why, why))
     return found
+
+
 def reclaim_backends(
     probes: Sequence[Probe], prefer: Sequence[str], used: Optional[Sequence[str]] = None, as_root: bool = False
 ) -> List[Tuple[str, Optional[str]]]:
