@@ -123,13 +123,10 @@ state() {
 }
 """
 
-INSTALL = PRELUDE + r"""
-mark install-start
-uname -r > "$OUT/uname.txt"
-getconf PAGESIZE > "$OUT/pagesize.txt"
 # A board carries the headers of the kernel it runs. The image holds every kernel of its
 # architecture, and DKMS builds for the newest installed one too: purge newer kernels' headers.
-newer=""
+# (Before the packages are installed; tests/test_nohib_board_vm.py's install boot uses it too.)
+PURGE_NEWER_HEADERS = r"""newer=""
 for build in /lib/modules/*/build; do
     release=$(basename "$(dirname "$build")")
     dpkg --compare-versions "$release" gt "$(uname -r)" && newer="$newer linux-headers-$release"
@@ -138,7 +135,15 @@ if [ -n "$newer" ]; then
     apt-get purge -y $newer < /dev/null > "$OUT/purge-newer-headers.log" 2>&1
     apt-get autoremove --purge -y < /dev/null >> "$OUT/purge-newer-headers.log" 2>&1
 fi
-mark newer-headers-purged
+"""
+
+INSTALL = PRELUDE + r"""
+mark install-start
+uname -r > "$OUT/uname.txt"
+getconf PAGESIZE > "$OUT/pagesize.txt"
+# A board carries the headers of the kernel it runs. The image holds every kernel of its
+# architecture, and DKMS builds for the newest installed one too: purge newer kernels' headers.
+""" + PURGE_NEWER_HEADERS + r"""mark newer-headers-purged
 if [ "__LIFECYCLE__" = 1 ]; then $PY tests/board_guest.py fs-list > "$OUT/fs-before.txt"; fi
 mark fs-listed
 cd "$OUT/debs"

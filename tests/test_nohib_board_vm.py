@@ -43,7 +43,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from tests import testkernels, vm
+from tests import boards, testkernels, vm
 from tests.debs import build_debs
 
 pytestmark = pytest.mark.vm
@@ -58,24 +58,12 @@ COOLDOWN = 20  # seconds between the ladders of the reserve rule that the second
 # Two boots under emulation, beside whatever else runs on the machine: generous (a bound, not a measure).
 TIMEOUT = 3600.0
 
-INSTALL = r"""
-set -u
-exec 2>&1
-export DEBIAN_FRONTEND=noninteractive
+INSTALL = boards.PRELUDE + r"""
 R=__RELEASE__
 uname -r > "$OUT/boot1-uname.txt"
 systemctl --failed --no-legend > "$OUT/boot1-failed.txt" 2>&1  # for comparison: the Debian kernel's boot
-# DKMS builds for every kernel with headers in the image: leave the running one's only (as tests/boards.py does).
-newer=""
-for build in /lib/modules/*/build; do
-    release=$(basename "$(dirname "$build")")
-    dpkg --compare-versions "$release" gt "$(uname -r)" && newer="$newer linux-headers-$release"
-done
-if [ -n "$newer" ]; then
-    apt-get purge -y $newer < /dev/null > "$OUT/purge-newer-headers.log" 2>&1
-    apt-get autoremove --purge -y < /dev/null >> "$OUT/purge-newer-headers.log" 2>&1
-fi
-cd "$OUT/debs"
+# DKMS builds for every kernel with headers in the image: leave the running one's only.
+""" + boards.PURGE_NEWER_HEADERS + r"""cd "$OUT/debs"
 apt-get install -y ./shrinkd_*.deb ./shrinkmem-dkms_*.deb < /dev/null > "$OUT/apt-install.log" 2>&1
 echo $? > "$OUT/apt-install.rc"
 cd "$REPO"
@@ -89,18 +77,12 @@ cp "/lib/modules/$R/modules.dep" "$OUT/boot1-modules.dep"
 sync
 """
 
-CHECK = r"""
-set -u
-exec 2>&1
+CHECK = boards.PRELUDE + r"""
 uname -r > "$OUT/uname.txt"
 # shrinkd is ordered before multi-user.target, and this script runs after it; a reload the udev
-# rule started would still be waited for (up to a minute).
-for _ in $(seq 60); do
-    s=$(systemctl is-active shrinkd)
-    case "$s" in activating | reloading | deactivating) sleep 1 ;; *) break ;; esac
-done
+# rule started is waited for (state, up to a minute).
+state > "$OUT/is-active.txt"
 systemctl --failed --no-legend > "$OUT/failed.txt" 2>&1
-systemctl is-active shrinkd > "$OUT/is-active.txt" 2>&1
 systemctl show modprobe@shrinkmem -p Result -p ActiveState > "$OUT/modprobe-unit.txt" 2>&1
 journalctl -b -u modprobe@shrinkmem -o cat > "$OUT/modprobe-journal.txt" 2>&1
 journalctl -k -b -o cat > "$OUT/kernel-log.txt" 2>&1
