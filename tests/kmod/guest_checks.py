@@ -873,16 +873,16 @@ def until_part_way(
     check: Callable[[subprocess.Popen[str]], Json],
     fresh_hog: Callable[[], None],
 ) -> Json:
-    """check(proc) on `first`, then on again() with a fresh hog each time, until a request was
-    still running at its signal; the attempts that ended on their own are kept in "ended_first"."""
+    """check(proc) over a fresh hog, on `first`, then on again(), until a request was still running
+    at its signal; the attempts that ended on their own are kept in "ended_first"."""
     ended_first: List[Json] = []
     proc = first
     while True:
+        fresh_hog()
         out = check(proc)
         if not out["part_way"].get("ended") or len(ended_first) + 1 >= PART_WAY_ATTEMPTS:
             break
         ended_first.append({key: out.get(key) for key in ("part_way", "summary", "log")})
-        fresh_hog()
         proc = again()
     out["ended_first"] = ended_first
     return out
@@ -1086,7 +1086,6 @@ def section_kill(args: argparse.Namespace) -> Json:
             assert hog is not None
             hog = restart_hog(hog, args.hog_mb)
 
-        fresh_hog()
         out["sigterm"] = until_part_way(
             sigterm,
             lambda: start_script(IOCTL_WRITER, str(REPO), str(pages)),
@@ -1097,7 +1096,6 @@ def section_kill(args: argparse.Namespace) -> Json:
         # The freezer before the SIGCHLD request, which runs to its end: after a request that
         # swapped a whole hog, a KASAN guest's next first chunk came back short (506 of 4,096
         # pages) and ended the freezer's request before the freeze.
-        fresh_hog()
         out["freezer"] = until_part_way(
             frozen,
             lambda: start_script(IOCTL_WRITER, str(REPO), str(pages)),
@@ -1105,7 +1103,6 @@ def section_kill(args: argparse.Namespace) -> Json:
             fresh_hog,
         )
         log(f"freezer: {out['freezer']['state_write']} in {out['freezer']['freeze_seconds']} s; now SIGCHLD")
-        fresh_hog()
         out["sigchld"] = until_part_way(
             sigchld,
             lambda: start_script(HANDLED_WRITER, f"{args.kill_mb}\n", "SIGCHLD"),
