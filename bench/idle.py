@@ -16,7 +16,10 @@ After a settling time, CPU time (the scheduler's nanosecond count from
 window and scaled to one minute; wake-ups are the voluntary context switches of all threads
 (/proc/PID/task/*/status) over the window; memory is read with psutil at the
 end: RSS (resident, shared pages counted whole), USS (pages only this process holds: what
-stopping it would free) and PSS (shared pages split among their sharers).
+stopping it would free) and PSS (shared pages split among their sharers); and from
+/proc/PID/smaps what of RSS beyond the bare interpreter's is anonymous memory (Python's objects:
+shrinkd's code objects, functions and classes above all) and what machine code run (the
+interpreter's own pages: the more kinds of operation a process runs, the more of them).
 With --outputs, a second shrinkd keeps a trace and a Prometheus textfile (record.path,
 prometheus.textfile, in a scratch folder) beside the plain one; with --baseline DIR, a
 shrinkd from another source tree (e.g. a checkout of main) runs too, for a before/after
@@ -67,6 +70,8 @@ class Candidate:
     rss_kb: int = 0
     uss_kb: int = 0
     pss_kb: int = 0
+    anon_kb: int = 0
+    code_kb: int = 0
     exit_code: Optional[int] = None
 
 
@@ -118,6 +123,26 @@ def memory_kb(pid: int) -> Tuple[int, int, int]:
 
     info = psutil.Process(pid).memory_full_info()
     return info.rss // 1024, info.uss // 1024, info.pss // 1024
+
+
+def memory_parts(pid: int) -> Tuple[int, int]:
+    """(anonymous memory, resident pages of executable file mappings) of a process in kB
+    (/proc/PID/smaps): what Python's objects and heap take, and the machine code run so far (the
+    interpreter's own above all; a page run once stays resident until memory runs short, and the
+    kernel maps the cached pages around a fault with it: 64 kB at a time)."""
+    anon = code = 0
+    executable = False
+    with open(f"/proc/{pid}/smaps") as handle:
+        for line in handle:
+            key, _, rest = line.partition(" ")
+            if not key.endswith(":"):
+                fields = line.split()
+                executable = "x" in fields[1] and len(fields) > 5 and fields[5].startswith("/")
+            elif key == "Anonymous:":
+                anon += int(rest.split()[0])
+            elif key == "Rss:" and executable:
+                code += int(rest.split()[0])
+    return anon, code
 
 
 def default_python() -> str:
@@ -232,6 +257,7 @@ def measure(items: Sequence[Candidate], settle: float, window: float, notify: so
                 item.wakes_end = wakes(item.process.pid)
                 item.faults_end = minor_faults(item.process.pid)
                 item.rss_kb, item.uss_kb, item.pss_kb = memory_kb(item.process.pid)
+                item.anon_kb, item.code_kb = memory_parts(item.process.pid)
         return elapsed, messages
     finally:
         for item in items:
@@ -422,6 +448,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         figures[item.name] = (cpu, rss)
         unique[item.name] = (item.uss_kb / 1024, item.pss_kb / 1024)
         print(f"{item.name:12s} {cpu:11.2f} {per_minute:10.2f} {per_wake} {faults} {rss:8.1f} {item.uss_kb / 1024:8.1f} {item.pss_kb / 1024:8.1f}")
+    bare_item = next((item for item in items if item.name == "bare" and item.exit_code is None), None)
+    if bare_item is not None:
+        print("RSS beyond the bare interpreter's, by kind (kB): anonymous memory (Python's objects and heap),")
+        print("and machine code run (executable mappings, the interpreter's own above all):")
+        for item in items:
+            if item.exit_code is None and item.name not in ("bare", "earlyoom", "nohang"):
+                print(f"  {item.name:12s} anonymous {item.anon_kb - bare_item.anon_kb:+6d}   code {item.code_kb - bare_item.code_kb:+6d}")
     ready = sum(1 for message in messages if b"READY=1" in message)
     pings = sum(1 for message in messages if b"WATCHDOG=1" in message)
     print(f"shrinkd sd_notify: READY=1 x{ready}, WATCHDOG=1 x{pings}")

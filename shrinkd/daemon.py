@@ -16,7 +16,7 @@ import os
 import select
 import time
 
-from .actions import Backends, Result, Tunables
+from .actions import Backends, Tunables
 from .actions.registry import reclaim_backends, reclaim_lines
 from .conditions import no_order
 from .config import Current
@@ -37,6 +37,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
+    from .actions import Result
     from .config import Config
     from .parse import AllocationFailure
     from .process import Clock, Watch
@@ -168,7 +169,7 @@ class Daemon:
         if self.dry_run:
             return
         try:
-            restored = self.backends.cache_pressure.restore_left()
+            restored = self.backends.restore_cache_pressure()
         except ShrinkdError as error:
             self.tell.log(f"vm.vfs_cache_pressure left by the last run not put back: {error}", WARNING)
             return

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 _INFINITE = (float("inf"), float("-inf"))
+# Text written as it is: printable ASCII but the quote and the backslash. (Not str.isprintable():
+# it consults the Unicode database, C code the daemon runs nowhere else; 64 kB of the interpreter's
+# pages the daemon would keep resident, bench/idle.py.)
+_PLAIN = frozenset(map(chr, range(0x20, 0x7F))) - {'"', "\\"}
 
 
 def _string(text: str) -> str:
-    if text.isprintable() and '"' not in text and "\\" not in text:
+    if _PLAIN.issuperset(text):
         return f'"{text}"'
     out = []
     for char in text:

@@ -246,12 +246,12 @@ def test_a_value_left_by_a_killed_daemon_is_put_back_at_start(tmp_path: Path) ->
     keep.mkdir()
     (keep / "vfs_cache_pressure.saved").write_text("100\n")
     backends = Backends(procfs, current(), keep_dir=str(keep))
-    assert backends.cache_pressure.restore_left() == 100
+    assert backends.restore_cache_pressure() == 100
     assert pressure.read_text() == "100\n" and list(keep.iterdir()) == []
-    assert backends.cache_pressure.restore_left() is None  # nothing left: nothing done
+    assert backends.restore_cache_pressure() is None  # nothing left: nothing done
     (keep / "vfs_cache_pressure.saved").write_text("garbage")
     with pytest.raises(ActionError) as caught:
-        backends.cache_pressure.restore_left()
+        backends.restore_cache_pressure()
     assert str(caught.value) == f"{keep / 'vfs_cache_pressure.saved'}: not a number: 'garbage'; removed"
     assert pressure.read_text() == "100\n" and list(keep.iterdir()) == []
 
@@ -374,7 +374,7 @@ def test_the_kept_value_goes_through_safefile(tmp_path: Path) -> None:
     elsewhere.write_text("100\n")
     (keep / "vfs_cache_pressure.saved").symlink_to(elsewhere)
     with pytest.raises(ActionError, match="is a symbolic link: refusing to follow it"):
-        backends.cache_pressure.restore_left()
+        backends.restore_cache_pressure()
     assert pressure.read_text() == "10000\n"
     os.unlink(keep / "vfs_cache_pressure.saved")
     # A directory others may write to: the value is not kept there, and the reclaim says so.

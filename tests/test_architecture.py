@@ -250,6 +250,49 @@ def test_the_daemon_loads_only_what_it_runs(tmp_path: Path) -> None:
     assert sorted(loaded & NOT_IN_DAEMON) == []
 
 
+# shrinkd's modules that only acting runs: imported by the first action's event (effect), the first
+# reclaim (stepped), the first reclaim after a compaction, or at start when a run that ended during
+# a reclaim left vm.vfs_cache_pressure raised (cache_pressure).
+ACTING_ONLY = {"shrinkd.actions.stepped", "shrinkd.actions.cache_pressure", "shrinkd.effect"}
+
+ACT_ONCE = """
+import sys
+from pathlib import Path
+from tests.fakekernel import ScriptedKernel, Tree
+from tests.test_daemon import daemon
+
+tree = Tree(Path(sys.argv[1]) / "kernel")
+run = Path(sys.argv[1]) / "run"
+run.mkdir(mode=0o755)
+kernel = ScriptedKernel(tree.proc, {"compact": ["6.1-frag3"], "memory.reclaim": ["6.1-frag1"]}, {"memory.reclaim": 23456})
+d, _, clock = daemon(tree, kernel, state_path=str(run / "status.json"))
+d.start()
+d.tick()  # over the trigger, 1 of 2 polls: nothing done yet
+idle = sorted(name for name in sys.modules if name.startswith("shrinkd"))
+clock.now += 1
+d.tick()  # 2 of 2: compaction, then a reclaim with vm.vfs_cache_pressure raised
+d.close()
+print(repr((idle, sorted(sys.modules), d.events, [name for name, _ in kernel.writes])))
+"""
+
+
+def test_acting_code_is_loaded_by_the_first_action_never_by_the_idle_daemon(tmp_path: Path) -> None:
+    """A daemon that acts (not a dry run), in a fresh interpreter: started, with its state directory,
+    and polled without acting, it holds none of ACTING_ONLY; its first ladder loads them and runs
+    as it always did (compacted, then reclaimed with vfs_cache_pressure raised and put back)."""
+    import ast
+
+    result = subprocess.run([sys.executable, "-c", ACT_ONCE, str(tmp_path)], cwd=REPO, capture_output=True,
+                            text=True, check=False, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, result.stderr
+    idle, loaded, events, writes = ast.literal_eval(result.stdout.splitlines()[-1])
+    assert {"shrinkd.daemon", "shrinkd.actions", "shrinkd.policy"} <= set(idle)  # it did start and poll
+    assert sorted(set(idle) & ACTING_ONLY) == []
+    assert events == ["started", "triggered", "compacted", "reclaimed"]
+    assert writes == ["compact", "vfs_cache_pressure", "memory.reclaim", "vfs_cache_pressure"]
+    assert sorted(ACTING_ONLY - set(loaded)) == []
+
+
 def test_the_configuration_is_checked_in_the_child_that_reads_it(tmp_path: Path) -> None:
     from shrinkd import configload
 

@@ -14,6 +14,9 @@ size, whatever the backend does with a request (stepped.py).
 Backends is the set detected now; detect() runs again when devices change
 or the configuration is reloaded. Every write goes through procfs.Tunables.
 What one action did is a Result (result.py).
+
+The code that only acting runs (stepped.py, cache_pressure.py) is imported on the first reclaim
+(or at start, when a killed run left vfs_cache_pressure raised): the idle daemon never holds it.
 """
 
 from __future__ import annotations
@@ -24,16 +27,15 @@ from ..errors import ActionError, MissingInputError, ShrinkdError
 from ..parse import parse_vmstat
 from ..procfs import ProcFS, Tunables
 from . import registry
-from .cache_pressure import CachePressure
 from .result import PGSTEAL, Result, pages_reclaimed
 from .spec import COMPACT, RECLAIM
-from .stepped import reclaim_in_steps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, FrozenSet, List, Optional, Protocol
 
     from ..config import Config, Current
+    from .cache_pressure import CachePressure
 
     class Backend(Protocol):
         name: str
@@ -54,6 +56,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Backends", "Result", "Tunables", "pages_reclaimed", "registry"]
 
+# vm.vfs_cache_pressure's value before a reclaim raised it, kept in the runtime directory meanwhile
+SAVED_CACHE_PRESSURE = "vfs_cache_pressure.saved"
+
 
 class Backends:
     def __init__(
@@ -69,7 +74,8 @@ class Backends:
         self.tunables = tunables or Tunables()
         self.page_size = page_size
         # vm.vfs_cache_pressure raised for a reclaim; its value before is kept in `keep_dir` meanwhile
-        self.cache_pressure = CachePressure(procfs, self.tunables, keep_dir)
+        self.saved_cache_pressure = os.path.join(keep_dir, SAVED_CACHE_PRESSURE) if keep_dir else None
+        self._cache_pressure: Optional[CachePressure] = None
         self.compactor: Optional[CompactBackend] = None
         self.reclaimers: List[ReclaimBackend] = []
         self.detect()
@@ -77,6 +83,22 @@ class Backends:
     @property
     def config(self) -> Config:
         return self.current.config
+
+    @property
+    def cache_pressure(self) -> CachePressure:
+        """vm.vfs_cache_pressure's keeper, made (and its module imported) on first use."""
+        if self._cache_pressure is None:
+            from .cache_pressure import CachePressure
+
+            self._cache_pressure = CachePressure(self.procfs, self.tunables, self.saved_cache_pressure)
+        return self._cache_pressure
+
+    def restore_cache_pressure(self) -> Optional[int]:
+        """The vfs_cache_pressure a run that ended during a reclaim left saved, put back (CachePressure.
+        restore_left); None, without loading the keeper's code, when no value was left."""
+        if self.saved_cache_pressure is None or not os.path.lexists(self.saved_cache_pressure):
+            return None
+        return self.cache_pressure.restore_left()
 
     def detect(self) -> None:
         """Find what works on this kernel now, honouring the configuration's enabled list and preference
@@ -138,6 +160,8 @@ class Backends:
         return result.replace(cache_pressure=cache_pressure) if raised else result
 
     def _reclaim(self, candidates: List[ReclaimBackend], size: int, node: Optional[int], notes: List[str]) -> Result:
+        from .stepped import reclaim_in_steps
+
         failures: List[str] = list(notes)
         for candidate in candidates:
             if node is not None and not candidate.available(node):

@@ -14,8 +14,6 @@ daemon killed in between (SIGKILL, a watchdog abort) puts it back when it starts
 
 from __future__ import annotations
 
-import os
-
 from ..errors import ActionError, MissingInputError
 from ..procfs import ProcFS, Tunables
 from ..safefile import OutputError, read_file, remove_file, write_file
@@ -24,14 +22,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import List, Optional
 
-SAVED = "vfs_cache_pressure.saved"
-
 
 class CachePressure:
-    def __init__(self, procfs: ProcFS, tunables: Tunables, keep_dir: Optional[str]) -> None:
+    def __init__(self, procfs: ProcFS, tunables: Tunables, saved: Optional[str]) -> None:
         self.tunables = tunables
         self.path = procfs.proc("sys/vm/vfs_cache_pressure")
-        self.saved = os.path.join(keep_dir, SAVED) if keep_dir else None
+        self.saved = saved  # where the value before is kept while raised (None: not kept)
 
     def read(self) -> int:
         text = ProcFS.read_head(self.path, 64).strip()
