@@ -279,3 +279,17 @@ def test_reclaim_safety_builds_the_pressure_helper_static_and_says_what_compiler
     assert str(stopped.value) == (
         "reclaim_safety.py: no C compiler for mips64el here (none known): install Debian's gcc-aarch64-linux-gnu for arm64"
     )
+
+
+def test_reclaim_safety_tables_a_kept_board_run() -> None:
+    # tests/fixtures/reclaim_safety/arm64-6.1: the arm64-6.1 board's page-cache run as kept (Debian
+    # 6.1.0-57-arm64, 4 KiB pages, three rounds): its rows say where they ran, the table says so too.
+    kept = REPO / "tests" / "fixtures" / "reclaim_safety"
+    requests = json.loads((kept / "arm64-6.1" / "cache" / "requests.json").read_text())
+    assert {(r["arch"], r["page_kb"], r["series"], r["kernel"]) for r in requests} == {("arm64", 4, "arm64-6.1", "6.1.0-57-arm64")}
+    out = run_bench("bench/reclaim_safety.py", "--measured", "--results", str(kept), "--kernels", "arm64-6.1")
+    summary = [line.split(" | ") for line in out.splitlines() if line.startswith("| arm64 6.1 (4 KiB) |") and len(line.split(" | ")) == 12]
+    assert [cells[1:4] for cells in summary] == [
+        ["cache", backend, str(sum(1 for r in requests if r["backend"] == backend))] for backend in ("shrinkmem", "memory_reclaim")
+    ]
+    assert sum(1 for line in out.splitlines() if line.startswith("| arm64 6.1 (4 KiB) |") and " MB | " in line) == len(requests)
