@@ -69,7 +69,7 @@ MARKER = "<!-- reclaim-safety -->"
 # swap out to zram (whose compressed copies are themselves allocations made inside reclaim).
 LOADS = {"cache": (0, 0), "swap": (768, 448)}  # (zram swap MB, anonymous hog MB)
 
-# The board targets (tests/vm.py TARGETS) this runs on, and their architectures.
+# The board targets (tests/vm.py TARGETS) this runs on.
 BOARDS = ("arm64-6.1", "arm64-16k-6.12")
 # A board run's boots together: software-emulated aarch64 on two shared host cores.
 BOARD_TIMEOUT = 3 * 3600.0
@@ -389,8 +389,8 @@ def run_board(target: str, loads: Sequence[str], size_mb: int, rounds: Dict[str,
     pending = [load for load in loads if not (results / target / load / "requests.json").exists()]
     if pending:
         run_dir = vm.new_run_dir(f"reclaim-safety-{target}-")
-        board = vm.Board(vm.TARGETS[target], run_dir)
         build_pressure(vm.TARGETS[target].arch, run_dir / "build" / "pressure")
+        board = vm.Board(vm.TARGETS[target], run_dir)
         disk = data_disk(run_dir, slab_files=0)
         scripts = [script(BOARD_SCRIPT, load, size_mb, rounds[load]) for load in pending]
         result = board.run(scripts, disks=[disk], memory=MEMORY, cpus=2, timeout=BOARD_TIMEOUT)
