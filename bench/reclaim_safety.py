@@ -5,8 +5,11 @@ PF_MEMALLOC (its own allocations may take pages below the min watermark) and set
 control's hibernation_mode (no throttling). The root cgroup's memory.reclaim is the kernel's
 interface for reclaim on a running system. This asks both for the same size while other
 tasks allocate, in Debian kernels booted under QEMU (tests/vm.py, 1 GiB, 2 CPUs, no swap, as
-most boards run): one boot per kernel, ROUNDS rounds, each round one request of each backend
-(the order alternating from round to round).
+most boards run): this machine's x86_64 kernels by series (6.1, 6.12: virtme-ng, one boot per
+kernel and load), and the arm64 board targets (BOARDS: tests/vm.py Board, the target's Debian
+kernel and root file system, one boot per load; the module built in the board against its
+kernel's headers, the load's helper built here with Debian's cross compiler). ROUNDS rounds per
+load, each round one request of each backend (the order alternating from round to round).
 
 The load, started afresh for each request and settled for SETTLE seconds before it:
   a page-cache reader  `cat` of a file larger than memory, over and over: new page-cache pages
@@ -24,10 +27,11 @@ Per request, against the BASELINE seconds of the same load just before it:
   oom kills     vmstat oom_kill delta; allocation failures reported in the kernel's log
   latency       the allocator's 2 MiB chunk fault time: median, 99th percentile and maximum
 
-Runs are kept per kernel under --results (JSON), so a study resumes; --measured tables the
-kept runs without booting, --docs writes the table into docs/outcome.md.
+Runs are kept per kernel (or board target) and load under --results (JSON; a board's rows also
+say its arch and page_kb), so a study resumes; --measured tables the kept runs without booting,
+--docs writes the table into docs/outcome.md.
 
-    python bench/reclaim_safety.py [--kernels 6.1 6.12] [--size MB] [--rounds N] [--again] [--docs]
+    python bench/reclaim_safety.py [--kernels 6.1 6.12 arm64-6.1 arm64-16k-6.12] [--size MB] [--rounds N] [--again] [--docs]
     python bench/reclaim_safety.py --measured [--docs]
 """
 
@@ -38,6 +42,7 @@ import errno
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -64,21 +69,78 @@ MARKER = "<!-- reclaim-safety -->"
 # swap out to zram (whose compressed copies are themselves allocations made inside reclaim).
 LOADS = {"cache": (0, 0), "swap": (768, 448)}  # (zram swap MB, anonymous hog MB)
 
-SCRIPT = r"""
-exec > "$OUT/log.txt" 2>&1
-set -u
-fail() { echo "FAIL: $*"; exit 1; }
+# The board targets (tests/vm.py TARGETS) this runs on.
+BOARDS = ("arm64-6.1", "arm64-16k-6.12")
+# A board run's boots together: software-emulated aarch64 on two shared host cores.
+BOARD_TIMEOUT = 3 * 3600.0
+# The host's C compiler for a board's architecture (Debian's cross compilers: gcc-aarch64-linux-gnu).
+CROSS_GCC = {"amd64": "gcc", "arm64": "aarch64-linux-gnu-gcc"}
+# Rounds per load when --rounds is not given: the swap load's requests vary more.
+ROUNDS = {"cache": 3, "swap": 5}
+
+# One boot's work once the module and the pressure helper are built: the data disk, the module,
+# zram swap for the swap load, then the guest side of this script.
+BODY = r"""
 mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup
-mount /dev/vda /mnt || fail "mount the data disk"
+mkdir -p __MOUNT__
+mount __DISK__ __MOUNT__ || fail "mount the data disk"
 insmod __MODULE__ || fail "insmod"
 if [ __SWAP__ -gt 0 ]; then
     modprobe zram || fail "modprobe zram"
     echo __SWAP__M > /sys/block/zram0/disksize && mkswap /dev/zram0 && swapon /dev/zram0 || fail "zram swap"
 fi
-$PY bench/reclaim_safety.py guest --out "$OUT" --size __SIZE__ --rounds __ROUNDS__ --hog __HOG__ \
-    --pressure "$OUT/pressure" || fail "guest"
-echo done > "$OUT/done"
+$PY bench/reclaim_safety.py guest --out "__RESULTS__" --size __SIZE__ --rounds __ROUNDS__ --hog __HOG__ \
+    --pressure "__PRESSURE__" --read-file __MOUNT__/big.bin || fail "guest"
+echo done > "__RESULTS__/done"
 """
+
+# A virtme-ng guest of this machine's kernel: the module and the helper are built on the host,
+# the data disk is /dev/vda.
+SCRIPT = r"""
+exec > "$OUT/log.txt" 2>&1
+set -u
+fail() { echo "FAIL: $*"; exit 1; }
+""" + BODY.replace("__MOUNT__", "/mnt").replace("__DISK__", "/dev/vda").replace("__RESULTS__", "$OUT").replace(
+    "__PRESSURE__", "$OUT/pressure"
+)
+
+# A board target (tests/vm.py Board: its Debian kernel and root file system, systemd as PID 1),
+# one boot per load. The repository is at $REPO (read-only) and /mnt/out is $OUT, so the data
+# disk (/dev/vdb, after the root disk) goes to /data. The first boot builds the module against
+# the running kernel's headers (the image carries them, as DKMS needs them) into $OUT/build, where
+# the next boots find it. The pressure helper comes built from the host (CROSS_GCC, static): the
+# board's gcc builds modules, but the image has no C library headers to build a program with.
+BOARD_SCRIPT = r"""
+mkdir -p "$OUT/__LOAD__"
+exec > "$OUT/__LOAD__/log.txt" 2>&1
+set -u
+fail() { echo "FAIL: $*"; exit 1; }
+uname -r > "$OUT/__LOAD__/uname.txt"
+getconf PAGESIZE > "$OUT/__LOAD__/pagesize.txt"
+if [ ! -e "$OUT/build/kmod/shrinkmem.ko" ]; then
+    rm -rf "$OUT/build/kmod"
+    mkdir -p "$OUT/build/kmod/uapi"
+    cp kmod/Kbuild kmod/Makefile kmod/shrinkmem.c "$OUT/build/kmod/" && cp kmod/uapi/*.h "$OUT/build/kmod/uapi/" \
+        || fail "copy the module's source"
+    make -C "/lib/modules/$(uname -r)/build" M="$OUT/build/kmod" modules > "$OUT/build/make.log" 2>&1 \
+        || fail "build the module (build/make.log)"
+fi
+""" + BODY.replace("__MOUNT__", "/data").replace("__DISK__", "/dev/vdb").replace("__RESULTS__", "$OUT/__LOAD__").replace(
+    "__PRESSURE__", "$OUT/build/pressure"
+).replace("__MODULE__", "$OUT/build/kmod/shrinkmem.ko")
+
+
+def script(template: str, load: str, size_mb: int, rounds: int, module: str = "") -> str:
+    """`template` (SCRIPT or BOARD_SCRIPT) for one load: its swap and hog, the request size and the rounds."""
+    swap_mb, hog_mb = LOADS[load]
+    return (
+        template.replace("__MODULE__", module)
+        .replace("__LOAD__", load)
+        .replace("__SIZE__", str(size_mb))
+        .replace("__ROUNDS__", str(rounds))
+        .replace("__SWAP__", str(swap_mb))
+        .replace("__HOG__", str(hog_mb))
+    )
 
 
 # ----------------------------------------------------------------- guest side
@@ -148,9 +210,11 @@ def reclaim(backend: str, size_mb: int) -> Dict[str, Any]:
     return {"reported_pages": None, "complete": True}
 
 
-def one_request(backend: str, size_mb: int, hog_mb: int, pressure: Path, out: Path, name: str) -> Dict[str, Any]:
+def one_request(
+    backend: str, size_mb: int, hog_mb: int, pressure: Path, out: Path, name: str, read_file: str = READ_FILE
+) -> Dict[str, Any]:
     log = out / f"pressure-{name}.txt"
-    reader = subprocess.Popen(["sh", "-c", f"while :; do cat {READ_FILE} > /dev/null; done"], start_new_session=True)
+    reader = subprocess.Popen(["sh", "-c", f"while :; do cat {read_file} > /dev/null; done"], start_new_session=True)
     hog = subprocess.Popen([str(pressure), str(hog_mb), str(CHUNK_KB), os.devnull]) if hog_mb else None
     allocator = subprocess.Popen([str(pressure), str(RING_MB), str(CHUNK_KB), str(log)])
     sampler = Sampler()
@@ -243,11 +307,12 @@ def guest(argv: Sequence[str]) -> int:
     parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--hog", type=int, default=0)
     parser.add_argument("--pressure", type=Path, required=True)
+    parser.add_argument("--read-file", default=READ_FILE, help=f"the file larger than memory (default {READ_FILE})")
     args = parser.parse_args(argv)
     rows = []
     for number in range(args.rounds):
         for backend in BACKENDS if number % 2 == 0 else BACKENDS[::-1]:
-            row = one_request(backend, args.size, args.hog, args.pressure, args.out, f"{number}-{backend}")
+            row = one_request(backend, args.size, args.hog, args.pressure, args.out, f"{number}-{backend}", args.read_file)
             row["round"] = number
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -273,15 +338,8 @@ def run_kernel(kernel: str, load: str, size_mb: int, rounds: int, results: Path)
         capture_output=True,
     )
     disk = data_disk(run_dir, slab_files=0)
-    swap_mb, hog_mb = LOADS[load]
-    script = (
-        SCRIPT.replace("__MODULE__", str(module))
-        .replace("__SIZE__", str(size_mb))
-        .replace("__ROUNDS__", str(rounds))
-        .replace("__SWAP__", str(swap_mb))
-        .replace("__HOG__", str(hog_mb))
-    )
-    result = vm.run_in_vm(script, kernel=kernel, memory=MEMORY, cpus=2, disks=[disk], out_dir=run_dir, timeout=3600)
+    text = script(SCRIPT, load, size_mb, rounds, str(module))
+    result = vm.run_in_vm(text, kernel=kernel, memory=MEMORY, cpus=2, disks=[disk], out_dir=run_dir, timeout=3600)
     disk.unlink()
     if result.returncode != 0 or not (run_dir / "done").exists():
         log = (run_dir / "log.txt").read_text() if (run_dir / "log.txt").exists() else result.output
@@ -296,6 +354,79 @@ def run_kernel(kernel: str, load: str, size_mb: int, rounds: int, results: Path)
     shutil.copy(run_dir / "log.txt", target.parent / "log.txt")
     shutil.rmtree(run_dir, ignore_errors=True)
     return rows
+
+
+def board_rows(out: Path, target: str, load: str) -> List[Dict[str, Any]]:
+    """The requests one board boot measured (under out/load), with what says where they ran."""
+    from tests import vm
+
+    rows = list(json.loads((out / load / "requests.json").read_text()))
+    page_kb = int((out / load / "pagesize.txt").read_text()) // 1024
+    release = (out / load / "uname.txt").read_text().strip()
+    for row in rows:
+        row.update(kernel=release, series=target, load=load, arch=vm.TARGETS[target].arch, page_kb=page_kb)
+    return rows
+
+
+def build_pressure(arch: str, out: Path) -> None:
+    """bench/helpers/pressure.c built on this machine for `arch`, linked statically (any C library in the guest)."""
+    compiler = CROSS_GCC.get(arch)
+    if compiler is None or shutil.which(compiler) is None:
+        raise SystemExit(f"reclaim_safety.py: no C compiler for {arch} here ({compiler or 'none known'}): "
+                         f"install Debian's gcc-aarch64-linux-gnu for arm64")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    built = subprocess.run([compiler, "-O2", "-Wall", "-static", "-o", str(out), str(REPO / "bench" / "helpers" / "pressure.c")],
+                           capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        raise SystemExit(f"reclaim_safety.py: {compiler} failed on bench/helpers/pressure.c: {built.stderr.strip()}")
+
+
+def run_board(target: str, loads: Sequence[str], size_mb: int, rounds: Dict[str, int], results: Path) -> List[Dict[str, Any]]:
+    """A board target's requests under each load (tests/vm.py Board, one boot per load not yet kept)."""
+    from tests import vm
+    from tests.workloads import data_disk
+
+    pending = [load for load in loads if not (results / target / load / "requests.json").exists()]
+    if pending:
+        run_dir = vm.new_run_dir(f"reclaim-safety-{target}-")
+        build_pressure(vm.TARGETS[target].arch, run_dir / "build" / "pressure")
+        board = vm.Board(vm.TARGETS[target], run_dir)
+        disk = data_disk(run_dir, slab_files=0)
+        scripts = [script(BOARD_SCRIPT, load, size_mb, rounds[load]) for load in pending]
+        result = board.run(scripts, disks=[disk], memory=MEMORY, cpus=2, timeout=BOARD_TIMEOUT)
+        disk.unlink()
+        failed = []
+        for boot, load in zip(result.boots, pending):
+            if boot.status != "0" or not (run_dir / load / "done").exists():
+                log = run_dir / load / "log.txt"
+                failed.append(f"{load}: status {boot.status}\n{(log.read_text() if log.exists() else boot.log)[-3000:]}")
+                continue
+            target_dir = results / target / load
+            target_dir.mkdir(parents=True, exist_ok=True)
+            (target_dir / "requests.json").write_text(json.dumps(board_rows(run_dir, target, load), indent=1))
+            shutil.copy(run_dir / load / "log.txt", target_dir / "log.txt")
+        if failed:
+            raise vm.VMError(f"reclaim safety on {target} failed ({run_dir}):\n" + "\n".join(failed) + f"\n{result.console[-2000:]}")
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return [row for load in loads for row in json.loads((results / target / load / "requests.json").read_text())]
+
+
+def label(row: Dict[str, Any]) -> str:
+    """The kernel column: architecture, series and page size (runs kept before boards were measured are x86_64, 4 KiB)."""
+    series = row["series"].rsplit("-", 1)[-1]
+    return f"{row.get('arch', 'x86_64')} {series} ({row.get('page_kb', 4)} KiB)"
+
+
+def order(row: Dict[str, Any]) -> Tuple[int, int, List[int], int, int]:
+    """Rows in table order: x86_64 then the boards, by page size and series; loads and backends in their order."""
+    version = [int(part) for part in row["series"].rsplit("-", 1)[-1].split(".")]
+    return (
+        row.get("arch", "x86_64") != "x86_64",
+        row.get("page_kb", 4),
+        version,
+        list(LOADS).index(row["load"]),
+        BACKENDS.index(row["backend"]),
+    )
 
 
 def _latency(window: Dict[str, Any]) -> str:
@@ -316,7 +447,7 @@ def table(rows: Sequence[Dict[str, Any]]) -> str:
         reported = row["reported_pages"]
         took = ("all" if row["complete"] else "EAGAIN") if reported is None else str(reported)
         lines.append(
-            f"| {row['series']} | {row['load']} | {row['backend']} | {row['round']} | {row['size_mb']} MB | {row['seconds']:.2f} "
+            f"| {label(row)} | {row['load']} | {row['backend']} | {row['round']} | {row['size_mb']} MB | {row['seconds']:.2f} "
             f"| {took} / {row['pgsteal']} "
             f"| {base['samples_below_min']} of {base['samples']} / {during['samples_below_min']} of {during['samples']} "
             f"| {during['deepest_below_min']} | {base['lowest_free_over_min']} / {during['lowest_free_over_min']} "
@@ -339,17 +470,17 @@ def summary(rows: Sequence[Dict[str, Any]]) -> str:
         "| median p99 fault ms: before -> during |",
         "|" + "---|" * 12,
     ]
-    keys = sorted(
-        {(row["series"], row["load"], row["backend"]) for row in rows},
-        key=lambda k: (k[0], list(LOADS).index(k[1]), BACKENDS.index(k[2])),
-    )
+    keys: List[Tuple[str, str, str]] = []
+    for row in sorted(rows, key=order):
+        if (row["series"], row["load"], row["backend"]) not in keys:
+            keys.append((row["series"], row["load"], row["backend"]))
     for series, load, backend in keys:
         mine = [row for row in rows if (row["series"], row["load"], row["backend"]) == (series, load, backend)]
 
         below = sum(r["during"]["samples_below_min"] for r in mine)
         samples = sum(r["during"]["samples"] for r in mine)
         lines.append(
-            f"| {series} | {load} | {backend} | {len(mine)} | {statistics.median(r['seconds'] for r in mine):.2f} "
+            f"| {label(mine[0])} | {load} | {backend} | {len(mine)} | {statistics.median(r['seconds'] for r in mine):.2f} "
             f"| {statistics.median(r['pgsteal'] for r in mine):.0f} | {below} of {samples} "
             f"| {min((r['during']['lowest_free_over_min'] for r in mine if r['during']['samples']), default='n/a')} "
             f"| {sum(r['allocstall'] for r in mine)} | {sum(r['oom_kill'] for r in mine)} "
@@ -362,7 +493,12 @@ def kept(results: Path) -> List[Dict[str, Any]]:
     rows: List[Dict[str, Any]] = []
     for path in sorted(results.glob("*/*/requests.json")):
         rows.extend(json.loads(path.read_text()))
-    return rows
+    return sorted(rows, key=lambda row: order(row)[:4])
+
+
+def rounds_per_load(rounds: Optional[int]) -> Dict[str, int]:
+    """Requests of each backend under each load: `rounds` for all, or ROUNDS."""
+    return {load: rounds if rounds is not None else ROUNDS[load] for load in LOADS}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -370,10 +506,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["guest"]:
         return guest(argv[1:])
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--kernels", nargs="+", default=["6.1", "6.12"], help="kernel series (default 6.1 6.12)")
+    parser.add_argument(
+        "--kernels",
+        nargs="+",
+        help=f"kernel series of this machine's x86_64 kernels (a run's default: 6.1 6.12), or board targets "
+        f"({' '.join(BOARDS)}); --measured tables every kernel kept unless told",
+    )
     parser.add_argument("--loads", nargs="+", choices=list(LOADS), default=list(LOADS), help="loads (default: all)")
     parser.add_argument("--size", type=int, default=200, help="MB each request asks for (default 200)")
-    parser.add_argument("--rounds", type=int, default=3, help="requests of each backend per kernel (default 3)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="requests of each backend per kernel and load (default: "
+        + ", ".join(f"{n} under {load}" for load, n in ROUNDS.items()) + ")",
+    )
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help=f"where runs are kept (default {DEFAULT_RESULTS})")
     parser.add_argument("--again", action="store_true", help="run again what was already measured")
     parser.add_argument("--measured", action="store_true", help="boot nothing: the tables of the runs kept")
@@ -381,18 +527,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.measured and args.again:
         parser.error("--again and --measured exclude each other")
+    unknown = [k for k in args.kernels or () if not (k in BOARDS or re.fullmatch(r"\d+\.\d+", k))]
+    if unknown:
+        parser.error(f"--kernels: {' '.join(unknown)} is neither a kernel series (6.1) nor a board target ({' '.join(BOARDS)})")
+    rounds = rounds_per_load(args.rounds)
     if args.measured:
-        rows = [row for row in kept(args.results) if row["series"] in args.kernels and row["load"] in args.loads]
+        rows = [
+            row for row in kept(args.results) if (args.kernels is None or row["series"] in args.kernels) and row["load"] in args.loads
+        ]
         if not rows:
-            parser.error(f"no runs kept under {args.results} for kernels {' '.join(args.kernels)}")
+            parser.error(f"no runs kept under {args.results}" + (f" for kernels {' '.join(args.kernels)}" if args.kernels else ""))
     else:
         rows = []
-        for kernel in args.kernels:
-            for load in args.loads:
-                if args.again:
+        for kernel in args.kernels or ["6.1", "6.12"]:
+            if args.again:
+                for load in args.loads:
                     shutil.rmtree(args.results / kernel / load, ignore_errors=True)
+            if kernel in BOARDS:
+                print(f"reclaim safety: {kernel}, {' '.join(args.loads)} ...", file=sys.stderr, flush=True)
+                rows.extend(run_board(kernel, args.loads, args.size, rounds, args.results))
+                continue
+            for load in args.loads:
                 print(f"reclaim safety: {kernel}, {load} ...", file=sys.stderr, flush=True)
-                rows.extend(run_kernel(kernel, load, args.size, args.rounds, args.results))
+                rows.extend(run_kernel(kernel, load, args.size, rounds[load], args.results))
     text = summary(rows) + "\n" + table(rows)
     sys.stdout.write(text)
     if args.docs:

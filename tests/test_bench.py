@@ -127,7 +127,9 @@ def test_reclaim_safety_tables_the_runs_kept_without_booting(tmp_path: Path) -> 
     out = run_bench("bench/reclaim_safety.py", "--measured", "--results", str(kept), "--kernels", "6.1")
     summary = {
         (cells[1], cells[2]): cells
-        for cells in (line.split(" | ") for line in out.splitlines() if line.startswith("| 6.1 |") and len(line.split(" | ")) == 12)
+        for cells in (
+            line.split(" | ") for line in out.splitlines() if line.startswith("| x86_64 6.1 (4 KiB) |") and len(line.split(" | ")) == 12
+        )
     }
     assert sorted(summary) == sorted({(r["load"], r["backend"]) for r in requests})
     for (load, backend), cells in summary.items():
@@ -140,13 +142,13 @@ def test_reclaim_safety_tables_the_runs_kept_without_booting(tmp_path: Path) -> 
         assert cells[7] == str(min(r["during"]["lowest_free_over_min"] for r in mine))
         assert cells[8] == str(sum(r["allocstall"] for r in mine))
     # One line per request beside the summary.
-    assert sum(1 for line in out.splitlines() if line.startswith("| 6.1 |") and " MB | " in line) == len(requests)
+    assert sum(1 for line in out.splitlines() if line.startswith("| x86_64 6.1 (4 KiB) |") and " MB | " in line) == len(requests)
     result = subprocess.run(
         [sys.executable, "bench/reclaim_safety.py", "--measured", "--results", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.splitlines()[-1].endswith(f"no runs kept under {tmp_path} for kernels 6.1 6.12")
+    assert result.stderr.splitlines()[-1].endswith(f"no runs kept under {tmp_path}")
 
 
 def test_reclaim_safety_windows_count_what_fell_inside_them() -> None:
@@ -167,3 +169,127 @@ def test_reclaim_safety_windows_count_what_fell_inside_them() -> None:
     }
     assert reclaim_safety.percentiles([]) is None
     assert reclaim_safety.percentiles([float(v) for v in range(1, 201)]) == {"p50": 100.5, "p99": 198.0, "max": 200.0}
+
+
+def test_reclaim_safety_board_script_keeps_clear_of_the_boards_mounts() -> None:
+    from bench import reclaim_safety
+
+    text = reclaim_safety.script(reclaim_safety.BOARD_SCRIPT, "swap", 200, 5)
+    # A board's guest mounts $OUT at /mnt/out and the repository at /mnt/repo: the data disk (after
+    # the root disk: /dev/vdb) goes elsewhere, and each load's results to a folder of their own.
+    assert "mount /dev/vdb /data " in text and "/mnt" not in text
+    assert '--out "$OUT/swap" --size 200 --rounds 5 --hog 448' in text and "--read-file /data/big.bin" in text
+    assert "echo 768M > /sys/block/zram0/disksize" in text
+    # Built once, in the board, against the running kernel's headers; later boots find it in $OUT/build.
+    assert 'make -C "/lib/modules/$(uname -r)/build" M="$OUT/build/kmod" modules' in text
+    assert "insmod $OUT/build/kmod/shrinkmem.ko" in text
+    # The pressure helper comes from the host (the image has no C library headers).
+    assert '--pressure "$OUT/build/pressure"' in text and "gcc" not in text
+    # A rebuild of the module clears its own folder only, not the helper the host put beside it.
+    assert 'rm -rf "$OUT/build/kmod"' in text and not re.search(r'rm -rf "\$OUT/build"\s', text)
+    assert "__" not in text
+    # The virtme-ng guest keeps its data disk at /mnt (/dev/vda) and the module built on the host.
+    x86 = reclaim_safety.script(reclaim_safety.SCRIPT, "cache", 200, 3, "/run/shrinkmem.ko")
+    assert "mount /dev/vda /mnt " in x86 and "--read-file /mnt/big.bin" in x86 and "insmod /run/shrinkmem.ko" in x86
+    assert '--out "$OUT" --size 200 --rounds 3 --hog 0' in x86 and "make -C" not in x86 and "__" not in x86
+
+
+def board_run(tmp_path: Path, target: str, pagesize: int, release: str) -> Path:
+    """A board's run folder as its boots leave it: guest rows of the kept 6.1 runs, the board's page size and release."""
+    kept = REPO / "tests" / "fixtures" / "reclaim_safety" / "6.1"
+    out = tmp_path / f"run-{target}"
+    for load in ("cache", "swap"):
+        (out / load).mkdir(parents=True)
+        guest_rows = [
+            {k: v for k, v in row.items() if k not in ("kernel", "series", "load")}
+            for row in json.loads((kept / load / "requests.json").read_text())
+        ]
+        (out / load / "requests.json").write_text(json.dumps(guest_rows))
+        (out / load / "pagesize.txt").write_text(f"{pagesize}\n")
+        (out / load / "uname.txt").write_text(f"{release}\n")
+    return out
+
+
+def test_reclaim_safety_tables_board_runs_beside_the_x86_ones(tmp_path: Path) -> None:
+    from bench import reclaim_safety
+
+    results = tmp_path / "results"
+    shutil.copytree(REPO / "tests" / "fixtures" / "reclaim_safety" / "6.1", results / "6.1")
+    for target, pagesize, release in (("arm64-16k-6.12", 16384, "6.12.57+deb13-arm64-16k"), ("arm64-6.1", 4096, "6.1.0-41-arm64")):
+        run = board_run(tmp_path, target, pagesize, release)
+        for load in ("cache", "swap"):
+            rows = reclaim_safety.board_rows(run, target, load)
+            assert {(r["arch"], r["page_kb"], r["kernel"], r["series"], r["load"]) for r in rows} == {
+                ("arm64", pagesize // 1024, release, target, load)
+            }
+            (results / target / load).mkdir(parents=True)
+            (results / target / load / "requests.json").write_text(json.dumps(rows))
+    out = run_bench("bench/reclaim_safety.py", "--measured", "--results", str(results), "--kernels", "6.1", *reclaim_safety.BOARDS)
+    summary = [line.split(" | ")[:3] for line in out.splitlines() if line.startswith("| ") and len(line.split(" | ")) == 12]
+    # x86_64 first, then the boards by page size; within each, the loads and the backends in their order.
+    kernels = ["| x86_64 6.1 (4 KiB)", "| arm64 6.1 (4 KiB)", "| arm64 6.12 (16 KiB)"]
+    pairs = [[load, backend] for load in ("cache", "swap") for backend in ("shrinkmem", "memory_reclaim")]
+    assert summary[1:] == [[kernel, *pair] for kernel in kernels for pair in pairs]
+    requests = [line.split(" | ")[0] for line in out.splitlines() if " MB | " in line]
+    per_kernel = len(requests) // 3
+    assert requests == [kernel for kernel in kernels for _ in range(per_kernel)]
+    # Every kernel kept unless told; only the kernels asked for when told.
+    assert run_bench("bench/reclaim_safety.py", "--measured", "--results", str(results)) == out
+    # Only the kernels asked for.
+    out = run_bench("bench/reclaim_safety.py", "--measured", "--results", str(results), "--kernels", "arm64-6.1")
+    assert {line.split(" | ")[0] for line in out.splitlines() if " MB | " in line} == {"| arm64 6.1 (4 KiB)"}
+
+
+def test_reclaim_safety_refuses_an_unknown_kernel_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "bench/reclaim_safety.py", "--measured", "--results", str(tmp_path), "--kernels", "arm64-4.19"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].endswith(
+        "--kernels: arm64-4.19 is neither a kernel series (6.1) nor a board target (arm64-6.1 arm64-16k-6.12)"
+    )
+
+
+def test_reclaim_safety_rounds_per_load() -> None:
+    from bench import reclaim_safety
+
+    # The swap load's requests vary more: five rounds of it, three of page cache only, unless told.
+    assert reclaim_safety.rounds_per_load(None) == {"cache": 3, "swap": 5}
+    assert reclaim_safety.rounds_per_load(2) == {"cache": 2, "swap": 2}
+
+
+def test_reclaim_safety_builds_the_pressure_helper_static_and_says_what_compiler_is_missing(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from bench import reclaim_safety
+
+    helper = tmp_path / "build" / "pressure"
+    reclaim_safety.build_pressure("amd64", helper)
+    assert "statically linked" in subprocess.run(["file", str(helper)], capture_output=True, text=True, check=True).stdout
+    log = tmp_path / "chunks.txt"
+    process = subprocess.Popen([str(helper), "8", "2048", str(log)])
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    assert all(len(line.split()) == 2 and int(line.split()[1]) > 0 for line in log.read_text().splitlines())
+    with pytest.raises(SystemExit) as stopped:
+        reclaim_safety.build_pressure("mips64el", helper)
+    assert str(stopped.value) == (
+        "reclaim_safety.py: no C compiler for mips64el here (none known): install Debian's gcc-aarch64-linux-gnu for arm64"
+    )
+
+
+def test_reclaim_safety_tables_a_kept_board_run() -> None:
+    # tests/fixtures/reclaim_safety/arm64-6.1: the arm64-6.1 board's page-cache run as kept (Debian
+    # 6.1.0-57-arm64, 4 KiB pages, three rounds): its rows say where they ran, the table says so too.
+    kept = REPO / "tests" / "fixtures" / "reclaim_safety"
+    requests = json.loads((kept / "arm64-6.1" / "cache" / "requests.json").read_text())
+    assert {(r["arch"], r["page_kb"], r["series"], r["kernel"]) for r in requests} == {("arm64", 4, "arm64-6.1", "6.1.0-57-arm64")}
+    out = run_bench("bench/reclaim_safety.py", "--measured", "--results", str(kept), "--kernels", "arm64-6.1")
+    summary = [line.split(" | ") for line in out.splitlines() if line.startswith("| arm64 6.1 (4 KiB) |") and len(line.split(" | ")) == 12]
+    assert [cells[1:4] for cells in summary] == [
+        ["cache", backend, str(sum(1 for r in requests if r["backend"] == backend))] for backend in ("shrinkmem", "memory_reclaim")
+    ]
+    assert sum(1 for line in out.splitlines() if line.startswith("| arm64 6.1 (4 KiB) |") and " MB | " in line) == len(requests)
