@@ -112,7 +112,8 @@ def test_a_failing_backend_falls_through_to_the_next(tmp_path: Path) -> None:
     procfs = fake_tree(tmp_path, node_files=[(0, "reclaim")])
     device = tmp_path / "shrinkmem"
     device.write_text("")  # a regular file where the device should be: the ioctl fails (ENOTTY)
-    backends = Backends(procfs, current(f"backends:\n  shrinkmem: {{device: {device}}}\n"))
+    config = f"backends:\n  shrinkmem: {{device: {device}}}\nreclaim:\n  prefer: [shrinkmem, node_reclaim, memory_reclaim]\n"
+    backends = Backends(procfs, current(config))
     assert backends.names() == ["compact", "shrinkmem", "node_reclaim", "memory_reclaim"]
     # Node 1 has no reclaim file: node_reclaim cannot aim there, memory_reclaim can (system-wide).
     result = backends.reclaim(4 << 20, 1)

@@ -138,10 +138,10 @@ def test_live_proc_of_this_machine() -> None:
 
 
 NO_RECLAIM = [
-    "  shrinkmem: no shrinkmem device (the module is not loaded)",
     "  node_reclaim: no nodeN/reclaim files (not in this kernel)",
     "  memory_reclaim: no memory.reclaim (cgroup v2 not mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified,"
     " or a kernel before 5.19)",
+    "  shrinkmem: no shrinkmem device (the module is not loaded)",
     "  drop_caches: disabled in the configuration",
 ]
 
@@ -168,7 +168,7 @@ def test_reclaim_backends_and_huge_on_a_kernel_without_memory_reclaim_thp_or_the
         shrinkd("status", "--json", "--proc-root", str(proc), "--sys-root", str(sys_root), "--config", str(config)).stdout
     )
     assert document["huge"] == {"order": 9, "from": "hugetlb 2048 kB"}
-    assert document["reclaim"]["backends"][0] == {
+    assert document["reclaim"]["backends"][2] == {
         "name": "shrinkmem", "why": "no shrinkmem device (the module is not loaded)"
     }
     # With memory.reclaim there, status names it as the backend shrinkd reclaims with.

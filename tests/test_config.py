@@ -102,7 +102,7 @@ def test_no_files_means_builtin_defaults(tmp_path: Path) -> None:
     loaded = configload.load([])
     assert loaded.sources == (config.BUILTIN,)
     assert [rule.name for rule in loaded.rules] == ["costly-order", "huge-page"]
-    assert loaded.enabled == ("compact", "shrinkmem", "node_reclaim", "memory_reclaim")  # the registry's order
+    assert loaded.enabled == ("compact", "node_reclaim", "memory_reclaim", "shrinkmem")  # the registry's order
 
 
 # -- sources and drop-ins -----------------------------------------------------------

@@ -312,8 +312,8 @@ def test_psi_trigger_falls_back_to_polling_and_says_so_once(tree: Tree) -> None:
         f"shrinkd: no PSI trigger ({tree.proc / 'pressure' / 'memory'}: not a kernel pressure file): plain polling",
         "shrinkd: started: backends compact (nodes 0), memory_reclaim ("
         f"{tree.sys / 'fs' / 'cgroup' / 'memory.reclaim'}); plain polling; config <built-in defaults>;"
-        " reclaim backends not used: shrinkmem: no shrinkmem device (the module is not loaded)"
-        " | node_reclaim: no nodeN/reclaim files (not in this kernel) | drop_caches: disabled in the configuration",
+        " reclaim backends not used: node_reclaim: no nodeN/reclaim files (not in this kernel)"
+        " | shrinkmem: no shrinkmem device (the module is not loaded) | drop_caches: disabled in the configuration",
     ]
 
 
@@ -333,7 +333,7 @@ def test_the_module_appearing_and_vanishing(tree: Tree) -> None:
         device.write_text("")  # the module loaded: the node appears
         clock.now += 10
         d.tick()
-        assert d.backends.names() == ["compact", "shrinkmem", "memory_reclaim"]
+        assert d.backends.names() == ["compact", "memory_reclaim", "shrinkmem"]
         device.unlink()  # removed
         clock.now += 10
         d.tick()
@@ -342,7 +342,7 @@ def test_the_module_appearing_and_vanishing(tree: Tree) -> None:
     assert d.events == ["started", "backends_changed", "backends_changed"]
     changes = [line for line in told(stream.getvalue()) if "backends changed" in line]
     assert changes[0].startswith(
-        "shrinkd: backends changed (periodic check): added shrinkmem; now compact (nodes 0), shrinkmem ("
+        "shrinkd: backends changed (periodic check): added shrinkmem; now compact (nodes 0), memory_reclaim ("
     )
     assert changes[1].startswith(
         "shrinkd: backends changed (periodic check): removed shrinkmem; now compact (nodes 0), memory_reclaim"
@@ -350,10 +350,10 @@ def test_the_module_appearing_and_vanishing(tree: Tree) -> None:
 
 
 NO_RECLAIM = (
-    "shrinkmem: no shrinkmem device (the module is not loaded)"
-    " | node_reclaim: no nodeN/reclaim files (not in this kernel)"
+    "node_reclaim: no nodeN/reclaim files (not in this kernel)"
     " | memory_reclaim: no memory.reclaim (cgroup v2 not mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified,"
     " or a kernel before 5.19)"
+    " | shrinkmem: no shrinkmem device (the module is not loaded)"
     " | drop_caches: disabled in the configuration"
 )
 
@@ -390,7 +390,7 @@ def test_without_a_reclaim_backend_ladders_compact_and_say_so_once(tree: Tree, j
         assert event["PRIORITY"] == "4"
         assert (event["SHRINKD_MISSING"], event["SHRINKD_BACKENDS"], event["SHRINKD_RULE"]) == (NO_RECLAIM, "compact", "huge")
         # The state file's reclaim backends, for `shrinkd status`: none, and why each is missing.
-        assert d.state(d.measure())["reclaim_backends"][0] == {
+        assert d.state(d.measure())["reclaim_backends"][2] == {
             "name": "shrinkmem", "why": "no shrinkmem device (the module is not loaded)"
         }
         # The module loaded, then removed: the backends changed, and the next ladder that wants reclaim

@@ -38,7 +38,9 @@ rules:
     orders: [9]
     unusable_index: {trigger: 0.5, clear: 0.01}
     sustain: 1
-reclaim: {min: 16M, max_per_event: 64M, max_per_hour: 1G}
+# The module first, as a board without memory.reclaim has it (the built-in order puts it after
+# memory.reclaim): the first run, without the module, falls back to memory.reclaim; the second uses it.
+reclaim: {min: 16M, max_per_event: 64M, max_per_hour: 1G, prefer: [shrinkmem, memory_reclaim]}
 psi: {wakeup: false}
 log: {target: journal}
 """
@@ -115,6 +117,7 @@ once() {  # once NAME: fragment, read the kernel's index, run shrinkd once, read
 once nomodule
 step insmod
 insmod "$OUT/kmod/shrinkmem.ko" || fail "insmod"
+$PY -m shrinkd status --json > "$OUT/status-module.json" || fail "status with the module"
 once module
 
 step daemon
@@ -274,6 +277,14 @@ def test_the_module_backend_is_used_when_the_module_is_loaded(guest: Path) -> No
     assert reclaimed["SHRINKD_BACKEND"] == "shrinkmem"
     assert reclaimed["SHRINKD_PAGES_RECLAIMED_SOURCE"] == "backend"
     assert int(reclaimed["SHRINKD_PAGES_RECLAIMED"]) > 0
+
+
+def test_the_built_in_order_prefers_memory_reclaim_to_the_loaded_module(guest: Path) -> None:
+    # bench/reclaim_safety.py (docs/outcome.md): for the same request shrink_all_memory() stole more
+    # page cache system-wide and stalled the load's allocations more than memory.reclaim.
+    reclaim = json.loads((guest / "status-module.json").read_text())["reclaim"]
+    assert reclaim["have"] == "memory_reclaim, shrinkmem", reclaim
+    assert reclaim["from"] == "as shrinkd run would find them with <built-in defaults>", reclaim
 
 
 def test_journalctl_filters_by_message_id(guest: Path) -> None:

@@ -145,10 +145,10 @@ def test_reclaim_backends_on_a_board_without_memory_reclaim_or_the_module(board:
     assert len(probes) == 1
     assert [(status, what) for status, area, what in found(report) if area == "reclaim"] == [
         ("warn", "reclaim backends: none: reclaim is not possible, rules that may reclaim compact only"),
-        ("info", "shrinkmem: no shrinkmem device (the module is not loaded)"),
         ("info", "node_reclaim: no nodeN/reclaim files (not in this kernel)"),
         ("info", "memory_reclaim: no memory.reclaim (cgroup v2 not mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified,"
                  " or a kernel before 5.19)"),
+        ("info", "shrinkmem: no shrinkmem device (the module is not loaded)"),
         ("info", "drop_caches: disabled in the configuration"),
     ]
     # Compaction still acts: no failure, and the rules say they act by compaction alone.

@@ -55,7 +55,7 @@ def test_a_zone_typo_in_the_only_rule_can_never_act(tree: Tree) -> None:
         "rule typo: zones Nromal: not a zone Linux has (DMA, DMA32, Normal, HighMem, Movable, Device)",
         "rule typo: can never act here: nothing it watches exists",
     ]
-    assert verdict.notes == ["backend shrinkmem: not available on this system", "backend node_reclaim: not available on this system"]
+    assert verdict.notes == ["backend node_reclaim: not available on this system", "backend shrinkmem: not available on this system"]
 
 
 def test_an_order_beyond_the_kernel_s_and_a_zone_it_lacks(tree: Tree) -> None:

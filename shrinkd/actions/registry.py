@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..procfs import ProcFS, Tunables
 
-SPECS = (compact.SPEC, shrinkmem.SPEC, node_reclaim.SPEC, memory_reclaim.SPEC, drop_caches.SPEC)
+SPECS = (compact.SPEC, node_reclaim.SPEC, memory_reclaim.SPEC, shrinkmem.SPEC, drop_caches.SPEC)
 
 BY_NAME: Dict[str, Spec] = {spec.name: spec for spec in SPECS}
 NAMES = tuple(BY_NAME)
