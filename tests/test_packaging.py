@@ -1,4 +1,5 @@
-"""The systemd unit and the Debian packages: systemd-analyze verify and security, package contents, lintian.
+"""The systemd unit and the Debian packages: systemd-analyze verify and security, package contents, lintian
+(this machine's, and Debian 13's in a chroot tests/lintian_trixie.py builds once).
 
 The packages are built from the debian/ source package with dpkg-buildpackage (tests/debs.py)
 into a folder under .vm/. The unit is verified inside a root made of the shrinkd package's
@@ -24,6 +25,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
+from tests import lintian_trixie
 from tests.debs import build_debs, build_source
 from tests.vm import REPO, new_run_dir
 
@@ -368,21 +370,32 @@ def bad_package(debs: Dict[str, Path], tmp: Path) -> Path:
     return bad
 
 
+LINTIAN_OPTIONS = ["--display-level", ">=warning"]
+
+
 @pytest.fixture(scope="module")
-def lintian_hints(debs: Dict[str, Path]) -> Dict[str, List[str]]:
-    """Errors and warnings (E:/W: lines) of one lintian run, by package: the source package, both
-    binary packages and a bad package that shows the check can fail."""
+def lintian_targets(debs: Dict[str, Path]) -> List[Path]:
+    """What lintian checks: the source package, both binary packages and a bad package that shows the
+    check can fail."""
     out = new_run_dir("lintian-")
-    dsc = build_source(out)
-    targets = [dsc, debs["shrinkd"], debs["shrinkmem-dkms"], bad_package(debs, out)]
-    result = run(["lintian", "--display-level", ">=warning", *map(str, targets)])
-    assert result.returncode in (0, 1, 2), result.stderr
+    return [build_source(out), debs["shrinkd"], debs["shrinkmem-dkms"], bad_package(debs, out)]
+
+
+def hints_by_package(result: subprocess.CompletedProcess[str]) -> Dict[str, List[str]]:
+    """Errors and warnings (E:/W: lines) of one lintian run, by package ("NAME source" for a source)."""
+    assert result.returncode in (0, 1, 2), result.stdout + result.stderr
     found: Dict[str, List[str]] = {}
     for line in result.stdout.splitlines():
         match = re.match(r"([EW]): (\S+?)( source)?: ", line)
         if match:
             found.setdefault(match.group(2) + (match.group(3) or ""), []).append(line)
     return found
+
+
+@pytest.fixture(scope="module")
+def lintian_hints(lintian_targets: List[Path]) -> Dict[str, List[str]]:
+    """This machine's (Debian 12, bookworm) lintian."""
+    return hints_by_package(run(["lintian", *LINTIAN_OPTIONS, *map(str, lintian_targets)]))
 
 
 def test_lintian_reports_no_error_or_warning(lintian_hints: Dict[str, List[str]]) -> None:
@@ -393,6 +406,29 @@ def test_lintian_reports_no_error_or_warning(lintian_hints: Dict[str, List[str]]
 def test_lintian_sees_a_bad_package(lintian_hints: Dict[str, List[str]]) -> None:
     """The check above can fail: a maintainer on localhost is an error."""
     assert any("bogus-mail-host" in line for line in lintian_hints.get("shrinkmem-bad", []))
+
+
+@pytest.fixture(scope="module")
+def trixie_lintian_hints(lintian_targets: List[Path]) -> Dict[str, List[str]]:
+    """Debian 13 (trixie)'s lintian, in a chroot built once and cached (tests/lintian_trixie.py)."""
+    return hints_by_package(lintian_trixie.run_lintian(lintian_targets, LINTIAN_OPTIONS))
+
+
+@pytest.mark.skipif(shutil.which("mmdebstrap") is None, reason="mmdebstrap is needed: run scripts/setup.sh")
+def test_trixie_lintian_sees_a_bad_package(trixie_lintian_hints: Dict[str, List[str]]) -> None:
+    """Debian 13's lintian runs on the same targets with the same options, and flags the bad package."""
+    assert any("bogus-mail-host" in line for line in trixie_lintian_hints.get("shrinkmem-bad", []))
+
+
+@pytest.mark.skipif(shutil.which("mmdebstrap") is None, reason="mmdebstrap is needed: run scripts/setup.sh")
+def test_unreachable_archive_fails_the_trixie_chroot_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No archive, no chroot: an error naming the archive and the log, not a skip."""
+    monkeypatch.setenv("SHRINKD_TEST_CACHE", str(tmp_path))
+    monkeypatch.setattr(lintian_trixie, "MIRROR", "http://127.0.0.1:9/debian")
+    with pytest.raises(RuntimeError, match=r"building the trixie lintian chroot from http://127\.0\.0\.1:9/debian failed "
+                                           r"\(mmdebstrap exit \d+\); log .*build\.log") as raised:
+        lintian_trixie.ensure_chroot()
+    assert "Could not connect to 127.0.0.1:9" in str(raised.value)
 
 
 def test_lintian_overrides_are_justified() -> None:
