@@ -15,8 +15,9 @@ root file system of its architecture, systemd as PID 1) twice:
      down for emulation: a smaller page-cache file, kill request and fuzz);
    - the metrics: tests/capture.py captures idle and fragmented states with the
      kernel's debugfs indexes (shrinkd stopped, so nothing moves memory meanwhile);
-   - the package lifecycle (x86_64 targets, LIFECYCLE): reload with a broken drop-in, SIGSTOP and the watchdog,
-     remove then install, upgrade with an edited config, purge, the file system again.
+   - the package lifecycle (x86_64 targets, LIFECYCLE): autopkgtest (debian/tests/control, the
+     board itself the testbed: the null virt server), reload with a broken drop-in, SIGSTOP and the
+     watchdog, remove then install, upgrade with an edited config, purge, the file system again.
 
 Everything the guest measured lands in the session's run folder; tests/test_boards_vm.py
 and tests/test_lifecycle_vm.py judge it. Sessions of different targets run side by
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from tests import vm
-from tests.debs import build_debs
+from tests.debs import build_debs, build_source
 
 REPO = vm.REPO
 # The board sessions' run folders, kept until the next run (figures for the docs table).
@@ -260,6 +261,15 @@ SYSLOGD
 fi
 modprobe shrinkmem; echo $? > "$OUT/lc-modprobe.rc"
 systemctl start shrinkd; state > "$OUT/lc-active-start.txt"
+# autopkgtest with this board as the testbed (the null virt server: a whole machine, its kernel,
+# systemd as PID 1): the tests of debian/tests/control, from the source package, on shrinkd as
+# built (autopkgtest reinstalls it from the .deb). Not shrinkmem-dkms: no test needs it, and its
+# reinstall would have DKMS remove and build the module again (minutes under emulation).
+mark autopkgtest-start
+autopkgtest --no-built-binaries --output-dir "$OUT/autopkgtest" "$OUT"/debs/shrinkd_*.deb "$OUT"/src/*.dsc -- null \
+    > "$OUT/autopkgtest.log" 2>&1
+echo $? > "$OUT/autopkgtest.rc"
+mark autopkgtest-end
 # a reload with a broken drop-in keeps the running configuration
 C=$(cursor)
 pid=$(systemctl show -p MainPID --value shrinkd)
@@ -444,7 +454,8 @@ def session(name: str) -> Session:
 
 @functools.cache
 def packages() -> Dict[str, Dict[str, Path]]:
-    """The packages of this tree (`current`) and, where tests/debs.py can build one, a newer version (`newer`)."""
+    """The packages of this tree (`current`), a newer version (`newer`) and the source package (`source`: the
+    .dsc and its tarball, for autopkgtest)."""
     out = BOARDS_DIR / "debs"
     if out.exists():
         shutil.rmtree(out)
@@ -453,7 +464,14 @@ def packages() -> Dict[str, Dict[str, Path]]:
     return {
         "current": build_debs(out / "current"),
         "newer": build_debs(out / "newer", version=f"{version.group(1)}+upgrade1"),
+        "source": source_package(out / "source"),
     }
+
+
+def source_package(out: Path) -> Dict[str, Path]:
+    out.mkdir(parents=True)
+    build_source(out)
+    return {path.name: path for path in out.iterdir() if path.is_file()}
 
 
 def data_disk(run: Path) -> Path:
@@ -476,7 +494,7 @@ def run_session(name: str, debs: Dict[str, Dict[str, Path]]) -> Session:
         board = vm.Board(target, out)
         image_seconds = time.monotonic() - started
         files: Dict[str, str | bytes | Path] = {}
-        for kind, folder in (("current", "debs"), ("newer", "debs-new")):
+        for kind, folder in (("current", "debs"), ("newer", "debs-new"), ("source", "src")):
             for path in debs.get(kind, {}).values():
                 files[f"{folder}/{path.name}"] = path
         data = data_disk(out)

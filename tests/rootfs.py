@@ -2,11 +2,11 @@
 
 One image per Debian architecture (amd64, arm64, armhf) holds the kernels of every
 target of that architecture (tests/vm.py TARGETS), their headers (DKMS builds the
-module in the guest), systemd as init, python3 with python3-yaml, and a small unit that
-runs the host's script at each boot. It is built by mmdebstrap from Debian's archive
-(bookworm, bookworm-updates, bookworm-security, bookworm-backports); a foreign
-architecture's maintainer scripts run through qemu-user-static and binfmt_misc (mounted
-here when it is not). The tree becomes an ext4 disk image (mkfs.ext4 -d), and the
+module in the guest), systemd as init, python3 with python3-yaml, a small unit that runs
+the host's script at each boot, and on amd64 autopkgtest (ARCH_PACKAGES). It is built by
+mmdebstrap from Debian's archive (bookworm, bookworm-updates, bookworm-security,
+bookworm-backports); a foreign architecture's maintainer scripts run through
+qemu-user-static and binfmt_misc (mounted here when it is not). The tree becomes an ext4 disk image (mkfs.ext4 -d), and the
 kernels and their initramfs are copied beside it:
 
     $SHRINKD_TEST_CACHE/images/<arch>-<key>/root.img          (default /var/cache/shrinkd-tests)
@@ -51,6 +51,11 @@ BASE_PACKAGES = (
     "systemd-sysv", "udev", "kmod", "procps", "python3", "python3-yaml", "dkms", "gcc", "make", "tiny-initramfs",
     "busybox",  # PID 1 for the boots that ask for BusyBox init (BUSYBOX_INITTAB)
 )
+# Per architecture, beyond BASE_PACKAGES: the x86_64 boards (tests/boards.py LIFECYCLE) run the
+# package's autopkgtest, the guest itself the testbed (autopkgtest's null virt server). No
+# autodep8 (a Recommends, not installed): its DKMS test needs build-essential from the archive,
+# and the guest has no network; the lifecycle's install has DKMS build the module already.
+ARCH_PACKAGES = {"amd64": ("autopkgtest",)}
 # binfmt_misc interpreters (qemu-user-static) per foreign architecture.
 QEMU_USER = {"arm64": "qemu-aarch64", "armhf": "qemu-arm"}
 # Bump when the image's layout changes in a way the recipe text does not show.
@@ -255,7 +260,7 @@ def cache_root() -> Path:
 
 
 def packages(arch: str, kernel_packages: Sequence[str]) -> List[str]:
-    return sorted(set(BASE_PACKAGES) | set(kernel_packages))
+    return sorted(set(BASE_PACKAGES) | set(ARCH_PACKAGES.get(arch, ())) | set(kernel_packages))
 
 
 def recipe(arch: str, kernel_packages: Sequence[str]) -> Dict[str, object]:

@@ -3,8 +3,9 @@
 In each board target's guest session (tests/boards.py; systemd as PID 1, the target's
 Debian kernel and root file system): `apt install ./shrinkd_*.deb ./shrinkmem-dkms_*.deb`
 (DKMS builds the module for the running kernel), a reboot, then each step of a package's
-life, each judged here on its own. The packages come from tests/debs.py (build_debs);
-the upgrade step needs a second, newer build from it (its `version=` argument).
+life (autopkgtest's run of debian/tests/control first), each judged here on its own. The
+packages come from tests/debs.py (build_debs); the upgrade step needs a second, newer
+build from it (its `version=` argument), autopkgtest the source package (build_source).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 
 from tests import boards
 from tests.test_boards_vm import board_session
+from tests.test_packaging import deb822_paragraphs
+from tests.vm import REPO
 
 pytestmark = pytest.mark.vm
 
@@ -44,6 +47,19 @@ def test_after_a_reboot_the_module_is_loaded_and_shrinkd_active(board: boards.Se
     modules = [line.split()[0] for line in board.text("modules-at-boot.txt").splitlines()]
     assert "shrinkmem" in modules, "the module was not loaded at boot"
     assert board.text("active-at-boot.txt").strip() == "active"
+
+
+def test_autopkgtest_runs_every_test_of_the_source_package_and_they_pass(board: boards.Session) -> None:
+    """autopkgtest with the board as its testbed (the null virt server): exit 0, and its summary lists each test of
+    debian/tests/control as PASS, no other."""
+    assert board.text("autopkgtest.rc").strip() == "0", board.text("autopkgtest.log")[-3000:]
+    summary = [line.split() for line in board.text("autopkgtest/summary").splitlines() if line.strip()]
+    results = {fields[0]: fields[1] for fields in summary}
+    expected = [name for paragraph in deb822_paragraphs(REPO / "debian" / "tests" / "control")
+                for name in paragraph["Tests"].split()]
+    assert expected and results == {name: "PASS" for name in expected}, summary
+    marks = board.marks()
+    print(f"{board.name}: autopkgtest {marks['autopkgtest-end'] - marks['autopkgtest-start']:.0f} s")
 
 
 def test_remove_then_install_makes_shrinkd_active_again(board: boards.Session) -> None:

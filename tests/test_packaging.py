@@ -1,4 +1,5 @@
-"""The systemd unit and the Debian packages: systemd-analyze verify and security, package contents, lintian.
+"""The systemd unit and the Debian packages: systemd-analyze verify and security, package contents, lintian
+(this machine's, and Debian 13's in a chroot tests/lintian_trixie.py builds once).
 
 The packages are built from the debian/ source package with dpkg-buildpackage (tests/debs.py)
 into a folder under .vm/. The unit is verified inside a root made of the shrinkd package's
@@ -24,10 +25,14 @@ from typing import Dict, List, Optional
 
 import pytest
 
+from tests import lintian_trixie
 from tests.debs import build_debs, build_source
 from tests.vm import REPO, new_run_dir
 
 UNIT = REPO / "packaging" / "systemd" / "shrinkd.service"
+# The top-level folders that are links into /usr on a merged-/usr system (Debian 12 and later): a
+# package file under one of them is an aliased location (DEP17), which trixie's lintian calls an error.
+ALIASED = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SCORE = re.compile(r"Overall exposure level for (\S+): (\d+\.\d+)")
 
 pytestmark = pytest.mark.skipif(
@@ -50,11 +55,14 @@ def debs() -> Dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def installed_root(debs: Dict[str, Path]) -> Path:
-    """The shrinkd package unpacked over a copy of this machine's systemd units and /bin/kill."""
+    """The shrinkd package unpacked over a copy of this machine's systemd units and /bin/kill, in a merged-/usr
+    root (/bin and /lib are links into /usr, as on Debian 12 and later)."""
     root = new_run_dir("root-")
-    shutil.copytree("/lib/systemd/system", root / "lib" / "systemd" / "system", symlinks=True)
-    (root / "bin").mkdir()
-    shutil.copy2("/bin/kill", root / "bin" / "kill")
+    shutil.copytree("/usr/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system", symlinks=True)
+    (root / "usr" / "bin").mkdir(parents=True)
+    shutil.copy2("/bin/kill", root / "usr" / "bin" / "kill")
+    for alias in ALIASED:
+        (root / alias.lstrip("/")).symlink_to("usr" + alias)
     unpacked = run(["dpkg-deb", "-x", str(debs["shrinkd"]), str(root)])
     assert unpacked.returncode == 0, unpacked.stderr
     return root
@@ -74,7 +82,7 @@ def test_verify_reports_a_broken_unit(installed_root: Path) -> None:
     """The check above can fail: a misspelt key and a missing ExecStart= binary are reported."""
     broken = new_run_dir("root-broken-")
     shutil.copytree(installed_root, broken, symlinks=True, dirs_exist_ok=True)
-    unit = broken / "lib" / "systemd" / "system" / "shrinkd.service"
+    unit = broken / "usr" / "lib" / "systemd" / "system" / "shrinkd.service"
     unit.write_text(unit.read_text().replace("MemoryMin=", "MemoryMinimum=", 1))
     assert "MemoryMinimum" in verify(broken).stderr
     (broken / "usr" / "bin" / "shrinkd").unlink()
@@ -193,8 +201,8 @@ def test_shrinkd_package_contents(debs: Dict[str, Path], installed_root: Path) -
     assert modules and all(f"/usr/lib/python3/dist-packages/{path}" in entries for path in modules)
     assert not [path for path in entries if path.endswith(".pyc") or "__pycache__" in path]
     for packaged, source in (
-        ("lib/systemd/system/shrinkd.service", "packaging/systemd/shrinkd.service"),
-        ("lib/udev/rules.d/60-shrinkd.rules", "packaging/udev/60-shrinkd.rules"),
+        ("usr/lib/systemd/system/shrinkd.service", "packaging/systemd/shrinkd.service"),
+        ("usr/lib/udev/rules.d/60-shrinkd.rules", "packaging/udev/60-shrinkd.rules"),
         ("etc/shrinkd/shrinkd.yaml", "config/shrinkd.yaml"),
         ("usr/bin/shrinkd", "packaging/bin/shrinkd"),
         # uncompressed: the unit's Documentation= names it
@@ -214,6 +222,95 @@ def test_shrinkd_package_contents(debs: Dict[str, Path], installed_root: Path) -
     assert control_file(deb, "conffiles").split() == ["/etc/shrinkd/shrinkd.yaml"]
     assert field(deb, "Version") == python_version()
     assert changelog_top(deb, "shrinkd").startswith(f"shrinkd ({python_version()}) ")
+
+
+def test_packages_install_nothing_under_an_aliased_folder(debs: Dict[str, Path]) -> None:
+    """Every file under /usr (or /etc): debian/rules moves what bookworm's debhelper puts under /lib."""
+    for package, deb in debs.items():
+        entries = listing(deb)
+        assert [path for path in entries if any(path == alias or path.startswith(alias + "/") for alias in ALIASED)] \
+            == [], package
+    assert "/usr/lib/systemd/system/shrinkd.service" in listing(debs["shrinkd"])
+
+
+# The unit and the rule, where shrinkd releases before 0.1.0's move to /usr put them.
+MOVED = {"/usr/lib/systemd/system/shrinkd.service": "/lib/systemd/system/shrinkd.service",
+         "/usr/lib/udev/rules.d/60-shrinkd.rules": "/lib/udev/rules.d/60-shrinkd.rules"}
+
+
+def repack(deb: Path, out: Path, version: str, package: str = "shrinkd", to_lib: bool = False,
+           keep: Optional[List[str]] = None, replaces: str = "") -> Path:
+    """A copy of `deb` at `version` without maintainer scripts (only dpkg's file handling is under test):
+    `to_lib` puts the unit and the rule back under /lib, `keep` leaves only those files."""
+    root = out / f"{package}-{version}"
+    assert run(["dpkg-deb", "-R", str(deb), str(root)]).returncode == 0
+    for script in ("preinst", "postinst", "prerm", "postrm", "conffiles"):
+        (root / "DEBIAN" / script).unlink(missing_ok=True)
+    (root / "DEBIAN" / "md5sums").unlink()
+    if to_lib:
+        for new, old in MOVED.items():
+            (root / old.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            (root / new.lstrip("/")).rename(root / old.lstrip("/"))
+    if keep is not None:
+        for path in sorted(root.rglob("*"), reverse=True):
+            inside = "/" + str(path.relative_to(root))
+            if inside.startswith("/DEBIAN"):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                if not any(path.iterdir()):
+                    path.rmdir()
+            elif inside not in keep:
+                path.unlink()
+    control = root / "DEBIAN" / "control"
+    text = re.sub(r"^Version: .*$", f"Version: {version}", control.read_text(), flags=re.M)
+    text = re.sub(r"^Package: .*$", f"Package: {package}", text, flags=re.M)
+    control.write_text(text + (f"Replaces: {replaces}\n" if replaces else ""))
+    built = out / f"{package}_{version}_all.deb"
+    result = run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(built)])
+    assert result.returncode == 0, result.stderr
+    return built
+
+
+def merged_usr_root(tmp: Path) -> Path:
+    """An empty dpkg database in a root whose /bin, /sbin and /lib are links into /usr (merged /usr)."""
+    root = tmp / "root"
+    for folder in ("usr/bin", "usr/sbin", "usr/lib", "var/lib/dpkg/info", "var/lib/dpkg/updates"):
+        (root / folder).mkdir(parents=True)
+    for alias in ("/bin", "/sbin", "/lib"):
+        (root / alias.lstrip("/")).symlink_to("usr" + alias)
+    (root / "var/lib/dpkg/status").touch()
+    return root
+
+
+def unpack(root: Path, deb: Path) -> None:
+    result = run(["dpkg", f"--root={root}", "--log=/dev/null", "--unpack", str(deb)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_upgrade_from_lib_paths_keeps_the_unit_and_rule(debs: Dict[str, Path], tmp_path: Path) -> None:
+    """DEP17: on a merged-/usr system, upgrading from a shrinkd with the unit and rule under /lib to this one
+    (under /usr/lib) keeps both. dpkg removes the old paths, which are the same files as the new ones: it
+    leaves a file that is the same (device and inode) as one the new version installs."""
+    root = merged_usr_root(tmp_path)
+    unpack(root, repack(debs["shrinkd"], tmp_path, "0.0.9", to_lib=True))
+    assert all((root / old.lstrip("/")).is_file() for old in MOVED.values())
+    unpack(root, repack(debs["shrinkd"], tmp_path, "0.1.0"))
+    for new in MOVED:
+        assert (root / new.lstrip("/")).read_bytes() == member(debs["shrinkd"], new), new
+    owned = run(["dpkg-query", f"--admindir={root / 'var/lib/dpkg'}", "-L", "shrinkd"]).stdout.splitlines()
+    assert set(MOVED) <= set(owned) and not set(MOVED.values()) & set(owned)
+
+
+def test_a_move_to_another_package_loses_the_file(debs: Dict[str, Path], tmp_path: Path) -> None:
+    """The check above can fail: moving the rule to /usr/lib in another package while shrinkd drops it (the
+    file loss DEP17 warns of) leaves no rule, in the same merged-/usr root."""
+    root = merged_usr_root(tmp_path)
+    rule = "/usr/lib/udev/rules.d/60-shrinkd.rules"
+    unpack(root, repack(debs["shrinkd"], tmp_path, "0.0.9", to_lib=True))
+    unpack(root, repack(debs["shrinkd"], tmp_path, "0.0.9", package="shrinkd-rules", keep=[rule], replaces="shrinkd"))
+    assert (root / rule.lstrip("/")).is_file()
+    unpack(root, repack(debs["shrinkd"], tmp_path, "0.1.0", keep=["/usr/bin/shrinkd"]))
+    assert not (root / rule.lstrip("/")).exists()
 
 
 def test_manual_page_lists_every_subcommand(debs: Dict[str, Path], tmp_path: Path) -> None:
@@ -368,21 +465,32 @@ def bad_package(debs: Dict[str, Path], tmp: Path) -> Path:
     return bad
 
 
+LINTIAN_OPTIONS = ["--display-level", ">=warning"]
+
+
 @pytest.fixture(scope="module")
-def lintian_hints(debs: Dict[str, Path]) -> Dict[str, List[str]]:
-    """Errors and warnings (E:/W: lines) of one lintian run, by package: the source package, both
-    binary packages and a bad package that shows the check can fail."""
+def lintian_targets(debs: Dict[str, Path]) -> List[Path]:
+    """What lintian checks: the source package, both binary packages and a bad package that shows the
+    check can fail."""
     out = new_run_dir("lintian-")
-    dsc = build_source(out)
-    targets = [dsc, debs["shrinkd"], debs["shrinkmem-dkms"], bad_package(debs, out)]
-    result = run(["lintian", "--display-level", ">=warning", *map(str, targets)])
-    assert result.returncode in (0, 1, 2), result.stderr
+    return [build_source(out), debs["shrinkd"], debs["shrinkmem-dkms"], bad_package(debs, out)]
+
+
+def hints_by_package(result: subprocess.CompletedProcess[str]) -> Dict[str, List[str]]:
+    """Errors and warnings (E:/W: lines) of one lintian run, by package ("NAME source" for a source)."""
+    assert result.returncode in (0, 1, 2), result.stdout + result.stderr
     found: Dict[str, List[str]] = {}
     for line in result.stdout.splitlines():
         match = re.match(r"([EW]): (\S+?)( source)?: ", line)
         if match:
             found.setdefault(match.group(2) + (match.group(3) or ""), []).append(line)
     return found
+
+
+@pytest.fixture(scope="module")
+def lintian_hints(lintian_targets: List[Path]) -> Dict[str, List[str]]:
+    """This machine's (Debian 12, bookworm) lintian."""
+    return hints_by_package(run(["lintian", *LINTIAN_OPTIONS, *map(str, lintian_targets)]))
 
 
 def test_lintian_reports_no_error_or_warning(lintian_hints: Dict[str, List[str]]) -> None:
@@ -393,6 +501,36 @@ def test_lintian_reports_no_error_or_warning(lintian_hints: Dict[str, List[str]]
 def test_lintian_sees_a_bad_package(lintian_hints: Dict[str, List[str]]) -> None:
     """The check above can fail: a maintainer on localhost is an error."""
     assert any("bogus-mail-host" in line for line in lintian_hints.get("shrinkmem-bad", []))
+
+
+@pytest.fixture(scope="module")
+def trixie_lintian_hints(lintian_targets: List[Path]) -> Dict[str, List[str]]:
+    """Debian 13 (trixie)'s lintian, in a chroot built once and cached (tests/lintian_trixie.py)."""
+    return hints_by_package(lintian_trixie.run_lintian(lintian_targets, LINTIAN_OPTIONS))
+
+
+@pytest.mark.skipif(shutil.which("mmdebstrap") is None, reason="mmdebstrap is needed: run scripts/setup.sh")
+def test_trixie_lintian_reports_no_error_or_warning(trixie_lintian_hints: Dict[str, List[str]]) -> None:
+    """Debian 13's lintian has newer checks: the packages are clean there too."""
+    ours = {name: lines for name, lines in trixie_lintian_hints.items() if not name.startswith("shrinkmem-bad")}
+    assert ours == {}
+
+
+@pytest.mark.skipif(shutil.which("mmdebstrap") is None, reason="mmdebstrap is needed: run scripts/setup.sh")
+def test_trixie_lintian_sees_a_bad_package(trixie_lintian_hints: Dict[str, List[str]]) -> None:
+    """Debian 13's lintian runs on the same targets with the same options, and flags the bad package."""
+    assert any("bogus-mail-host" in line for line in trixie_lintian_hints.get("shrinkmem-bad", []))
+
+
+@pytest.mark.skipif(shutil.which("mmdebstrap") is None, reason="mmdebstrap is needed: run scripts/setup.sh")
+def test_unreachable_archive_fails_the_trixie_chroot_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No archive, no chroot: an error naming the archive and the log, not a skip."""
+    monkeypatch.setenv("SHRINKD_TEST_CACHE", str(tmp_path))
+    monkeypatch.setattr(lintian_trixie, "MIRROR", "http://127.0.0.1:9/debian")
+    with pytest.raises(RuntimeError, match=r"building the trixie lintian chroot from http://127\.0\.0\.1:9/debian failed "
+                                           r"\(mmdebstrap exit \d+\); log .*build\.log") as raised:
+        lintian_trixie.ensure_chroot()
+    assert "Could not connect to 127.0.0.1:9" in str(raised.value)
 
 
 def test_lintian_overrides_are_justified() -> None:
@@ -519,4 +657,4 @@ def test_unit_is_placed_by_dh_installsystemd(debs: Dict[str, Path]) -> None:
     link = REPO / "debian" / "shrinkd.service"
     assert link.is_symlink() and link.resolve() == UNIT.resolve()
     assert "systemd" not in (REPO / "debian" / "shrinkd.install").read_text()
-    assert member(debs["shrinkd"], "/lib/systemd/system/shrinkd.service") == UNIT.read_bytes()
+    assert member(debs["shrinkd"], "/usr/lib/systemd/system/shrinkd.service") == UNIT.read_bytes()
