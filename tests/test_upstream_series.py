@@ -564,6 +564,6 @@ def test_the_series_is_applied_and_its_driver_built_in_the_test_kernel_tree(targ
     symbols = kmod_vm.undefined_symbols(ko)
     assert "shrink_all_memory" in symbols and "register_kprobe" not in symbols
     modinfo = subprocess.run(["modinfo", str(ko)], capture_output=True, text=True, check=True).stdout
-    fields = dict(re.findall(r"^(\w+):\s+(.*)$", modinfo, re.M))
+    fields = dict(re.findall(r"^(\w+):[ \t]*(.*)$", modinfo, re.M))
     assert fields["intree"] == "Y" and fields["vermagic"].split()[0] == kernel.release, modinfo
     assert re.findall(r"^parm:\s+(\w+):", modinfo, re.M) == ["max_mb", "chunk_mb"], modinfo
