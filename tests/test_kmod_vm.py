@@ -28,7 +28,7 @@ With SHRINKD_TEST_KERNELS=1, two more test kernels must refuse the module (witho
 CONFIG_HIBERNATION; kCFI without the export): insmod fails with the module's one-line
 reason, nothing is registered, and the kernel log has no warning. The test kernels are
 not part of the default run (nor of CI's): their cold build costs about 25 CPU minutes
-here, and with the KASAN guest the suite no longer fits CI's 90 minutes on two cores
+here (and upstream-6.1 14 more), and with the KASAN guest the suite no longer fits CI's 90 minutes on two cores
 (kmod/README.md, "Tests").
 """
 
