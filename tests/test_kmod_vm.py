@@ -17,11 +17,18 @@ events, a seeded fuzz, requests stopped by SIGKILL and the freezer and left runn
 handled SIGTERM or SIGCHLD, waits restarted under SA_RESTART, read-only descriptors refused,
 rmmod while open, reload, a module of another ABI version, and a clean kernel log.
 
+With SHRINKD_TEST_KERNELS=1 the same guest checks also run on the driver of the upstream
+series (kmod/patches/upstream/): the test kernel upstream-6.1 is Debian's 6.1 source with
+the whole series applied and CONFIG_SHRINKMEM=m, and the guest loads the shrinkmem.ko
+built in that tree. Every check applies to it but two, which IN_TREE_DIFFERENCES names
+with their reason (no line at load, no module version); the tests check what the
+in-tree driver does there instead.
+
 With SHRINKD_TEST_KERNELS=1, two more test kernels must refuse the module (without
 CONFIG_HIBERNATION; kCFI without the export): insmod fails with the module's one-line
 reason, nothing is registered, and the kernel log has no warning. The test kernels are
 not part of the default run (nor of CI's): their cold build costs about 25 CPU minutes
-here, and with the KASAN guest the suite no longer fits CI's 90 minutes on two cores
+here (and upstream-6.1 14 more), and with the KASAN guest the suite no longer fits CI's 90 minutes on two cores
 (kmod/README.md, "Tests").
 """
 
@@ -51,10 +58,23 @@ SERIES = ["6.1", "6.12"]
 # module: with SHRINKD_TEST_KERNELS=1 only (the module docstring says why).
 TEST_KERNELS = os.environ.get("SHRINKD_TEST_KERNELS") == "1"
 SUITE_KERNELS = ["kcfi-debug-export"] if TEST_KERNELS else []
+# Kernels built from the upstream series, where the suite runs on the in-tree driver (the
+# shrinkmem.ko built in the kernel's own tree) instead of a build of kmod/.
+ALL_IN_TREE_KERNELS = ["upstream-6.1"]
+IN_TREE_KERNELS = ALL_IN_TREE_KERNELS if TEST_KERNELS else []
+# What the out-of-tree module does and the in-tree driver leaves out on purpose (kmod/README.md,
+# "Upstream patch series"): the checks of these cannot apply to the in-tree driver, and the tests
+# that make them check the in-tree driver's own behaviour there instead.
+IN_TREE_DIFFERENCES = {
+    "ready line": "the in-tree driver prints no line at load (a driver that works says nothing):"
+    " its load leaves no line in the kernel log, where the module says 'shrinkmem: ready: ...'",
+    "module version": "the in-tree driver has no MODULE_VERSION (it goes with its kernel's version):"
+    " modinfo says 'intree: Y' and has no version to compare with dkms.conf's",
+}
 # The guests booted here: Debian's 6.1 (the kprobe path) and the test kernel (the direct call,
 # lockdep and KASAN). Debian's 6.12 module runs the same guest checks in the x86_64-6.12 board
 # session (tests/boards.py: DKMS-built, as a board gets it), so it is not booted twice.
-TARGETS = ["6.1", *SUITE_KERNELS]
+TARGETS = ["6.1", *SUITE_KERNELS, *IN_TREE_KERNELS]
 ALL_REFUSALS = {
     "kcfi-debug-nohib": "refusing to load: this kernel is built without CONFIG_HIBERNATION",
     "kcfi-debug": "refusing to load: kCFI would reject an indirect call to shrink_all_memory()",
@@ -192,8 +212,18 @@ def make_vars_of(target: str) -> List[str]:
 
 @functools.cache
 def build(target: str) -> Build:
-    """The module built with W=1 against a target's headers, in a copy of kmod/ of its own."""
+    """The module built with W=1 against a target's headers, in a copy of kmod/ of its own; for a
+    kernel built from the upstream series, the in-tree driver that kernel's build made."""
     release = release_of(target)
+    if target in ALL_IN_TREE_KERNELS:
+        # Copied under .vm/: a guest sees the host's files, but not /var/cache, where the kernel's cache is.
+        kernel = built_kernel(target)
+        directory = vm.VM_ROOT / f"kmod-{release}"
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        shutil.copy2(kernel.kept_module("shrinkmem.ko"), directory / "shrinkmem.ko")
+        return Build(release, kernel.build_dir, directory, 0, (kernel.dir / "build.log").read_text(errors="replace"))
     return build_in(vm.VM_ROOT / f"kmod-{release}", kdir_of(target), release, *make_vars_of(target))
 
 
@@ -689,7 +719,11 @@ ALL_SECTIONS = [
 
 @functools.cache
 def other_abi_build(target: str) -> Build:
-    """The module with SHRINKMEM_ABI_VERSION raised by one, for the client's version check."""
+    """The module with SHRINKMEM_ABI_VERSION raised by one, for the client's version check.
+
+    On a kernel of the upstream series too: the in-tree driver's version never changes (its header
+    has none; it always reports 2), so a driver speaking another one can only be another build, and
+    this one, calling the series' export directly, is what the client must refuse there."""
     release = release_of(target)
     directory = copy_kmod(vm.VM_ROOT / f"kmod-other-abi-{release}")
     header = directory / "uapi" / "shrinkmem.h"
@@ -720,6 +754,9 @@ PLANS = {
     # section watched by lockdep and KASAN (they slow reclaim down several times under
     # emulation: a smaller hog).
     "kcfi-debug-export": GuestPlan(ALL_SECTIONS, hog_mb=1000, kill_mb=1200),
+    # The in-tree driver on a gcc kernel without debug options: every section, the sizes of
+    # Debian's 6.1.
+    "upstream-6.1": GuestPlan(ALL_SECTIONS, hog_mb=1000, kill_mb=1200),
 }
 FULL_TARGETS = [target for target in TARGETS if "kill" in PLANS[target].sections]
 
@@ -905,10 +942,15 @@ def test_module_loads_with_device_node_and_modinfo(guest: GuestRun) -> None:
     assert int(load["parameters"]["max_mb"]) == max(load["totalram_pages"] // MB_PAGES // 4, 1)
     assert load["info"]["max_pages"] == int(load["parameters"]["max_mb"]) * MB_PAGES
     assert load["parameters"]["chunk_mb"] == "16"
-    assert any(f"shrinkmem: ready: shrink_all_memory() via {method}" in line for line in load["load_log"])
-    modinfo = dict(re.findall(r"^(\w+):\s+(.*)$", load["modinfo"], re.M))
+    modinfo = dict(re.findall(r"^(\w+):[ \t]*(.*)$", load["modinfo"], re.M))  # a field may be empty (depends:)
+    if guest.series in ALL_IN_TREE_KERNELS:
+        # IN_TREE_DIFFERENCES: no line at load and no version; what holds instead.
+        assert [line for line in load["load_log"] if "shrinkmem" in line] == [], load["load_log"]
+        assert "version" not in modinfo and modinfo["intree"] == "Y", load["modinfo"]
+    else:
+        assert any(f"shrinkmem: ready: shrink_all_memory() via {method}" in line for line in load["load_log"])
+        assert modinfo["version"] == module_version() == dkms_conf()["PACKAGE_VERSION"]
     assert modinfo["license"] == "GPL"
-    assert modinfo["version"] == module_version() == dkms_conf()["PACKAGE_VERSION"]
     assert modinfo["description"] and modinfo["author"]
     assert modinfo["vermagic"].split()[0] == guest.release == guest.results["uname"]
     assert re.search(r"^parm:\s+max_mb:", load["modinfo"], re.M)
@@ -1423,7 +1465,9 @@ def test_rmmod_is_clean_and_insmod_again_takes_max_mb(guest: GuestRun) -> None:
 @pytest.mark.vm
 def test_kernel_log_stays_clean(guest: GuestRun) -> None:
     dmesg = guest.results["dmesg"]
-    assert "shrinkmem: ready" in dmesg
+    # The in-tree driver says nothing at load (IN_TREE_DIFFERENCES): the lines of its requests
+    # show that the log holds the run.
+    assert ("shrinkmem: requested" if guest.series in ALL_IN_TREE_KERNELS else "shrinkmem: ready") in dmesg
     bad = [line for line in dmesg.splitlines() if BAD_KERNEL_LOG.search(line)]
     assert bad == [], "\n".join(bad)
     if guest.series == "kcfi-debug-export":
@@ -1436,6 +1480,17 @@ def test_kernel_log_stays_clean(guest: GuestRun) -> None:
         assert debug is not None and debug["debug_locks"] == 1 and debug["lock_classes"] > 0, debug
         assert list(guest.results["section_seconds"]) == ALL_SECTIONS, guest.results["section_seconds"]
     assert list(guest.results["section_seconds"]) == PLANS[guest.series].sections
+
+
+def test_every_section_runs_on_the_in_tree_driver() -> None:
+    """Nothing of the suite is left out on the kernels of the upstream series: each runs every
+    section, and what does not apply to the in-tree driver is named with its reason."""
+    for name in ALL_IN_TREE_KERNELS:
+        assert PLANS[name].sections == ALL_SECTIONS, name
+        spec = testkernels.SPECS[name]
+        # The guest loads the driver the kernel's own build made from the whole series.
+        assert spec.series and not spec.export_patch and spec.keep_modules == ("drivers/misc/shrinkmem.ko",), spec
+        assert testkernels.parse_fragment(spec.fragment) == {"CONFIG_HIBERNATION": "y", "CONFIG_SHRINKMEM": "m"}
 
 
 # ---------------------------------------------------------------- kernels that must refuse the module

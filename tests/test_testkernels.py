@@ -5,6 +5,7 @@ The kernels themselves are built and booted by tests/test_kmod_vm.py and tests/t
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -97,8 +98,30 @@ def test_kernels_sharing_a_tree_differ_by_one_thing() -> None:
     # One compiler, so one tree: the first kernel listed is the full build.
     assert {specs[name].compiler for name in KCFI} == {"clang"}
     # The board kernel differs in many options: built with gcc, in a tree of its own, it leaves the
-    # clang tree's objects as the kCFI kernels left them (and theirs leave its own).
-    assert [name for name, spec in specs.items() if spec.compiler == "gcc"] == ["board-nohib"]
+    # clang tree's objects as the kCFI kernels left them (and theirs leave its own). The series kernel
+    # is built with gcc too, in a third tree, where the series stays applied.
+    assert [name for name, spec in specs.items() if spec.compiler == "gcc"] == ["board-nohib", "upstream-6.1"]
+    assert [name for name, spec in specs.items() if spec.series] == ["upstream-6.1"]
+
+
+def test_the_series_kernel_builds_the_in_tree_driver_as_a_module() -> None:
+    """upstream-6.1: the series instead of the export patch, the driver as a module that the cache keeps
+    for the guest to load, and nothing of the debug kernels (the suite's guest runs at Debian's pace)."""
+    spec = testkernels.SPECS["upstream-6.1"]
+    options = spec.wanted()
+    assert options["CONFIG_HIBERNATION"] == "y" and options["CONFIG_SHRINKMEM"] == "m"
+    assert options["CONFIG_MODULES"] == options["CONFIG_MODULE_UNLOAD"] == "y"
+    for option in ("CONFIG_KASAN", "CONFIG_PROVE_LOCKING", "CONFIG_CFI_CLANG"):
+        assert option not in options, option
+    assert spec.series and not spec.export_patch and spec.compiler == "gcc"
+    kernel = testkernels.TestKernel(spec, Path("/cache/upstream-6.1-key"))
+    assert kernel.kept_module("shrinkmem.ko") == Path("/cache/upstream-6.1-key/modules/shrinkmem.ko")
+    with pytest.raises(KeyError, match=r"keeps no module 'other\.ko'"):
+        kernel.kept_module("other.ko")
+    # The series' patches in the order they apply, without the cover letter.
+    names = [path.name for path in testkernels.series_patches()]
+    assert names == sorted(names) and names[0].startswith("0001-") and len(names) == 5
+    assert not any(name.startswith("0000") for name in names)
 
 
 def test_a_kernels_module_index_is_kept_beside_its_image(tmp_path: Path) -> None:
@@ -131,6 +154,60 @@ def test_keys_are_stable_and_tell_the_kernels_apart() -> None:
     assert keys == {name: testkernels.spec_key(spec) for name, spec in testkernels.SPECS.items()}
     # Every input changes the key: here the patch (the clang pair differs by nothing else).
     assert all(len(key) == 16 for key in keys.values())
+
+
+@needs_inputs
+def test_the_series_kernels_key_follows_each_patch_but_not_the_cover_letter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Any byte of a patch of the series makes a new kernel; the cover letter's text (its figures) does not."""
+    series = tmp_path / "upstream"
+    shutil.copytree(testkernels.SERIES_DIR, series)
+    monkeypatch.setattr(testkernels, "SERIES_DIR", series)
+    spec = testkernels.SPECS["upstream-6.1"]
+    key = testkernels.spec_key(spec)
+    cover = series / "0000-cover-letter.patch"
+    cover.write_text(cover.read_text() + "more figures\n")
+    assert testkernels.spec_key(spec) == key
+    driver = next(series.glob("0003-*.patch"))
+    driver.write_text(driver.read_text().replace("default 16", "default 8", 1))
+    assert testkernels.spec_key(spec) != key
+    # Nor do the kernels without the series see it.
+    others = {name: testkernels.spec_key(other) for name, other in testkernels.SPECS.items() if not other.series}
+    monkeypatch.setattr(testkernels, "SERIES_DIR", testkernels.REPO / "kmod" / "patches" / "upstream")
+    assert others == {name: testkernels.spec_key(other) for name, other in testkernels.SPECS.items() if not other.series}
+
+
+def _one_file_patch(old: str, new: str) -> str:
+    return f"--- a/f.txt\n+++ b/f.txt\n@@ -1 +1 @@\n-{old}\n+{new}\n"
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="patch(1) is not installed: run scripts/setup.sh")
+def test_the_series_tree_follows_a_changed_patch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The series tree is patched once; a changed patch is reverted as it was applied, then applied anew;
+    a patch that does not apply leaves the tree as it was and says which."""
+    series, tree = tmp_path / "series", tmp_path / "tree"
+    series.mkdir()
+    tree.mkdir()
+    monkeypatch.setattr(testkernels, "SERIES_DIR", series)
+    (tree / "f.txt").write_text("a\n")
+    (series / "0000-cover-letter.patch").write_text("not a patch\n")
+    (series / "0001-first.patch").write_text(_one_file_patch("a", "b"))
+    (series / "0002-second.patch").write_text(_one_file_patch("b", "c"))
+    log = tmp_path / "log"
+    testkernels._set_series(tree, log)
+    assert (tree / "f.txt").read_text() == "c\n"
+    testkernels._set_series(tree, log)  # unchanged: nothing to do (applying again would fail)
+    assert (tree / "f.txt").read_text() == "c\n"
+    (series / "0002-second.patch").write_text(_one_file_patch("b", "d"))
+    testkernels._set_series(tree, log)
+    assert (tree / "f.txt").read_text() == "d\n"
+    assert sorted(p.name for p in (tree / testkernels._APPLIED).iterdir()) == ["0001-first.patch", "0002-second.patch"]
+    (series / "0002-second.patch").write_text(_one_file_patch("x", "y"))
+    with pytest.raises(testkernels.KernelBuildError, match="failed in"):
+        testkernels._set_series(tree, log)
+    assert (tree / "f.txt").read_text() == "b\n"  # the first patch only, no hunk of the bad one
+    assert sorted(p.name for p in tree.iterdir() if p.name != testkernels._APPLIED) == ["f.txt"]  # no .rej, no .orig
 
 
 @needs_inputs

@@ -11,7 +11,10 @@ constants, as the compiler sees them.
 
 With SHRINKD_TEST_KERNELS=1 only, one more test builds the driver from the series, with
 W=1, against the test kernel of tests/testkernels.py that carries the export
-(kcfi-debug-export: clang 16, kCFI, lockdep, KASAN).
+(kcfi-debug-export: clang 16, kCFI, lockdep, KASAN), and one checks the test kernel built
+from the whole series (upstream-6.1: gcc, CONFIG_SHRINKMEM=m): its driver was built in
+its tree without a warning and calls the export. tests/test_kmod_vm.py runs the module
+suite on that driver.
 """
 
 from __future__ import annotations
@@ -182,6 +185,20 @@ def test_the_in_tree_driver_calls_shrink_all_memory_directly() -> None:
     for word in ("kprobe", "refusing", "X86_FEATURE_IBT", "CFI", "SHRINKMEM_EXPORTED", "MODULE_VERSION"):
         assert word not in driver, word
     assert "#include <linux/shrinkmem.h>" in driver
+
+
+def test_what_the_suite_says_the_in_tree_driver_leaves_out_it_does() -> None:
+    """tests/test_kmod_vm.py runs every check on the in-tree driver but those IN_TREE_DIFFERENCES names:
+    no line at load (it logs only errors, and each request with dynamic debug) and no module version."""
+    assert sorted(kmod_vm.IN_TREE_DIFFERENCES) == ["module version", "ready line"]
+    driver = patch_creating(IN_TREE_DRIVER).new_file(IN_TREE_DRIVER)
+    assert "MODULE_VERSION" not in driver
+    printed = re.findall(r"\b(pr_\w+|printk|dev_\w+)\(", driver)
+    assert set(printed) - {"pr_fmt"} == {"pr_err", "pr_debug"}, printed
+    init = re.search(r"^static int __init shrinkmem_init\(void\)\n\{\n(.*?)^\}$", driver, re.M | re.S)
+    assert init and "pr_debug" not in init.group(1)
+    # What the suite checks instead: modinfo's "intree: Y" comes from the module being built in the tree.
+    assert "MODULE_LICENSE(\"GPL\")" in driver and "MODULE_DESCRIPTION(" in driver and "MODULE_AUTHOR(" in driver
 
 
 # ---------------------------------------------------------------- the uapi: in-tree against out-of-tree
@@ -527,3 +544,26 @@ def test_driver_builds_from_the_series_against_the_test_kernel(target: str) -> N
     assert "WARNING" not in output, output  # modpost: every symbol resolved
     symbols = kmod_vm.undefined_symbols(work / "shrinkmem.ko")
     assert "shrink_all_memory" in symbols and "register_kprobe" not in symbols
+
+
+@pytest.mark.parametrize("target", kmod_vm.IN_TREE_KERNELS)
+def test_the_series_is_applied_and_its_driver_built_in_the_test_kernel_tree(target: str) -> None:
+    """upstream-6.1: the whole series as it is now, CONFIG_SHRINKMEM=m on CONFIG_HIBERNATION, the driver built
+    with the kernel (no warning from any file the series touches) and linked to the export, no kprobe."""
+    kernel = kmod_vm.built_kernel(target)
+    assert kernel.info["series"] == [patch.path.name for patch in patches()]
+    config = kernel.config
+    assert config["CONFIG_HIBERNATION"] == "y" and config["CONFIG_SHRINKMEM"] == "m"
+    assert kmod_vm.exports_shrink_all_memory(kernel.build_dir)
+    log = (kernel.dir / "build.log").read_text(errors="replace")
+    assert re.search(r"^\s+CC \[M\]\s+drivers/misc/shrinkmem\.o$", log, re.M), "the tree's build never compiled the driver"
+    touched = sorted({name for patch in patches() for name in patch.touched()})
+    warnings = [line for line in kmod_vm.compiler_diagnostics(log) if any(name in line for name in touched)]
+    assert warnings == [], "\n".join(warnings)
+    ko = kernel.kept_module("shrinkmem.ko")
+    symbols = kmod_vm.undefined_symbols(ko)
+    assert "shrink_all_memory" in symbols and "register_kprobe" not in symbols
+    modinfo = subprocess.run(["modinfo", str(ko)], capture_output=True, text=True, check=True).stdout
+    fields = dict(re.findall(r"^(\w+):[ \t]*(.*)$", modinfo, re.M))
+    assert fields["intree"] == "Y" and fields["vermagic"].split()[0] == kernel.release, modinfo
+    assert re.findall(r"^parm:\s+(\w+):", modinfo, re.M) == ["max_mb", "chunk_mb"], modinfo

@@ -2,15 +2,22 @@
 
 Every Debian kernel has hibernation, none has kCFI, none exports shrink_all_memory()
 and none runs lockdep or KASAN. The shrinkmem tests need each of those, so this
-module builds minimal x86_64 kernels. Three boot with tests/vm.py (virtme-ng), all
-three with clang-16, kCFI (CONFIG_CFI_CLANG), PROVE_LOCKING and KASAN:
+module builds minimal x86_64 kernels. Four boot with tests/vm.py (virtme-ng); three
+with clang-16, kCFI (CONFIG_CFI_CLANG), PROVE_LOCKING and KASAN:
 
     kcfi-debug-export   the export patch: the direct call works under kCFI, and the
                         whole module suite runs with lockdep and KASAN watching
     kcfi-debug          no export: the module must refuse (kCFI)
     kcfi-debug-nohib    no CONFIG_HIBERNATION: the module must refuse (no shrink_all_memory())
 
-and one boots a board (tests/vm.py's Board, with BootWith): a Debian root with systemd
+and one, built with gcc and no debug options, carries the upstream series (kmod/patches/upstream/)
+instead of the export patch, and the module suite runs on the driver that series adds:
+
+    upstream-6.1        the whole series applied, CONFIG_HIBERNATION=y, CONFIG_SHRINKMEM=m:
+                        drivers/misc/shrinkmem.ko, built in the kernel tree, is what the
+                        guest loads (its .ko is kept beside the image, in modules/)
+
+One more boots a board (tests/vm.py's Board, with BootWith): a Debian root with systemd
 as PID 1, so built with gcc, without the debug options (systemd must start in minutes
 under emulation) and with what the board image and systemd need built in (BOARD_FRAGMENT):
 
@@ -24,7 +31,10 @@ have stuck. The three kCFI kernels share one source and object tree, built in pl
 differs from the first by the one-line export patch or by one option, so make rebuilds
 only what that touches (a cold build is one full kernel and two short rebuilds).
 board-nohib differs from them in many options and its compiler, so it has the gcc tree
-to itself (one full build: 776 CPU seconds here) and leaves theirs as it was. Builds
+to itself (one full build: 776 CPU seconds here) and leaves theirs as it was. upstream-6.1
+has a gcc tree of its own too (trees/gcc-<source version>-series/), in which the series
+stays applied: a change to a patch reverts the series as it was applied (copies kept in the
+tree) and applies the new one, so make rebuilds only the files the change touches. Builds
 run niced, two jobs, one at a time (a lock).
 
 The cache lives outside the repository, under $SHRINKD_TEST_CACHE (default
@@ -34,11 +44,13 @@ The cache lives outside the repository, under $SHRINKD_TEST_CACHE (default
     <name>-<key>/vmlinuz                 the image tests/vm.py boots
     <name>-<key>/build/                  what an out-of-tree module build needs
     <name>-<key>/modules/                modules.builtin, .builtin.modinfo, .order for a guest's
-                                         /lib/modules/<release>/ (kernels built since they were added)
+                                         /lib/modules/<release>/ (kernels built since they were added),
+                                         and the modules a spec keeps (upstream-6.1: shrinkmem.ko)
     <name>-<key>/build-info.json         build seconds, compiler, the resolved config
 
 <key> hashes everything that goes into the kernel: the source package version, the
-compiler's version, the patch, virtme's options and ours. A test asks for a kernel
+compiler's version, the patch (or the bytes of each patch of the series, not its cover
+letter), virtme's options and ours. A test asks for a kernel
 with `ensure("kcfi-debug")`, which builds it when it is missing (a cold CI run builds
 them all once) and returns at once when it is cached.
 
@@ -68,6 +80,7 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 SOURCE_PACKAGE = "linux-source-6.1"
 EXPORT_PATCH = REPO / "kmod" / "patches" / "export-shrink_all_memory.patch"
+SERIES_DIR = REPO / "kmod" / "patches" / "upstream"
 # Raised when the way kernels are built changes, so that old cache entries are not reused.
 BUILDER_VERSION = "2"
 JOBS = 2
@@ -160,6 +173,10 @@ class KernelSpec:
     fragment: str
     export_patch: bool
     purpose: str
+    # The upstream series (series_patches()) applied instead of the export patch, in a tree of its own.
+    series: bool = False
+    # Modules built in the tree that the cache keeps in modules/, by their path in the tree.
+    keep_modules: Tuple[str, ...] = ()
 
     @property
     def make_vars(self) -> List[str]:
@@ -226,6 +243,13 @@ CONFIG_KASAN=n
 CONFIG_PROVE_LOCKING=n
 """
 
+# The in-tree driver of the upstream series as a module, with what it depends on: the guest
+# loads, reloads and unloads it as the suite does the out-of-tree module.
+SERIES_FRAGMENT = """
+CONFIG_HIBERNATION=y
+CONFIG_SHRINKMEM=m
+"""
+
 SPECS: Dict[str, KernelSpec] = {
     spec.name: spec
     for spec in (
@@ -259,8 +283,23 @@ SPECS: Dict[str, KernelSpec] = {
             "no CONFIG_HIBERNATION, built to boot a board's Debian root with systemd (tests/vm.py's Board):"
             " the package must boot with no failed unit while the module refuses to load",
         ),
+        KernelSpec(
+            "upstream-6.1",
+            "gcc",
+            SERIES_FRAGMENT,
+            False,
+            "the upstream series (kmod/patches/upstream/) applied, its driver built in the tree as a module"
+            " (CONFIG_SHRINKMEM=m): the module suite runs on the in-tree driver",
+            series=True,
+            keep_modules=("drivers/misc/shrinkmem.ko",),
+        ),
     )
 }
+
+
+def series_patches() -> List[Path]:
+    """The patches of the upstream series in the order they apply (the cover letter is not one)."""
+    return sorted(path for path in SERIES_DIR.glob("*.patch") if not path.name.startswith("0000"))
 
 
 def parse_fragment(text: str) -> Dict[str, str]:
@@ -322,7 +361,7 @@ def spec_key(spec: KernelSpec) -> str:
         source_version(),
         compiler_version(spec.compiler),
         " ".join(spec.make_vars),
-        EXPORT_PATCH.read_text() if spec.export_patch else "no patch",
+        _patch_input(spec),
         virtme_options(),
         BASE_FRAGMENT,
         spec.fragment,
@@ -330,6 +369,13 @@ def spec_key(spec: KernelSpec) -> str:
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:16]
+
+
+def _patch_input(spec: KernelSpec) -> str:
+    """What the key takes of the patches: the export patch's text, or each series patch's name and bytes."""
+    if spec.series:
+        return "series\0" + "\0".join(f"{path.name}\0{path.read_text()}" for path in series_patches())
+    return EXPORT_PATCH.read_text() if spec.export_patch else "no patch"
 
 
 @dataclass(frozen=True)
@@ -354,6 +400,12 @@ class TestKernel:
     def module_index(self) -> List[Path]:
         """modules.builtin and the others that a guest's /lib/modules/<release>/ needs (MODULE_INDEX_FILES)."""
         return [self.dir / "modules" / name for name in MODULE_INDEX_FILES]
+
+    def kept_module(self, name: str) -> Path:
+        """A module of keep_modules (by its file name, e.g. "shrinkmem.ko") as the cache keeps it."""
+        if name not in {Path(path).name for path in self.spec.keep_modules}:
+            raise KeyError(f"{self.spec.name} keeps no module {name!r} (keeps {list(self.spec.keep_modules)})")
+        return self.dir / "modules" / name
 
     @property
     def info(self) -> Dict[str, object]:
@@ -413,8 +465,8 @@ def _make(spec: KernelSpec, tree: Path, log: Path, *targets: str) -> None:
 
 
 def _tree(spec: KernelSpec) -> Path:
-    """The shared source and object tree of a compiler, extracted once."""
-    tree = cache_root() / "trees" / f"{spec.compiler}-{source_version()}"
+    """The shared source and object tree of a compiler (a tree of its own for the series), extracted once."""
+    tree = cache_root() / "trees" / (f"{spec.compiler}-{source_version()}" + ("-series" if spec.series else ""))
     stamp = tree / ".shrinkd-extracted"
     if not stamp.exists():
         if tree.exists():
@@ -440,6 +492,30 @@ def _set_patch(tree: Path, applied: bool, log: Path) -> None:
         return
     argv = ["patch", "-p1", "--no-backup-if-mismatch", "-i", str(EXPORT_PATCH)]
     _run(argv if applied else [*argv[:2], "-R", *argv[2:]], tree, log)
+
+
+_APPLIED = ".shrinkd-series"
+
+
+def _set_series(tree: Path, log: Path) -> None:
+    """Make the series tree carry the series as it is now: revert what was applied (the copies kept
+    in the tree, newest first) when it differs, then apply each patch in order and keep a copy."""
+    applied = tree / _APPLIED
+    wanted = series_patches()
+    if not wanted:
+        raise KernelBuildError(f"{SERIES_DIR}: no patches")
+    kept = sorted(applied.glob("*.patch")) if applied.exists() else []
+    if [(p.name, p.read_bytes()) for p in kept] == [(p.name, p.read_bytes()) for p in wanted]:
+        return
+    for patch in reversed(kept):
+        _run(["patch", "-p1", "-R", "--no-backup-if-mismatch", "-i", str(patch)], tree, log)
+        patch.unlink()
+    applied.mkdir(exist_ok=True)
+    for patch in wanted:
+        argv = ["patch", "-p1", "--forward", "--no-backup-if-mismatch", "-i", str(patch)]
+        _run([*argv, "--dry-run"], tree, log)  # a patch that does not apply leaves no hunk behind
+        _run(argv, tree, log)
+        shutil.copy2(patch, applied / patch.name)
 
 
 def _configure(spec: KernelSpec, tree: Path, log: Path) -> str:
@@ -496,7 +572,10 @@ def _build(spec: KernelSpec) -> TestKernel:
     staging.mkdir(parents=True)
     log = staging / "build.log"
     started = time.monotonic()
-    _set_patch(tree, spec.export_patch, log)
+    if spec.series:
+        _set_series(tree, log)
+    else:
+        _set_patch(tree, spec.export_patch, log)
     config = _configure(spec, tree, log)
     configured = time.monotonic()
     cpu_before = _children_cpu()
@@ -511,6 +590,8 @@ def _build(spec: KernelSpec) -> TestKernel:
     (staging / "modules").mkdir()
     for name in MODULE_INDEX_FILES:
         shutil.copy2(tree / name, staging / "modules" / name)
+    for path in spec.keep_modules:
+        shutil.copy2(tree / path, staging / "modules" / Path(path).name)
     info = {
         "name": spec.name,
         "purpose": spec.purpose,
@@ -518,6 +599,7 @@ def _build(spec: KernelSpec) -> TestKernel:
         "compiler": compiler_version(spec.compiler),
         "make_vars": spec.make_vars,
         "export_patch": spec.export_patch,
+        "series": [path.name for path in series_patches()] if spec.series else [],
         "source": f"{SOURCE_PACKAGE} {source_version()}",
         "configure_seconds": round(configured - started, 1),
         "build_seconds": round(built - configured, 1),
