@@ -17,8 +17,8 @@ What runs everywhere (CI included), with what PyPI gives:
   over the tree at SRCREV (git archive), installs the manual pages, bash completion and
   the docs' pictures. scripts/yocto_srcrev.py, which moves SRCREV, is run on copies of
   the layer.
-- yocto-check-layer's checks that need no openembedded-core: the README's sections, every
-  patch's Upstream-Status, layer.conf's fields.
+- yocto-check-layer's checks that need no openembedded-core: the README's sections, a
+  SECURITY file, every patch's Upstream-Status, layer.conf's fields.
 What needs openembedded-core: with SHRINKD_OECORE (an openembedded-core checkout of the
 layer's series) and SHRINKD_BITBAKE (BitBake of the same series), a real `bitbake -p` of
 openembedded-core with the layer, the recipes' values from tinfoil, and with the layer
@@ -210,9 +210,16 @@ def test_layer_readme_has_what_yocto_check_layer_wants() -> None:
     assert f"{LTS_SERIES}" in text and f"{SERIES}" in text and "bitbake-layers add-layer" in text
     assert "LAYERDEPENDS_shrinkd" in text and "sysvinit" in text
     headings = re.findall(r"^## (.+)$", text, re.M)
-    for wanted in ("Dependencies", "Sources", "Maintainers and patches"):
+    for wanted in ("Dependencies", "Sources", "Maintainers and patches", "yocto-check-layer"):
         assert any(heading.startswith(wanted) for heading in headings), (wanted, headings)
     assert "SRCREV" in text and "scripts/yocto_srcrev.py" in text and "EXTERNALSRC" in text
+
+
+def test_layer_has_a_security_file() -> None:
+    """yocto-check-layer's test_security: a SECURITY file with content in the layer (or the repository's top)."""
+    found = sorted([*LAYER.glob("SECURITY"), *LAYER.glob("SECURITY.*")])
+    assert found and found[0].stat().st_size > 0
+    assert re.search(r"[^@\s<]+@[^@\s>]+\.\w+", found[0].read_text())
 
 
 def test_every_patch_has_an_upstream_status() -> None:
@@ -553,7 +560,8 @@ with bb.tinfoil.Tinfoil() as tinfoil:
             "DEPENDS", "FILESPATH", "SRC_URI", "SRCREV", "BP", "EXTERNALSRC")}
         out[pn]["unpackroot"] = d.getVar("UNPACKDIR") or d.getVar("WORKDIR")
         out[pn]["inherits"] = [c.rsplit("/", 1)[-1] for c in d.getVar("__inherit_cache") or []]
-json.dump(out, sys.stdout)
+print()  # BitBake's notes may go to stdout before: the values are the last line
+print(json.dumps(out))
 """
 
 
@@ -590,7 +598,7 @@ def tinfoil_values(checkouts: Dict[str, Path], build: Path, env: Dict[str, str],
     values = subprocess.run(["/usr/bin/python3", "-c", TINFOIL, str(checkouts["bitbake"]), mode, str(LAYER / SHRINKD),
                              str(LAYER / SHRINKMEM)], cwd=build, env=env, capture_output=True, text=True, check=False)
     assert values.returncode == 0, values.stderr[-3000:]
-    found: Dict[str, Any] = json.loads(values.stdout)
+    found: Dict[str, Any] = json.loads(values.stdout.splitlines()[-1])
     return found
 
 
