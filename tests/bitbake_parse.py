@@ -8,9 +8,10 @@ the layer's folder; CLASSES a folder on BBPATH with the classes the recipes inhe
 OVERRIDEs are added to OVERRIDES (e.g. shrinkmem-export); VARIABLE=VALUE sets a variable
 before the layer is read (e.g. DISTRO_FEATURES=sysvinit), and UNPACKDIR= (empty) leaves
 UNPACKDIR unset, as scarthgap's bitbake.conf does. For each recipe the output
-holds the values of VARIABLES and where each file:// entry of SRC_URI was found on
-FILESPATH (null when it was not); for each bbappend, parsed as an include over an empty
-recipe, the same.
+holds the values of VARIABLES, where each file:// entry of SRC_URI was found on
+FILESPATH (null when it was not), each git:// entry's URL and parameters, and the folder
+the fetcher unpacks into (UNPACKDIR, or WORKDIR without it); for each bbappend, parsed as
+an include over an empty recipe, the same.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import bb.siggen  # type: ignore[import-untyped]  # noqa: E402
 VARIABLES = (
     "PN", "PV", "S", "SRC_URI", "LICENSE", "LIC_FILES_CHKSUM", "RDEPENDS:${PN}", "RRECOMMENDS:${PN}",
     "SYSTEMD_SERVICE:${PN}", "CONFFILES:${PN}", "FILES:${PN}", "KERNEL_MODULE_AUTOLOAD", "__inherit_cache",
-    "do_install", "INITSCRIPT_NAME", "INITSCRIPT_PARAMS", "COMPATIBLE_HOST",
+    "do_install", "INITSCRIPT_NAME", "INITSCRIPT_PARAMS", "COMPATIBLE_HOST", "SRCREV", "HOMEPAGE", "BP",
 )
 
 
@@ -53,9 +54,13 @@ def base(layer: str, classes: str, overrides: List[str], settings: Dict[str, str
         else:
             d.delVar(name)
     d.setVar("WORKDIR", "/work")
+    # bitbake.conf's S: below UNPACKDIR from styhead on, below WORKDIR in scarthgap
+    d.setVar("S", "${UNPACKDIR}/${BP}" if d.getVar("UNPACKDIR", False) is not None else "${WORKDIR}/${BP}")
     # The few definitions of openembedded-core's bitbake.conf the recipes rely on.
     d.setVar("PN", "${@bb.parse.vars_from_file(d.getVar('FILE', False), d)[0] or 'defaultpkgname'}")
     d.setVar("PV", "${@bb.parse.vars_from_file(d.getVar('FILE', False), d)[1] or '1.0'}")
+    d.setVar("BPN", "${PN}")
+    d.setVar("BP", "${BPN}-${PV}")
     d.setVar("FILE_DIRNAME", "${@os.path.dirname(d.getVar('FILE', False))}")
     d.setVar("THISDIR", "${@os.path.dirname(d.getVar('FILE'))}")
     d.setVar("FILESPATH", "${FILE_DIRNAME}/${PN}:${FILE_DIRNAME}/files")
@@ -83,10 +88,22 @@ def files(d: Any) -> Dict[str, Optional[str]]:
     return found
 
 
+def git(d: Any) -> List[Dict[str, str]]:
+    """Each git:// entry of SRC_URI: its URL (host and path) and its parameters."""
+    found = []
+    for uri in (d.getVar("SRC_URI") or "").split():
+        kind, host, path, _, _, params = bb.fetch2.decodeurl(uri)
+        if kind == "git":
+            found.append({"url": f"{host}{path}", **params})
+    return found
+
+
 def describe(d: Any) -> Dict[str, Any]:
     values = {name: d.expand(d.getVar(name.replace("${PN}", d.getVar("PN") or "")) or "")
               if name != "__inherit_cache" else d.getVar(name) or [] for name in VARIABLES}
     values["files"] = files(d)
+    values["git"] = git(d)
+    values["unpackroot"] = d.getVar("UNPACKDIR") or d.getVar("WORKDIR")
     values["FILESEXTRAPATHS"] = d.getVar("FILESEXTRAPATHS") or ""
     return values
 
@@ -98,7 +115,8 @@ def main(argv: List[str]) -> int:
     result: Dict[str, Any] = {"bitbake": bb.__version__, "recipes": {}, "appends": {}}
     d = base(layer, classes, overrides, settings)
     result["layer"] = {name: d.getVar(name) or "" for name in (
-        "BBFILE_COLLECTIONS", "BBFILE_PATTERN_shrinkd", "LAYERSERIES_COMPAT_shrinkd", "LAYERDEPENDS_shrinkd")}
+        "BBFILE_COLLECTIONS", "BBFILE_PATTERN_shrinkd", "BBFILE_PRIORITY_shrinkd", "LAYERVERSION_shrinkd",
+        "LAYERSERIES_COMPAT_shrinkd", "LAYERDEPENDS_shrinkd", "BBFILES", "BBPATH")}
     recipes = sorted(path for pattern in (d.getVar("BBFILES") or "").split() for path in glob.glob(pattern))
     for path in recipes:
         name = os.path.relpath(path, layer)

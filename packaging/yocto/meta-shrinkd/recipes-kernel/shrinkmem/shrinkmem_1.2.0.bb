@@ -1,6 +1,5 @@
-# nooelint: oelint.var.mandatoryvar.HOMEPAGE,oelint.var.suggestedvar.BUGTRACKER,oelint.var.bbclassextend
-# shrinkd has no public home page or bug tracker: the sources are the tree this layer
-# is part of. A kernel module has no native or nativesdk variant.
+# nooelint: oelint.var.bbclassextend
+# A kernel module has no native or nativesdk variant.
 SUMMARY = "shrinkmem kernel module: /dev/shrinkmem reclaims memory on request"
 DESCRIPTION = "The shrinkmem module adds /dev/shrinkmem, through which root asks the \
                kernel to reclaim a number of pages with shrink_all_memory(). shrinkd \
@@ -12,25 +11,22 @@ CVE_PRODUCT = "shrinkmem"
 
 inherit module
 
-# The module's sources from the shrinkd source tree this layer is part of (five levels
-# up: packaging/yocto/meta-shrinkd/recipes-kernel/shrinkmem), not a download. The Makefile builds against KERNEL_SRC (module.bbclass passes
-# STAGING_KERNEL_DIR) and installs with modules_install.
-# nooelint: oelint.vars.fileextrapaths,oelint.vars.outofcontext
-FILESEXTRAPATHS:prepend := "${THISDIR}/../../../../..:"
-SRC_URI = "file://kmod/ \
-           file://man/shrinkmem.4 \
-           "
-# Where the file:// entries land: UNPACKDIR from styhead on, WORKDIR in scarthgap.
+# The project's git repository at SRCREV (shrinkd-source.inc), the module's folder of it as S.
+# The Makefile builds against KERNEL_SRC (module.bbclass passes STAGING_KERNEL_DIR) and
+# installs with modules_install. To build a working tree instead: EXTERNALSRC (the layer's README).
+require recipes-support/shrinkd/shrinkd-source.inc
+# The unpack folder in both series: UNPACKDIR from styhead on, WORKDIR in scarthgap, which
+# has no UNPACKDIR (an assignment to UNPACKDIR here would override the newer series' own).
 SHRINKD_UNPACKDIR = "${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}"
-S = "${SHRINKD_UNPACKDIR}/kmod"
+S = "${SHRINKD_UNPACKDIR}/${BP}/kmod"
 
 # The architectures kmod/Kbuild's kprobe path is proven on; elsewhere the build would stop.
 COMPATIBLE_HOST = "(x86_64|aarch64|arm).*-linux"
 
-# shrinkmem(4), the device's manual page kept in the tree (in ${PN}-doc).
+# shrinkmem(4), the device's manual page, beside the module's folder (in ${PN}-doc).
 do_install:append() {
     install -d ${D}${mandir}/man4
-    install -m 0644 ${SHRINKD_UNPACKDIR}/man/shrinkmem.4 ${D}${mandir}/man4/shrinkmem.4
+    install -m 0644 ${S}/../man/shrinkmem.4 ${D}${mandir}/man4/shrinkmem.4
 }
 
 RRECOMMENDS:${PN} += "shrinkd"

@@ -1,6 +1,5 @@
-# nooelint: oelint.var.mandatoryvar.HOMEPAGE,oelint.var.suggestedvar.BUGTRACKER,oelint.var.bbclassextend
-# shrinkd has no public home page or bug tracker: the sources are the tree this layer
-# is part of. A daemon for the target has no native or nativesdk variant.
+# nooelint: oelint.var.bbclassextend
+# A daemon for the target has no native or nativesdk variant.
 SUMMARY = "Memory fragmentation watchdog: compaction and reclaim before allocations fail"
 DESCRIPTION = "shrinkd watches per-zone memory fragmentation exactly as the kernel \
                computes it (/proc/buddyinfo, /proc/zoneinfo, /proc/vmstat, PSI) and, \
@@ -14,31 +13,9 @@ CVE_PRODUCT = "shrinkd"
 
 inherit python_setuptools_build_meta systemd update-rc.d bash-completion
 
-# The sources from the shrinkd source tree this layer is part of (five levels up:
-# packaging/yocto/meta-shrinkd/recipes-support/shrinkd), not a download:
-# the Python package and what its build reads, the launcher, the unit, the udev rule,
-# the configuration, the manual pages and bash completion kept in the tree, and the docs.
-# nooelint: oelint.vars.fileextrapaths,oelint.vars.outofcontext
-FILESEXTRAPATHS:prepend := "${THISDIR}/../../../../..:"
-SRC_URI = "file://shrinkd/ \
-           file://pyproject.toml \
-           file://setup.cfg \
-           file://README.md \
-           file://COPYING \
-           file://config/shrinkd.yaml \
-           file://packaging/bin/shrinkd \
-           file://packaging/systemd/shrinkd.service \
-           file://packaging/init.d/shrinkd \
-           file://packaging/udev/60-shrinkd.rules \
-           file://man/shrinkd.8 \
-           file://man/shrinkd.yaml.5 \
-           file://contrib/completion/shrinkd.bash \
-           file://docs/ \
-           "
-# Where the file:// entries land: UNPACKDIR from styhead on, WORKDIR in scarthgap, which has
-# no UNPACKDIR (an assignment to UNPACKDIR here would override the newer series' own).
-SHRINKD_UNPACKDIR = "${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}"
-S = "${SHRINKD_UNPACKDIR}"
+# The project's git repository at SRCREV (shrinkd-source.inc); S is the unpacked tree, as
+# bitbake.conf sets it. To build a working tree instead: EXTERNALSRC (the layer's README).
+require shrinkd-source.inc
 
 do_install:append() {
     # The project's launcher: the one the wheel installer writes also imports re,
