@@ -280,8 +280,8 @@ def test_the_module_backend_is_used_when_the_module_is_loaded(guest: Path) -> No
 
 
 def test_the_built_in_order_prefers_memory_reclaim_to_the_loaded_module(guest: Path) -> None:
-    # bench/reclaim_safety.py (docs/outcome.md): for the same request shrink_all_memory() stole more
-    # page cache system-wide and stalled the load's allocations more than memory.reclaim.
+    # bench/reclaim_safety.py (docs/outcome.md): for the same request shrink_all_memory() made the
+    # system as a whole reclaim more than memory.reclaim did, in seven of eight kernel and load pairs.
     reclaim = json.loads((guest / "status-module.json").read_text())["reclaim"]
     assert reclaim["have"] == "memory_reclaim, shrinkmem", reclaim
     assert reclaim["from"] == "as shrinkd run would find them with <built-in defaults>", reclaim
