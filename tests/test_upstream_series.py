@@ -30,10 +30,10 @@ from typing import Dict, List, Tuple
 import pytest
 
 from tests import test_kmod_vm as kmod_vm
-from tests import vm
+from tests import testkernels, vm
 
 REPO = vm.REPO
-SERIES_DIR = REPO / "kmod" / "patches" / "upstream"
+SERIES_DIR = testkernels.SERIES_DIR
 OUTCOME = REPO / "docs" / "outcome.md"
 OUT_OF_TREE_HEADER = REPO / "kmod" / "uapi" / "shrinkmem.h"
 EXPORT_PATCH = REPO / "kmod" / "patches" / "export-shrink_all_memory.patch"
@@ -398,7 +398,7 @@ def test_cover_letter_quotes_the_reclaim_safety_conclusions() -> None:
 # ---------------------------------------------------------------- checkpatch and applying to 6.1
 
 
-@pytest.mark.parametrize("name", [path.name for path in series_files() if not path.name.startswith("0000")])
+@pytest.mark.parametrize("name", [path.name for path in testkernels.series_patches()])
 def test_checkpatch_strict_is_clean(name: str) -> None:
     source = kmod_vm.linux_source()
     # checkpatch reads the tree's typo list from beside itself (scripts/spelling.txt). The patch
