@@ -470,10 +470,7 @@ def summary(rows: Sequence[Dict[str, Any]]) -> str:
         "| median p99 fault ms: before -> during |",
         "|" + "---|" * 12,
     ]
-    keys: List[Tuple[str, str, str]] = []
-    for row in sorted(rows, key=order):
-        if (row["series"], row["load"], row["backend"]) not in keys:
-            keys.append((row["series"], row["load"], row["backend"]))
+    keys = dict.fromkeys((row["series"], row["load"], row["backend"]) for row in sorted(rows, key=order))
     for series, load, backend in keys:
         mine = [row for row in rows if (row["series"], row["load"], row["backend"]) == (series, load, backend)]
 
